@@ -1,0 +1,45 @@
+"""stoker's SDK. Inside stoker's CLI and containers, `import modal` resolves to this package."""
+
+from __future__ import annotations
+
+from client.app import App
+from client.exceptions import (
+    AlreadyExistsError,
+    AuthError,
+    ConnectionError,
+    Error,
+    ExecutionError,
+    InvalidError,
+    NotFoundError,
+)
+from client.function import Function
+from client.image import Image
+from client.partial import (
+    asgi_app,
+    concurrent,
+    fastapi_endpoint,
+    web_endpoint,
+    web_server,
+    wsgi_app,
+)
+from client.secret import Secret
+
+__all__ = [
+    "AlreadyExistsError",
+    "App",
+    "AuthError",
+    "ConnectionError",
+    "Error",
+    "ExecutionError",
+    "Function",
+    "Image",
+    "InvalidError",
+    "NotFoundError",
+    "Secret",
+    "asgi_app",
+    "concurrent",
+    "fastapi_endpoint",
+    "web_endpoint",
+    "web_server",
+    "wsgi_app",
+]

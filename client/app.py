@@ -1,0 +1,122 @@
+"""`App`: the object an app file creates and decorates its functions with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from client.exceptions import InvalidError
+from client.function import FunctionOptions, Function
+from client.image import Image
+from client.partial import PartialFunction
+from client.secret import Secret
+
+# Every App created in this process, in order; the app-file loader reads it.
+created_apps: list[App] = []
+
+
+def _gpu_string(gpu: str | list[str] | None) -> str:
+    if gpu is None:
+        return ""
+    if isinstance(gpu, str):
+        return gpu
+    return ",".join(gpu)
+
+
+class App:
+    """A named group of functions that is deployed and served together."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        image: Image | None = None,
+        secrets: Sequence[Secret] = (),
+        **_: Any,
+    ) -> None:
+        self.name = name
+        self.image = image
+        self.secrets = tuple(secrets)
+        self.registered_functions: dict[str, Function] = {}
+        created_apps.append(self)
+
+    def __repr__(self) -> str:
+        return f"<App {self.name!r}>"
+
+    def function(
+        self,
+        _warn_parentheses_missing: Any = None,
+        *,
+        image: Image | None = None,
+        gpu: str | list[str] | None = None,
+        secrets: Sequence[Secret] = (),
+        min_containers: int | None = None,
+        max_containers: int | None = None,
+        buffer_containers: int | None = None,
+        scaledown_window: float | None = None,
+        timeout: float | None = None,
+        cpu: float | None = None,
+        memory: int | None = None,
+        name: str | None = None,
+        # Older Modal names, mapped onto the current ones.
+        keep_warm: int | None = None,
+        concurrency_limit: int | None = None,
+        container_idle_timeout: float | None = None,
+        allow_concurrent_inputs: int | None = None,
+        # Accepted for compatibility; they change nothing on a stoker cluster.
+        serialized: bool = False,
+        retries: Any = None,
+        volumes: Any = None,
+        region: Any = None,
+        cloud: Any = None,
+        enable_memory_snapshot: bool = False,
+        block_network: bool = False,
+        include_source: Any = None,
+        **unknown: Any,
+    ) -> Callable[[Any], Function]:
+        """Register the decorated function with this app."""
+        if _warn_parentheses_missing is not None:
+            raise InvalidError("use @app.function() with parentheses")
+        if unknown:
+            raise InvalidError(f"@app.function() got unknown parameters: {', '.join(sorted(unknown))}")
+
+        def wrap(f: Callable[..., Any] | PartialFunction) -> Function:
+            partial = f if isinstance(f, PartialFunction) else PartialFunction(raw_f=f)
+            fn_name = name or partial.raw_f.__name__
+            max_inputs = partial.max_inputs or allow_concurrent_inputs or 1
+            options = FunctionOptions(
+                image=image or self.image,
+                gpu=_gpu_string(gpu),
+                secrets=self.secrets + tuple(secrets),
+                min_containers=_at_least(0, "min_containers", min_containers, keep_warm, 0),
+                max_containers=_at_least(0, "max_containers", max_containers, concurrency_limit, 0),
+                buffer_containers=_at_least(0, "buffer_containers", buffer_containers, None, 0),
+                scaledown_window=float(scaledown_window or container_idle_timeout or 60.0),
+                timeout=float(timeout or 300.0),
+                max_inputs=max_inputs,
+                target_inputs=partial.target_inputs or 0,
+                cpu=float(cpu or 0.0),
+                memory_mib=int(memory or 0),
+            )
+            if fn_name in self.registered_functions:
+                raise InvalidError(f"app {self.name!r} already has a function named {fn_name!r}")
+            function = Function(self, fn_name, partial.raw_f, options, partial.web)
+            self.registered_functions[fn_name] = function
+            return function
+
+        return wrap
+
+    def local_entrypoint(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        """Accepted so that app files written for `modal run` still load."""
+
+        def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+            return f
+
+        return wrap
+
+
+def _at_least(minimum: int, what: str, value: int | None, old: int | None, default: int) -> int:
+    chosen = value if value is not None else old if old is not None else default
+    if chosen < minimum:
+        raise InvalidError(f"{what} must be at least {minimum}, got {chosen}")
+    return chosen

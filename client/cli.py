@@ -1,0 +1,196 @@
+"""The `stoker` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Workers start containers while gRPC threads run; grpc's fork handlers only warn about that.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
+from client.exceptions import Error  # noqa: E402
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted, Modal-style web endpoints.")
+app_cli = typer.Typer(no_args_is_help=True, help="Deployed and served apps.")
+cli.add_typer(app_cli, name="app")
+
+DEFAULT_STATE = Path.home() / ".stoker" / "state"
+LogLevel = Annotated[str, typer.Option(envvar="STOKER_LOG_LEVEL", help="debug, info, warning or error.")]
+PortFile = Annotated[Path | None, typer.Option(envvar="STOKER_PORT_FILE", help="Write the bound port here as JSON.")]
+Environment = Annotated[str, typer.Option("--env", "-e", envvar="STOKER_ENVIRONMENT", help="Environment name.")]
+
+
+def _fail(message: str, details: str = "") -> typer.Exit:
+    if details:
+        print(details, file=sys.stderr)
+    print(f"Error: {message}", file=sys.stderr)
+    return typer.Exit(1)
+
+
+# ---------------------------------------------------------------- daemons
+
+
+@cli.command()
+def scheduler(
+    host: Annotated[str, typer.Option(envvar="STOKER_SCHEDULER_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="STOKER_SCHEDULER_PORT", help="0 picks a free port.")] = 7700,
+    state_dir: Annotated[Path, typer.Option(envvar="STOKER_STATE_DIR")] = DEFAULT_STATE,
+    workspace: Annotated[str, typer.Option(envvar="STOKER_WORKSPACE")] = "ws",
+    domain: Annotated[str, typer.Option(envvar="STOKER_DOMAIN", help="Endpoints live under this domain.")] = "localhost",
+    web_scheme: Annotated[str, typer.Option(envvar="STOKER_WEB_SCHEME")] = "http",
+    web_port: Annotated[int, typer.Option(envvar="STOKER_WEB_PORT", help="Port in URLs; 0: the ingress's.")] = 0,
+    queue_timeout: Annotated[float, typer.Option(envvar="STOKER_QUEUE_TIMEOUT")] = 60.0,
+    port_file: PortFile = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run the scheduler: the control plane."""
+    from client.daemon import configure_logging, run
+    from scheduler.config import SchedulerConfig
+    from scheduler.server import SchedulerServer
+
+    configure_logging(log_level)
+    run(SchedulerServer(SchedulerConfig(
+        host=host, port=port, state_dir=state_dir, workspace=workspace, domain=domain, web_scheme=web_scheme,
+        web_port=web_port, queue_timeout=queue_timeout, port_file=port_file,
+    )))
+
+
+@cli.command()
+def worker(
+    scheduler: Annotated[str, typer.Option(envvar="STOKER_SCHEDULER")] = "127.0.0.1:7700",
+    work_dir: Annotated[Path, typer.Option(envvar="STOKER_WORK_DIR")] = Path.home() / ".stoker" / "worker",
+    worker_id: Annotated[str, typer.Option(envvar="STOKER_WORKER_ID", help="Default: the host name.")] = "",
+    bind_host: Annotated[str, typer.Option(envvar="STOKER_BIND_HOST", help="Containers listen here.")] = "127.0.0.1",
+    advertise_host: Annotated[str, typer.Option(envvar="STOKER_ADVERTISE_HOST")] = "127.0.0.1",
+    gpus: Annotated[str, typer.Option(envvar="STOKER_WORKER_GPUS", help="Declare GPUs: 'A10G:24,H100:80'.")] = "",
+    log_level: LogLevel = "info",
+) -> None:
+    """Run a worker: containers and GPUs of this machine."""
+    from client.daemon import configure_logging, run
+    from worker.config import WorkerConfig
+    from worker.server import WorkerServer
+
+    configure_logging(log_level)
+    config = WorkerConfig(scheduler=scheduler, work_dir=work_dir, bind_host=bind_host,
+                          advertise_host=advertise_host, gpus=gpus)
+    if worker_id:
+        config = WorkerConfig(**{**config.__dict__, "worker_id": worker_id})
+    run(WorkerServer(config))
+
+
+@cli.command()
+def ingress(
+    host: Annotated[str, typer.Option(envvar="STOKER_INGRESS_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="STOKER_HTTP_PORT", help="0 picks a free port.")] = 8000,
+    scheduler: Annotated[str, typer.Option(envvar="STOKER_SCHEDULER")] = "127.0.0.1:7700",
+    port_file: PortFile = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run an ingress: the HTTP and WebSocket front door."""
+    from client.daemon import configure_logging, run
+    from ingress.config import IngressConfig
+    from ingress.server import IngressServer
+
+    configure_logging(log_level)
+    run(IngressServer(IngressConfig(host=host, port=port, scheduler=scheduler, port_file=port_file)))
+
+
+@cli.command()
+def up(
+    http_port: Annotated[int, typer.Option(envvar="STOKER_HTTP_PORT")] = 8000,
+    grpc_port: Annotated[int, typer.Option(envvar="STOKER_SCHEDULER_PORT")] = 7700,
+    state_dir: Annotated[Path, typer.Option(envvar="STOKER_STATE_DIR")] = DEFAULT_STATE,
+    write_config: Annotated[bool, typer.Option(help="Point this user's CLI at the new cluster.")] = True,
+) -> None:
+    """Run scheduler, one worker and ingress on this machine until interrupted."""
+    from client import config as client_config
+    from client.up import ClusterError, LocalCluster, wait_for_signal
+
+    cluster = LocalCluster(state_dir=state_dir, http_port=http_port, grpc_port=grpc_port)
+    try:
+        cluster.start()
+    except ClusterError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        if write_config:
+            path = client_config.save(cluster.scheduler_address)
+            print(f"Wrote {path}", flush=True)
+        print(f"scheduler: {cluster.scheduler_address}", flush=True)
+        print(f"ready: {cluster.http_url}", flush=True)
+        code = wait_for_signal(cluster)
+    finally:
+        cluster.stop()
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- developers
+
+
+@cli.command()
+def deploy(
+    file: Annotated[Path, typer.Argument(help="The app file.")],
+    env: Environment = "",
+) -> None:
+    """Deploy an app: it stays until stopped, across cluster restarts."""
+    from client.appfile import AppFileError
+    from client.deploy import deploy as do_deploy
+    from client.serve import print_endpoints
+
+    try:
+        deployed = do_deploy(file, env)
+    except AppFileError as exc:
+        raise _fail(f"{file} could not be loaded; nothing was deployed.", exc.details) from None
+    except Error as exc:
+        raise _fail(str(exc)) from None
+    print_endpoints(deployed)
+    print(f"Deployed {file.name} as version {deployed.version}.", flush=True)
+
+
+@cli.command()
+def serve(
+    file: Annotated[Path, typer.Argument(help="The app file.")],
+    env: Environment = "",
+) -> None:
+    """Serve an app while this command runs, reloading it when its files change."""
+    from client.appfile import AppFileError
+    from client.serve import serve as do_serve
+    from client.up import ClusterError
+
+    try:
+        code = do_serve(file, env)
+    except AppFileError as exc:
+        raise _fail(f"{file} could not be loaded.", exc.details) from None
+    except (Error, ClusterError) as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+@app_cli.command("list")
+def app_list() -> None:
+    """List deployed and served apps."""
+    from client.deploy import format_apps, list_apps
+
+    try:
+        print(format_apps(list_apps()))
+    except Error as exc:
+        raise _fail(str(exc)) from None
+
+
+@app_cli.command("stop")
+def app_stop(name: str, env: Environment = "") -> None:
+    """Stop a deployed app and its containers."""
+    from client.deploy import stop_app
+
+    try:
+        stop_app(name, env)
+    except Error as exc:
+        raise _fail(str(exc)) from None
+    print(f"Stopped app {name}.")
+
+
+def main() -> None:
+    cli()

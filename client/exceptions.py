@@ -1,0 +1,52 @@
+"""The SDK's exceptions, and the one place where gRPC status codes become them."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class Error(Exception):
+    """Base class of every error stoker raises to its users."""
+
+
+class InvalidError(Error):
+    """The request was malformed: a bad app definition, argument or name."""
+
+
+class NotFoundError(Error):
+    """The app, function or secret does not exist."""
+
+
+class AlreadyExistsError(Error):
+    """The name or label is taken."""
+
+
+class AuthError(Error):
+    """Missing or wrong credentials."""
+
+
+class ConnectionError(Error):  # noqa: A001 - the SDK's own name, as Modal's
+    """The cluster could not be reached."""
+
+
+class ExecutionError(Error):
+    """The remote side failed while doing what was asked."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[Error]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidError,
+    grpc.StatusCode.FAILED_PRECONDITION: InvalidError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.UNAUTHENTICATED: AuthError,
+    grpc.StatusCode.PERMISSION_DENIED: AuthError,
+    grpc.StatusCode.UNAVAILABLE: ConnectionError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ConnectionError,
+}
+
+
+def from_rpc_error(exc: grpc.RpcError) -> Error:
+    """Map a gRPC error to the SDK exception a user can act on."""
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    return _BY_CODE.get(code, ExecutionError)(details or str(code))

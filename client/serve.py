@@ -1,0 +1,118 @@
+"""`stoker serve`: an ephemeral app that lives as long as this command and reloads on save."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import watchfiles
+
+from client import config as client_config
+from client.appfile import AppFileError, load_definition
+from client.exceptions import ConnectionError, from_rpc_error
+from client.rpc import CHANNEL_OPTIONS, reachable
+from client.up import LocalCluster
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+
+
+def print_endpoints(deployed: pb.DeployResponse) -> None:
+    for endpoint in deployed.endpoints:
+        print(f"Created web function {endpoint.function} => {endpoint.url}", flush=True)
+
+
+def _find_or_start_cluster() -> tuple[str, LocalCluster | None]:
+    cfg = client_config.load()
+    if cfg is not None and reachable(cfg.scheduler):
+        return cfg.scheduler, None
+    if cfg is not None and not cfg.from_file:
+        raise ConnectionError(f"STOKER_SCHEDULER={cfg.scheduler} is not reachable")
+    # Nothing configured, or a config left by a `stoker up` that has stopped: run our own.
+    state_dir = Path(tempfile.mkdtemp(prefix="stoker-serve-"))
+    log_path = state_dir / "cluster.log"
+    cluster = LocalCluster(
+        state_dir=state_dir,
+        http_port=int(os.environ.get("STOKER_HTTP_PORT", "8000")),
+        grpc_port=0,
+        log=log_path.open("a"),
+    )
+    print(f"No stoker cluster is running; starting a local one for this session (logs: {log_path})", flush=True)
+    cluster.start()
+    return cluster.scheduler_address, cluster
+
+
+async def _requests(outbox: asyncio.Queue[pb.ServeRequest]) -> AsyncIterator[pb.ServeRequest]:
+    while True:
+        yield await outbox.get()
+
+
+async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeRequest]) -> None:
+    only_python = watchfiles.PythonFilter()
+    async for _ in watchfiles.awatch(path.parent, watch_filter=only_python, debounce=400, step=30):
+        try:
+            definition = await asyncio.to_thread(load_definition, path)
+        except AppFileError as exc:
+            print(f"{exc.details}\nReload failed: {path.name} could not be loaded; "
+                  "the previous version keeps serving.", file=sys.stderr, flush=True)
+            continue
+        outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
+
+
+async def _serve(path: Path, environment: str, scheduler: str) -> int:
+    definition = await asyncio.to_thread(load_definition, path)
+    outbox: asyncio.Queue[pb.ServeRequest] = asyncio.Queue()
+    outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with grpc.aio.insecure_channel(scheduler, options=CHANNEL_OPTIONS) as channel:
+        call = pb_grpc.SchedulerStub(channel).Serve(_requests(outbox))
+        watcher: asyncio.Task[None] | None = None
+
+        async def read() -> None:
+            nonlocal watcher
+            async for response in call:
+                if response.WhichOneof("kind") == "rejected":
+                    print(f"Reload refused: {response.rejected}", file=sys.stderr, flush=True)
+                    continue
+                print_endpoints(response.deployed)
+                if watcher is None:
+                    print(f"Serving {path.name}; edits reload it. Ctrl-C stops it.", flush=True)
+                    watcher = asyncio.create_task(_watch(path, environment, outbox), name="watch")
+                else:
+                    print(f"Reloaded {path.name} (version {response.deployed.version})", flush=True)
+
+        reader = asyncio.create_task(read(), name="serve-stream")
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (watcher, stopper):
+            if task is not None:
+                task.cancel()
+        if reader.done():
+            try:
+                reader.result()
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from None
+            print("The cluster ended this serve session.", file=sys.stderr)
+            return 1
+        call.cancel()
+        reader.cancel()
+        print("Stopped serving; the app is gone.", flush=True)
+        return 0
+
+
+def serve(path: Path, environment: str) -> int:
+    load_definition(path)  # fail fast on a broken file, before starting any cluster
+    scheduler, cluster = _find_or_start_cluster()
+    try:
+        return asyncio.run(_serve(path, environment, scheduler))
+    finally:
+        if cluster is not None:
+            cluster.stop()

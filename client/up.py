@@ -1,0 +1,146 @@
+"""A whole cluster on one machine: scheduler, one worker and ingress as separate processes."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import grpc
+
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+
+READY_TIMEOUT = 60.0
+
+
+class ClusterError(Exception):
+    """The local cluster could not start."""
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: it goes when `stoker up` goes, even on SIGKILL.
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class LocalCluster:
+    state_dir: Path
+    http_port: int = 8000
+    grpc_port: int = 7700
+    host: str = "127.0.0.1"
+    log: IO[str] | None = None  # where the daemons' logs go; None: this process's stderr
+
+    def __post_init__(self) -> None:
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.scheduler_address = ""
+        self.http_url = ""
+
+    def _spawn(self, name: str, *args: str) -> None:
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "client", name, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log or sys.stderr,
+            stderr=self.log or sys.stderr,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # a Ctrl-C reaches `up` alone, which stops them in order
+        )
+
+    def _wait_port(self, name: str, port_file: Path, key: str, deadline: float) -> int:
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise ClusterError(f"the {name} exited with code {self.processes[name].returncode} while starting")
+            try:
+                return int(json.loads(port_file.read_text())[key])
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.02)
+        raise ClusterError(f"the {name} did not start within {READY_TIMEOUT:g} s")
+
+    def start(self) -> None:
+        """Start all three daemons and wait until each is healthy."""
+        run_dir = self.state_dir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + READY_TIMEOUT
+        try:
+            ports = {name: run_dir / f"{name}.port" for name in ("scheduler", "ingress")}
+            for f in ports.values():
+                f.unlink(missing_ok=True)
+            self._spawn("scheduler", "--host", self.host, "--port", str(self.grpc_port),
+                        "--state-dir", str(self.state_dir), "--port-file", str(ports["scheduler"]))
+            grpc_port = self._wait_port("scheduler", ports["scheduler"], "grpc", deadline)
+            self.scheduler_address = f"{self.host}:{grpc_port}"
+            self._spawn("worker", "--scheduler", self.scheduler_address, "--work-dir", str(self.state_dir / "worker"))
+            self._spawn("ingress", "--host", self.host, "--port", str(self.http_port),
+                        "--scheduler", self.scheduler_address, "--port-file", str(ports["ingress"]))
+            http_port = self._wait_port("ingress", ports["ingress"], "http", deadline)
+            self.http_url = f"http://localhost:{http_port}"
+            self._wait_healthy(deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_healthy(self, deadline: float) -> None:
+        with grpc.insecure_channel(self.scheduler_address) as channel:
+            stub = pb_grpc.SchedulerStub(channel)
+            while time.monotonic() < deadline:
+                for name, process in self.processes.items():
+                    if process.poll() is not None:
+                        raise ClusterError(f"the {name} exited with code {process.returncode} while starting")
+                try:
+                    status = stub.Status(pb.StatusRequest(), timeout=2)
+                    if status.workers and status.ingresses:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.05)
+        raise ClusterError(f"the cluster was not healthy within {READY_TIMEOUT:g} s")
+
+    def dead(self) -> str | None:
+        """The name of a daemon that has exited, if any."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                return name
+        return None
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop in reverse order (ingress, worker and its containers, scheduler), then reap."""
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(grace)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes.clear()
+
+
+def wait_for_signal(cluster: LocalCluster) -> int:
+    """Block until SIGINT/SIGTERM or until a daemon dies; the exit code for the CLI."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if received:
+            os._exit(1)
+        received.append(signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not received:
+        dead = cluster.dead()
+        if dead is not None:
+            print(f"error: the {dead} exited unexpectedly; stopping the cluster", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    return 0

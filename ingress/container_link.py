@@ -1,0 +1,129 @@
+"""One long-lived, multiplexed Exchange stream per container, shared by all its requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from ingress.responses import plain_response
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_to_proto
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 64 * 1024 * 1024
+_END_TYPES = frozenset({"http.disconnect", "websocket.disconnect"})
+_STARTING_TYPES = frozenset({"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"})
+
+Receive = Any
+Send = Any
+
+
+class ContainerLink:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.broken = False
+        self._outbox: asyncio.Queue[pb.RequestFrame] = asyncio.Queue()
+        self._streams: dict[int, asyncio.Queue[pb.ResponseFrame | None]] = {}
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
+        )
+        self._call = pb_grpc.ContainerStub(self._channel).Exchange(self._frames())
+        self._reader = asyncio.create_task(self._read(), name=f"link-{address}")
+
+    async def _frames(self) -> AsyncIterator[pb.RequestFrame]:
+        while True:
+            yield await self._outbox.get()
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self._call:
+                stream = self._streams.get(frame.id)
+                if stream is not None:
+                    stream.put_nowait(frame)
+        except grpc.RpcError as exc:
+            log.warning("stream to container %s ended: %s", self.address,
+                        exc.details() if isinstance(exc, grpc.Call) else exc)
+        finally:
+            self.broken = True
+            for stream in self._streams.values():
+                stream.put_nowait(None)
+            await self._channel.close()
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def proxy(self, request_id: int, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """Carry one ASGI connection to the container and its answer back, chunk by chunk."""
+        inbox: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
+        self._streams[request_id] = inbox
+        window = asyncio.Semaphore(WINDOW)
+        self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
+        pump = asyncio.create_task(self._pump(request_id, receive, window), name=f"pump-{request_id}")
+        started = False
+        try:
+            while True:
+                frame = await inbox.get()
+                if frame is None:
+                    await self._lost(scope, send, started)
+                    return
+                kind = frame.WhichOneof("kind")
+                if kind == "event":
+                    message = event_from_proto(frame.event)
+                    if frame.event.type in _STARTING_TYPES:
+                        started = True
+                    await send(message)
+                    if needs_credit(frame.event.type, frame.event.more_body):
+                        self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=1))
+                elif kind == "credit":
+                    for _ in range(frame.credit):
+                        window.release()
+                elif kind == "done":
+                    if frame.done and started:
+                        # The app failed mid-response: cut the connection so the client sees it.
+                        raise ConnectionAbortedError(f"the web function failed mid-response: {frame.done}")
+                    return
+        finally:
+            pump.cancel()
+            self._streams.pop(request_id, None)
+
+    async def _pump(self, request_id: int, receive: Receive, window: asyncio.Semaphore) -> None:
+        """Request body chunks and WebSocket messages to the container, within the credit window."""
+        while True:
+            message = await receive()
+            event = event_to_proto(message)
+            if needs_credit(event.type, event.more_body):
+                await window.acquire()
+            self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=event))
+            if event.type in _END_TYPES:
+                return
+
+    async def _lost(self, scope: dict[str, Any], send: Send, started: bool) -> None:
+        if started:
+            raise ConnectionAbortedError("the container stopped while answering")
+        message = "the container serving this endpoint stopped while handling the request; retry"
+        await plain_response(scope, send, 502, message)
+
+
+class ContainerLinks:
+    """The pool of links, one per container address, replaced when a stream breaks."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, ContainerLink] = {}
+
+    def get(self, address: str) -> ContainerLink:
+        link = self._links.get(address)
+        if link is None or link.broken:
+            link = self._links[address] = ContainerLink(address)
+        return link
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.close() for link in self._links.values()), return_exceptions=True)
+        self._links.clear()

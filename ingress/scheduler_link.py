@@ -1,0 +1,122 @@
+"""The ingress's long-lived stream to the scheduler: route table in, placements both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from ingress.routes import RouteTable
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class Rejected(Exception):
+    """The request cannot be placed; the client gets `status` and `message`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SchedulerLink:
+    def __init__(self, address: str, ingress_id: str, http_port: int, placement_timeout: float) -> None:
+        self.address = address
+        self.hello = pb.IngressHello(ingress_id=ingress_id, http_port=http_port, scheme="http")
+        self.placement_timeout = placement_timeout
+        self.routes = RouteTable()
+        self.connected = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[pb.Assignment]] = {}
+        self._outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
+        self._channel = grpc.aio.insecure_channel(address, options=[("grpc.keepalive_time_ms", 10_000)])
+        self._stub = pb_grpc.SchedulerStub(self._channel)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._stay_connected(), name="scheduler-link")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._channel.close()
+
+    async def _stay_connected(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._connect()
+                attempt = 0
+            except grpc.RpcError as exc:
+                log.warning("scheduler stream ended: %s", exc.details() if isinstance(exc, grpc.Call) else exc)
+            except Exception:
+                log.exception("scheduler stream failed")
+            finally:
+                self._lost()
+            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+            attempt += 1
+
+    async def _connect(self) -> None:
+        self._outbox = asyncio.Queue()
+        self._outbox.put_nowait(pb.IngressMessage(hello=self.hello))
+        call = self._stub.IngressConnect(self._messages(self._outbox))
+        async for event in call:
+            kind = event.WhichOneof("kind")
+            if kind == "assignment":
+                future = self._pending.pop(event.assignment.request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(event.assignment)
+                elif future is None:
+                    self.release(event.assignment.request_id)  # its client left meanwhile
+            elif kind == "rejection":
+                future = self._pending.pop(event.rejection.request_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(Rejected(event.rejection.http_status, event.rejection.message))
+            elif kind == "routes":
+                self.routes = RouteTable(event.routes)
+                if not self.connected.is_set():
+                    log.info("connected to scheduler %s", self.address)
+                self.connected.set()
+
+    @staticmethod
+    async def _messages(outbox: asyncio.Queue[pb.IngressMessage]) -> AsyncIterator[pb.IngressMessage]:
+        while True:
+            yield await outbox.get()
+
+    def _lost(self) -> None:
+        self.connected.clear()
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(Rejected(503, "the ingress lost its connection to the scheduler; retry"))
+
+    async def acquire(self, function_id: str) -> tuple[int, pb.Assignment]:
+        """Ask the scheduler for a container slot; the caller must release() the id."""
+        if not self.connected.is_set():
+            raise Rejected(503, "the scheduler is unreachable; retry shortly")
+        request_id = next(self._ids)
+        future: asyncio.Future[pb.Assignment] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        self._outbox.put_nowait(pb.IngressMessage(acquire=pb.Acquire(request_id=request_id, function_id=function_id)))
+        try:
+            return request_id, await asyncio.wait_for(future, self.placement_timeout)
+        except TimeoutError:
+            self._pending.pop(request_id, None)
+            self.release(request_id)
+            raise Rejected(503, f"no container was free within {self.placement_timeout:g} s; retry") from None
+        except BaseException:
+            self._pending.pop(request_id, None)
+            self.release(request_id)
+            raise
+
+    def release(self, request_id: int) -> None:
+        self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=request_id)))

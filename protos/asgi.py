@@ -1,0 +1,133 @@
+"""ASGI scopes and messages <-> their protobuf form, and the flow-control rule.
+
+Both ends of the request path (ingress and container runtime) use this one codec, so it lives
+with the contract. Flow control: the sender of a credit-bearing event may have at most WINDOW of
+them unacknowledged per request; the receiver sends one credit back for each one it consumes.
+This bounds memory per request in every process however large a body is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protos import stoker_pb2 as pb
+
+WINDOW = 16  # credit-bearing events in flight per request and direction
+
+_CREDITED_TYPES = frozenset({"websocket.send", "websocket.receive"})
+_BODY_TYPES = frozenset({"http.request", "http.response.body"})
+
+
+def needs_credit(message_type: str, more_body: bool) -> bool:
+    """Whether an event of this type takes a credit: every body chunk but the last, every
+    WebSocket message. Last chunks need none, so a small request costs no credit frames."""
+    return (more_body and message_type in _BODY_TYPES) or message_type in _CREDITED_TYPES
+
+
+def scope_to_proto(scope: dict[str, Any]) -> pb.Scope:
+    client = scope.get("client") or ("", 0)
+    server = scope.get("server") or ("", 0)
+    return pb.Scope(
+        type=scope["type"],
+        http_version=scope.get("http_version", "1.1"),
+        method=scope.get("method", ""),
+        scheme=scope.get("scheme", "http"),
+        path=scope["path"],
+        raw_path=scope.get("raw_path") or b"",
+        query_string=scope.get("query_string", b""),
+        headers=[pb.Header(name=k, value=v) for k, v in scope["headers"]],
+        client_host=client[0] or "",
+        client_port=client[1] or 0,
+        server_host=server[0] or "",
+        server_port=server[1] or 0,
+        subprotocols=scope.get("subprotocols", ()),
+    )
+
+
+def scope_from_proto(s: pb.Scope) -> dict[str, Any]:
+    scope: dict[str, Any] = {
+        "type": s.type,
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": s.http_version,
+        "scheme": s.scheme,
+        "path": s.path,
+        "raw_path": s.raw_path or None,
+        "query_string": s.query_string,
+        "root_path": "",
+        "headers": [(h.name, h.value) for h in s.headers],
+        "client": (s.client_host, s.client_port) if s.client_host else None,
+        "server": (s.server_host, s.server_port) if s.server_host else None,
+        "state": {},
+    }
+    if s.type == "http":
+        scope["method"] = s.method
+    else:
+        scope["subprotocols"] = list(s.subprotocols)
+    return scope
+
+
+def event_to_proto(message: dict[str, Any]) -> pb.AsgiEvent:
+    t = message["type"]
+    if t == "http.response.body" or t == "http.request":
+        return pb.AsgiEvent(
+            type=t, body=bytes(message.get("body", b"")), more_body=message.get("more_body", False)
+        )
+    if t == "http.response.start":
+        return pb.AsgiEvent(
+            type=t,
+            status=message["status"],
+            headers=[pb.Header(name=k, value=v) for k, v in message.get("headers", ())],
+            trailers=message.get("trailers", False),
+        )
+    if t == "websocket.send" or t == "websocket.receive":
+        text = message.get("text")
+        if text is not None:
+            return pb.AsgiEvent(type=t, text=text)
+        return pb.AsgiEvent(type=t, body=bytes(message.get("bytes") or b""))
+    if t == "websocket.accept":
+        return pb.AsgiEvent(
+            type=t,
+            subprotocol=message.get("subprotocol") or "",
+            headers=[pb.Header(name=k, value=v) for k, v in message.get("headers", ())],
+        )
+    if t == "websocket.close" or t == "websocket.disconnect":
+        return pb.AsgiEvent(type=t, code=message.get("code", 1000), reason=message.get("reason") or "")
+    if t == "websocket.http.response.start":
+        return pb.AsgiEvent(
+            type=t,
+            status=message["status"],
+            headers=[pb.Header(name=k, value=v) for k, v in message.get("headers", ())],
+        )
+    if t == "websocket.http.response.body":
+        return pb.AsgiEvent(type=t, body=message.get("body", b""), more_body=message.get("more_body", False))
+    return pb.AsgiEvent(type=t)  # http.disconnect, websocket.connect
+
+
+def event_from_proto(e: pb.AsgiEvent) -> dict[str, Any]:
+    t = e.type
+    if t == "http.response.body" or t == "http.request":
+        return {"type": t, "body": e.body, "more_body": e.more_body}
+    if t == "http.response.start":
+        return {
+            "type": t,
+            "status": e.status,
+            "headers": [(h.name, h.value) for h in e.headers],
+            "trailers": e.trailers,
+        }
+    if t == "websocket.send" or t == "websocket.receive":
+        if e.HasField("text"):
+            return {"type": t, "text": e.text}
+        return {"type": t, "bytes": e.body}
+    if t == "websocket.accept":
+        return {
+            "type": t,
+            "subprotocol": e.subprotocol or None,
+            "headers": [(h.name, h.value) for h in e.headers],
+        }
+    if t == "websocket.close" or t == "websocket.disconnect":
+        return {"type": t, "code": e.code, "reason": e.reason}
+    if t == "websocket.http.response.start":
+        return {"type": t, "status": e.status, "headers": [(h.name, h.value) for h in e.headers]}
+    if t == "websocket.http.response.body":
+        return {"type": t, "body": e.body, "more_body": e.more_body}
+    return {"type": t}

@@ -1,0 +1,198 @@
+"""Deploying, serving, stopping and listing apps: validation, URLs, storage, activation."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import grpc
+
+from protos import stoker_pb2 as pb
+from scheduler import urls
+from scheduler.cluster import Cluster
+from scheduler.model import FunctionState
+from scheduler.store import AppRecord, Store
+from worker.bundle import BundleError, bundle_hash, check_bundle
+
+_APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ENV_NAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?)?$")
+WEB_KINDS = frozenset({"fastapi_endpoint", "asgi_app", "wsgi_app", "web_server"})
+
+
+class AppError(Exception):
+    """A deploy or stop that cannot be done, with the gRPC status that says why."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Apps:
+    def __init__(self, store: Store, cluster: Cluster, workspace: str, domain: str, scheme: str, port: int) -> None:
+        self.store = store
+        self.cluster = cluster
+        self.workspace = workspace
+        self.domain = domain
+        self.scheme = scheme
+        self.port = port
+        self.live: dict[str, list[FunctionState]] = {}  # app_id -> its current functions
+
+    def load(self) -> None:
+        """Bring back every deployed app after a restart; serve sessions died with the old process."""
+        self.store.delete_ephemeral()
+        for record in self.store.load_apps():
+            self._activate(record)
+
+    def set_port(self, port: int) -> None:
+        """The ingress told us where it listens: URLs carry that port from now on."""
+        if port == self.port:
+            return
+        self.port = port
+        for functions in self.live.values():
+            for fn in functions:
+                if fn.hosts:
+                    fn.url = urls.web_url(self.scheme, fn.hosts[0], port)
+
+    # ------------------------------------------------------------ deploy
+
+    def deploy(self, app: pb.AppDefinition, environment: str, ephemeral: bool, app_id: str = "") -> pb.DeployResponse:
+        self._validate(app, environment)
+        digest = bundle_hash(app.bundle)
+        previous = self._find(app.name, environment, ephemeral, app_id)
+        stored = pb.AppDefinition()
+        stored.CopyFrom(app)
+        stored.bundle = b""
+        record = AppRecord(
+            app_id=previous.app_id if previous else app_id or f"ap-{uuid.uuid4().hex[:12]}",
+            name=app.name,
+            environment=environment,
+            ephemeral=ephemeral,
+            version=previous.version + 1 if previous else 1,
+            definition=stored,
+            bundle_hash=digest,
+            created_at=time.time(),
+        )
+        functions = self._functions(record)
+        if not ephemeral:
+            self._check_hosts_free(record, functions)
+        self.store.save_app(record, app.bundle)
+        self._activate(record, functions)
+        return pb.DeployResponse(
+            app_id=record.app_id,
+            version=record.version,
+            endpoints=[pb.EndpointUrl(function=f.spec.name, url=f.url) for f in functions if f.url],
+        )
+
+    def _activate(self, record: AppRecord, functions: list[FunctionState] | None = None) -> None:
+        functions = functions if functions is not None else self._functions(record)
+        old = self.live.get(record.app_id, [])
+        self.live[record.app_id] = functions
+        self.cluster.activate(functions)
+        if old:
+            self.cluster.retire(old, {f.spec.name: f for f in functions})
+
+    def _functions(self, record: AppRecord) -> list[FunctionState]:
+        result = []
+        for spec in record.definition.functions:
+            hosts: list[str] = []
+            url = ""
+            if spec.HasField("web"):
+                label = spec.web.label or urls.default_label(record.name, spec.name)
+                host = f"{urls.subdomain(self.workspace, record.environment, label, record.ephemeral)}.{self.domain}"
+                hosts = [host, *(d.lower() for d in spec.web.custom_domains)]
+                url = urls.web_url(self.scheme, host, self.port)
+            result.append(FunctionState(
+                id=f"{record.app_id}:{record.version}:{spec.name}", app=record, spec=spec, hosts=hosts, url=url))
+        return result
+
+    def _validate(self, app: pb.AppDefinition, environment: str) -> None:
+        def invalid(message: str) -> AppError:
+            return AppError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+        if not _APP_NAME.match(app.name):
+            raise invalid(f"app name {app.name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-'")
+        if not _ENV_NAME.match(environment):
+            raise invalid(f"environment {environment!r} is not valid: use lowercase letters, digits and '-'")
+        if not app.functions:
+            raise invalid(f"app {app.name!r} defines no functions")
+        try:
+            names = {m.filename for m in check_bundle(app.bundle)}
+        except BundleError as exc:
+            raise invalid(str(exc)) from None
+        if app.entry not in names:
+            raise invalid(f"the code bundle does not contain the app file {app.entry!r}")
+        seen: dict[str, str] = {}
+        for spec in app.functions:
+            if not spec.HasField("web"):
+                continue
+            if spec.web.kind not in WEB_KINDS:
+                raise invalid(f"{spec.name}: unknown web endpoint kind {spec.web.kind!r}")
+            label = spec.web.label or urls.default_label(app.name, spec.name)
+            if not urls.is_valid_label(label):
+                raise invalid(
+                    f"{spec.name}: label {label!r} is not a valid DNS label "
+                    "(lowercase letters, digits and '-', at most 63, not starting or ending with '-')")
+            if label in seen:
+                raise invalid(f"{spec.name} and {seen[label]} both use the label {label!r}")
+            seen[label] = spec.name
+            for domain in spec.web.custom_domains:
+                if not urls.is_valid_domain(domain):
+                    raise invalid(f"{spec.name}: custom domain {domain!r} is not a valid domain name")
+
+    def _check_hosts_free(self, record: AppRecord, functions: list[FunctionState]) -> None:
+        taken = {
+            host: fn for app_id, fns in self.live.items() if app_id != record.app_id for fn in fns for host in fn.hosts
+        }
+        for fn in functions:
+            for host in fn.hosts:
+                owner = taken.get(host)
+                if owner is not None and not owner.app.ephemeral:
+                    raise AppError(grpc.StatusCode.ALREADY_EXISTS, (
+                        f"{fn.spec.name}: {host} is already used by app {owner.app.name!r} "
+                        f"(function {owner.spec.name}); choose another label= or stop that app"))
+
+    def _find(self, name: str, environment: str, ephemeral: bool, app_id: str) -> AppRecord | None:
+        for functions in self.live.values():
+            record = functions[0].app if functions else None
+            if record is None:
+                continue
+            if app_id and record.app_id == app_id:
+                return record
+            if not app_id and not ephemeral and not record.ephemeral and (record.name, record.environment) == (name, environment):
+                return record
+        return None
+
+    # ------------------------------------------------------------ stop and list
+
+    def stop(self, name: str, environment: str) -> str:
+        for app_id, functions in self.live.items():
+            if functions and not functions[0].app.ephemeral and (functions[0].app.name, functions[0].app.environment) == (name, environment):
+                self.stop_app_id(app_id)
+                return app_id
+        raise AppError(grpc.StatusCode.NOT_FOUND, f"no deployed app named {name!r}"
+                       + (f" in environment {environment!r}" if environment else ""))
+
+    def stop_app_id(self, app_id: str) -> None:
+        functions = self.live.pop(app_id, [])
+        self.store.delete_app(app_id)
+        self.cluster.retire(functions)
+
+    def list(self) -> pb.ListAppsResponse:
+        apps = []
+        for app_id, functions in self.live.items():
+            if not functions:
+                continue
+            record = functions[0].app
+            apps.append(pb.AppInfo(
+                app_id=app_id,
+                name=record.name,
+                state="ephemeral" if record.ephemeral else "deployed",
+                version=record.version,
+                created_at=record.created_at,
+                environment=record.environment,
+                containers=sum(len(f.containers) for f in functions),
+                endpoints=[pb.EndpointUrl(function=f.spec.name, url=f.url) for f in functions if f.url],
+            ))
+        return pb.ListAppsResponse(apps=apps)

@@ -1,0 +1,266 @@
+"""The scheduler's request-placement and container-lifecycle logic.
+
+All methods run on the scheduler's event loop and never block; the servicer feeds them events
+from worker and ingress streams, and their decisions go out as messages on those streams.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+
+from protos import stoker_pb2 as pb
+from scheduler import autoscaler, placement
+from scheduler.model import Container, FunctionState, IngressSession, Waiter, WorkerSession
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+
+
+class Cluster:
+    def __init__(self, queue_timeout: float) -> None:
+        self.queue_timeout = queue_timeout
+        self.functions: dict[str, FunctionState] = {}
+        self.containers: dict[str, Container] = {}
+        self.workers: dict[str, WorkerSession] = {}
+        self.ingresses: dict[str, IngressSession] = {}
+
+    # ------------------------------------------------------------ functions
+
+    def activate(self, functions: list[FunctionState]) -> None:
+        """Make a new app version live; the previous functions of the same names retire."""
+        for fn in functions:
+            self.functions[fn.id] = fn
+        self.scale_all()
+        self.broadcast_routes()
+
+    def retire(self, old: Iterable[FunctionState], successors: dict[str, FunctionState] | None = None) -> None:
+        """Take functions out of service: queued requests move to their successor (same name in
+        the new version) or are refused; idle containers stop, busy ones drain."""
+        for fn in list(old):
+            fn.retired = True
+            self.functions.pop(fn.id, None)
+            heir = (successors or {}).get(fn.spec.name)
+            while fn.queue:
+                waiter = fn.queue.popleft()
+                if heir is not None:
+                    heir.queue.append(waiter)
+                else:
+                    self._reject(waiter, 404, f"the app {fn.app.name!r} was stopped")
+            for c in list(fn.containers.values()):
+                self._drain(c)
+            if heir is not None:
+                self._dispatch(heir)
+                self._scale(heir)
+        self.broadcast_routes()
+
+    def route_table(self) -> pb.RouteTable:
+        # Later activations win a shared host: a newer `serve` of an app takes its label over.
+        ordered = sorted(self.functions.values(), key=lambda f: f.app.created_at)
+        return pb.RouteTable(
+            routes=[
+                pb.Route(hosts=fn.hosts, function_id=fn.id, requires_proxy_auth=fn.spec.web.requires_proxy_auth)
+                for fn in ordered
+                if fn.spec.HasField("web")
+            ]
+        )
+
+    def broadcast_routes(self) -> None:
+        event = pb.IngressEvent(routes=self.route_table())
+        for ingress in self.ingresses.values():
+            ingress.outbox.put_nowait(event)
+
+    # ------------------------------------------------------------ requests
+
+    def acquire(self, ingress: IngressSession, request_id: int, function_id: str) -> None:
+        fn = self.functions.get(function_id)
+        if fn is None:
+            self._send(ingress, pb.IngressEvent(rejection=pb.Rejection(
+                request_id=request_id, http_status=404, message="this endpoint was stopped or replaced; retry")))
+            return
+        container = placement.pick_container(fn.containers.values(), fn.max_inputs)
+        if container is not None and not fn.queue:
+            self._assign(ingress, request_id, container)
+            return
+        fn.queue.append(Waiter(ingress, request_id, time.monotonic() + self.queue_timeout))
+        self._scale(fn)
+
+    def release(self, ingress: IngressSession, request_id: int) -> None:
+        container = ingress.assigned.pop(request_id, None)
+        if container is None:
+            self._forget_waiter(ingress, request_id)  # its client left while it was queued
+            return
+        container.in_flight -= 1
+        if container.in_flight == 0:
+            container.idle_since = time.monotonic()
+            if container.state == "draining":
+                self._stop(container)
+                return
+        self._dispatch(container.function)
+
+    def _forget_waiter(self, ingress: IngressSession, request_id: int) -> None:
+        for fn in self.functions.values():
+            for waiter in fn.queue:
+                if waiter.ingress is ingress and waiter.request_id == request_id:
+                    fn.queue.remove(waiter)
+                    return
+
+    def _assign(self, ingress: IngressSession, request_id: int, container: Container) -> None:
+        container.in_flight += 1
+        ingress.assigned[request_id] = container
+        self._send(ingress, pb.IngressEvent(assignment=pb.Assignment(
+            request_id=request_id, container_id=container.id, address=container.address)))
+
+    def _dispatch(self, fn: FunctionState) -> None:
+        """Hand queued requests to free slots, first come first served."""
+        while fn.queue:
+            container = placement.pick_container(fn.containers.values(), fn.max_inputs)
+            if container is None:
+                return
+            waiter = fn.queue.popleft()
+            if waiter.ingress.id in self.ingresses:
+                self._assign(waiter.ingress, waiter.request_id, container)
+
+    def _reject(self, waiter: Waiter, status: int, message: str) -> None:
+        self._send(waiter.ingress, pb.IngressEvent(rejection=pb.Rejection(
+            request_id=waiter.request_id, http_status=status, message=message)))
+
+    @staticmethod
+    def _send(ingress: IngressSession, event: pb.IngressEvent) -> None:
+        ingress.outbox.put_nowait(event)
+
+    # ------------------------------------------------------------ scaling
+
+    def scale_all(self) -> None:
+        for fn in list(self.functions.values()):
+            self._scale(fn)
+
+    def _scale(self, fn: FunctionState) -> None:
+        if fn.retired:
+            return
+        live = [c for c in fn.containers.values() if c.state != "draining"]
+        starting = [c for c in live if c.state == "starting"]
+        count = autoscaler.containers_to_start(
+            queued=len(fn.queue),
+            starting_slots=len(starting) * fn.max_inputs,
+            running=len(live),
+            min_containers=fn.spec.min_containers,
+            max_containers=fn.spec.max_containers,
+            max_inputs=fn.max_inputs,
+        )
+        for _ in range(count):
+            if not self._start(fn):
+                break
+
+    def _start(self, fn: FunctionState) -> bool:
+        worker = placement.pick_worker(self.workers.values())
+        if worker is None:
+            return False
+        container = Container(id=f"ct-{uuid.uuid4().hex[:12]}", function=fn, worker=worker)
+        self.containers[container.id] = container
+        fn.containers[container.id] = container
+        worker.containers.add(container.id)
+        urls = {f.spec.name: f.url for f in self._app_functions(fn) if f.url}
+        worker.outbox.put_nowait(pb.WorkerCommand(start=pb.StartContainer(
+            container_id=container.id,
+            app_id=fn.app.app_id,
+            app_name=fn.app.name,
+            version=fn.app.version,
+            bundle_hash=fn.app.bundle_hash,
+            entry=fn.app.definition.entry,
+            function=fn.spec,
+            env={"STOKER_WEB_URLS": json.dumps(urls)},
+            web_url=fn.url,
+        )))
+        log.info("starting %s for %s on worker %s", container.id, fn.id, worker.id)
+        return True
+
+    def _app_functions(self, fn: FunctionState) -> list[FunctionState]:
+        return [f for f in self.functions.values() if f.app.app_id == fn.app.app_id and f.app.version == fn.app.version]
+
+    def _drain(self, container: Container) -> None:
+        if container.in_flight == 0 or container.state == "starting":
+            self._stop(container)
+        else:
+            container.state = "draining"
+
+    def _stop(self, container: Container) -> None:
+        container.state = "draining"
+        container.worker.outbox.put_nowait(pb.WorkerCommand(
+            stop=pb.StopContainer(container_id=container.id, grace_seconds=STOP_GRACE_SECONDS)))
+
+    def tick(self, now: float) -> None:
+        """Periodic upkeep: queue timeouts and scale-down."""
+        for fn in list(self.functions.values()):
+            while fn.queue and fn.queue[0].deadline <= now:
+                self._reject(fn.queue.popleft(), 503, (
+                    f"no container of {fn.spec.name!r} had a free slot within {self.queue_timeout:g} s; "
+                    "retry later or raise max_containers"))
+            for c in autoscaler.idle_to_stop(
+                list(fn.containers.values()), now=now,
+                scaledown_window=fn.spec.scaledown_window or 60.0, min_containers=fn.spec.min_containers,
+            ):
+                log.info("stopping %s: idle for %.0f s", c.id, now - c.idle_since)
+                self._stop(c)
+            self._scale(fn)
+
+    # ------------------------------------------------------------ workers
+
+    def add_worker(self, worker: WorkerSession) -> None:
+        self.workers[worker.id] = worker
+        self.scale_all()
+
+    def remove_worker(self, worker: WorkerSession) -> None:
+        if self.workers.get(worker.id) is worker:
+            del self.workers[worker.id]
+        for container_id in list(worker.containers):
+            self.container_exited(container_id, "its worker went away")
+        self.scale_all()
+
+    def container_started(self, container_id: str, address: str) -> None:
+        container = self.containers.get(container_id)
+        if container is None:
+            return
+        container.address = address
+        container.idle_since = time.monotonic()
+        if container.state == "starting":
+            container.state = "warm"
+            log.info("%s is warm at %s", container_id, address)
+            self._dispatch(container.function)
+        if container.function.retired and container.in_flight == 0:
+            self._stop(container)
+
+    def container_exited(self, container_id: str, reason: str) -> None:
+        container = self.containers.pop(container_id, None)
+        if container is None:
+            return
+        fn = container.function
+        fn.containers.pop(container_id, None)
+        container.worker.containers.discard(container_id)
+        was_starting = container.state == "starting"
+        container.state = "draining"
+        log.info("%s exited: %s", container_id, reason or "stopped")
+        if was_starting and fn.queue and not any(c.state == "warm" for c in fn.containers.values()):
+            # A container that cannot start would fail every retry the same way: say so now.
+            while fn.queue:
+                self._reject(fn.queue.popleft(), 503, f"the container for {fn.spec.name!r} failed to start: {reason}")
+            return
+        self._scale(fn)
+
+    # ------------------------------------------------------------ ingresses
+
+    def add_ingress(self, ingress: IngressSession) -> None:
+        self.ingresses[ingress.id] = ingress
+        ingress.outbox.put_nowait(pb.IngressEvent(routes=self.route_table()))
+
+    def remove_ingress(self, ingress: IngressSession) -> None:
+        if self.ingresses.get(ingress.id) is ingress:
+            del self.ingresses[ingress.id]
+        for request_id in list(ingress.assigned):
+            self.release(ingress, request_id)
+        for fn in self.functions.values():
+            fn.queue = type(fn.queue)(w for w in fn.queue if w.ingress is not ingress)

@@ -1,0 +1,76 @@
+"""The scheduler's live view of the cluster: workers, ingresses, functions and containers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from protos import stoker_pb2 as pb
+from scheduler.store import AppRecord
+
+
+@dataclass(eq=False)
+class WorkerSession:
+    """A registered worker and the command stream to it."""
+
+    info: pb.WorkerRegister
+    outbox: asyncio.Queue[pb.WorkerCommand] = field(default_factory=asyncio.Queue)
+    containers: set[str] = field(default_factory=set)
+    last_heartbeat: float = field(default_factory=time.monotonic)
+
+    @property
+    def id(self) -> str:
+        return self.info.worker_id
+
+    @property
+    def container_count(self) -> int:
+        return len(self.containers)
+
+
+@dataclass(eq=False)
+class IngressSession:
+    """A connected ingress: its event stream and the requests placed for it."""
+
+    id: str
+    outbox: asyncio.Queue[pb.IngressEvent] = field(default_factory=asyncio.Queue)
+    assigned: dict[int, Container] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Waiter:
+    """A request waiting for a free slot."""
+
+    ingress: IngressSession
+    request_id: int
+    deadline: float
+
+
+@dataclass(eq=False)
+class Container:
+    id: str
+    function: FunctionState
+    worker: WorkerSession
+    state: str = "starting"  # starting | warm | draining
+    address: str = ""
+    in_flight: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+
+
+@dataclass(eq=False)
+class FunctionState:
+    """One function of one version of an app, with its containers and waiting requests."""
+
+    id: str
+    app: AppRecord
+    spec: pb.FunctionSpec
+    hosts: list[str]
+    url: str
+    containers: dict[str, Container] = field(default_factory=dict)
+    queue: deque[Waiter] = field(default_factory=deque)
+    retired: bool = False  # a newer version replaced it, or the app stopped
+
+    @property
+    def max_inputs(self) -> int:
+        return max(1, self.spec.max_inputs)

@@ -1,0 +1,40 @@
+"""Where a request or a new container goes: pure functions over the scheduler's model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
+
+
+class ContainerView(Protocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def in_flight(self) -> int: ...
+
+
+class WorkerView(Protocol):
+    @property
+    def container_count(self) -> int: ...
+
+
+C = TypeVar("C", bound=ContainerView)
+W = TypeVar("W", bound=WorkerView)
+
+
+def pick_container(containers: Iterable[C], max_inputs: int) -> C | None:
+    """The warm container with the most free slots; None when every one is full.
+
+    Most-free-slots spreads load across containers, so one container's slowness touches the
+    fewest requests; ties go to the first, which keeps placement deterministic.
+    """
+    best: C | None = None
+    for c in containers:
+        if c.state == "warm" and c.in_flight < max_inputs and (best is None or c.in_flight < best.in_flight):
+            best = c
+    return best
+
+
+def pick_worker(workers: Iterable[W]) -> W | None:
+    """The worker running the fewest containers."""
+    return min(workers, key=lambda w: w.container_count, default=None)

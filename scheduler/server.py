@@ -1,0 +1,83 @@
+"""The scheduler daemon: startup, serve until told to stop, ordered shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+import grpc
+
+from protos import stoker_pb2_grpc as pb_grpc
+from scheduler.apps import Apps
+from scheduler.cluster import Cluster
+from scheduler.config import SchedulerConfig
+from scheduler.servicer import SchedulerServicer
+from scheduler.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 128 * 1024 * 1024  # a deploy carries its code bundle
+TICK_SECONDS = 0.25
+
+
+class SchedulerServer:
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.config = config
+        self.stopped = asyncio.Event()
+        self.port = 0
+        self._grpc: grpc.aio.Server | None = None
+        self._store: Store | None = None
+        self._tick: asyncio.Task[None] | None = None
+        self.cluster = Cluster(queue_timeout=config.queue_timeout)
+
+    async def startup(self) -> None:
+        c = self.config
+        self._store = Store(c.database)
+        self.apps = Apps(self._store, self.cluster, c.workspace, c.domain, c.web_scheme, c.web_port or 8000)
+        self.apps.load()
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.keepalive_time_ms", 10_000),
+                ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ]
+        )
+        pb_grpc.add_SchedulerServicer_to_server(SchedulerServicer(self.apps, self.cluster, self._store), self._grpc)
+        self.port = self._grpc.add_insecure_port(f"{c.host}:{c.port}")
+        if self.port == 0:
+            raise OSError(f"could not bind the scheduler to {c.host}:{c.port}")
+        await self._grpc.start()
+        self._tick = asyncio.create_task(self._upkeep(), name="scheduler-upkeep")
+        if c.port_file is not None:
+            c.port_file.write_text(json.dumps({"grpc": self.port}))
+        log.info("scheduler listening on %s:%d (state in %s)", c.host, self.port, c.state_dir)
+
+    async def _upkeep(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                now = time.monotonic()
+                for worker in list(self.cluster.workers.values()):
+                    if now - worker.last_heartbeat > self.config.heartbeat_timeout:
+                        log.warning("worker %s missed its heartbeats; dropping it", worker.id)
+                        self.cluster.remove_worker(worker)
+                self.cluster.tick(now)
+            except Exception:
+                log.exception("scheduler upkeep failed")
+
+    async def shutdown(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=2)
+        if self._tick is not None:
+            self._tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick
+        if self._store is not None:
+            self._store.close()
+        log.info("scheduler stopped")

@@ -1,0 +1,168 @@
+"""The Scheduler gRPC service: thin handlers over Apps and Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import grpc
+
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+from scheduler.apps import AppError, Apps
+from scheduler.cluster import Cluster
+from scheduler.model import IngressSession, WorkerSession
+from scheduler.store import Store
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+_CLOSE = object()
+
+
+async def _duplex(reader: Awaitable[None], outbox: asyncio.Queue[T]) -> AsyncIterator[T]:
+    """Yield what lands in `outbox` until `reader` (consuming the request stream) finishes."""
+    task: asyncio.Future[None] = asyncio.ensure_future(reader)
+    task.add_done_callback(lambda _: outbox.put_nowait(_CLOSE))  # type: ignore[arg-type]
+    try:
+        while (item := await outbox.get()) is not _CLOSE:
+            yield item
+    finally:
+        task.cancel()
+
+
+class SchedulerServicer(pb_grpc.SchedulerServicer):
+    def __init__(self, apps: Apps, cluster: Cluster, store: Store) -> None:
+        self.apps = apps
+        self.cluster = cluster
+        self.store = store
+
+    # ------------------------------------------------------------ control plane
+
+    async def Deploy(self, request: pb.DeployRequest, context: Context) -> pb.DeployResponse:
+        try:
+            return self.apps.deploy(request.app, request.environment, ephemeral=False)
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+            raise
+
+    async def Serve(
+        self, request_iterator: AsyncIterator[pb.ServeRequest], context: Context
+    ) -> AsyncIterator[pb.ServeResponse]:
+        app_id = f"ap-{uuid.uuid4().hex[:12]}"
+        live = False
+        try:
+            async for request in request_iterator:
+                try:
+                    deployed = self.apps.deploy(request.app, request.environment, ephemeral=True, app_id=app_id)
+                except AppError as exc:
+                    if not live:
+                        await context.abort(exc.code, exc.message)
+                    yield pb.ServeResponse(rejected=exc.message)
+                    continue
+                live = True
+                yield pb.ServeResponse(deployed=deployed)
+        finally:
+            if live:
+                log.info("serve session for %s ended; stopping it", app_id)
+                self.apps.stop_app_id(app_id)
+
+    async def ListApps(self, request: pb.ListAppsRequest, context: Context) -> pb.ListAppsResponse:
+        return self.apps.list()
+
+    async def StopApp(self, request: pb.StopAppRequest, context: Context) -> pb.StopAppResponse:
+        try:
+            return pb.StopAppResponse(app_id=self.apps.stop(request.name, request.environment))
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+            raise
+
+    async def GetBundle(self, request: pb.GetBundleRequest, context: Context) -> pb.GetBundleResponse:
+        data = self.store.get_bundle(request.bundle_hash)
+        if data is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no code bundle {request.bundle_hash}")
+        return pb.GetBundleResponse(bundle=data)
+
+    async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
+        c = self.cluster
+        return pb.StatusResponse(
+            workers=[
+                pb.WorkerInfo(worker_id=w.id, hostname=w.info.hostname, gpus=w.info.gpus, containers=w.container_count)
+                for w in c.workers.values()
+            ],
+            ingresses=len(c.ingresses),
+            containers=[
+                pb.ContainerInfo(
+                    container_id=ct.id,
+                    app_name=ct.function.app.name,
+                    function=ct.function.spec.name,
+                    worker_id=ct.worker.id,
+                    state=ct.state,
+                    in_flight=ct.in_flight,
+                )
+                for ct in c.containers.values()
+            ],
+        )
+
+    # ------------------------------------------------------------ workers
+
+    async def WorkerConnect(
+        self, request_iterator: AsyncIterator[pb.WorkerMessage], context: Context
+    ) -> AsyncIterator[pb.WorkerCommand]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("kind") != "register":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a worker stream must open with register")
+            return
+        session = WorkerSession(info=first.register)
+        stale = self.cluster.workers.get(session.id)
+        if stale is not None:
+            self.cluster.remove_worker(stale)
+        log.info("worker %s registered (%d GPUs)", session.id, len(session.info.gpus))
+        self.cluster.add_worker(session)
+        try:
+            async for command in _duplex(self._worker_messages(session, request_iterator), session.outbox):
+                yield command
+        finally:
+            log.info("worker %s disconnected", session.id)
+            self.cluster.remove_worker(session)
+
+    async def _worker_messages(self, session: WorkerSession, messages: AsyncIterator[pb.WorkerMessage]) -> None:
+        async for message in messages:
+            session.last_heartbeat = time.monotonic()
+            kind = message.WhichOneof("kind")
+            if kind == "started":
+                self.cluster.container_started(message.started.container_id, message.started.address)
+            elif kind == "exited":
+                self.cluster.container_exited(message.exited.container_id, message.exited.reason)
+
+    # ------------------------------------------------------------ ingresses
+
+    async def IngressConnect(
+        self, request_iterator: AsyncIterator[pb.IngressMessage], context: Context
+    ) -> AsyncIterator[pb.IngressEvent]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an ingress stream must open with hello")
+            return
+        if first.hello.http_port:
+            self.apps.set_port(first.hello.http_port)
+        session = IngressSession(id=first.hello.ingress_id or uuid.uuid4().hex)
+        self.cluster.add_ingress(session)
+        try:
+            async for event in _duplex(self._ingress_messages(session, request_iterator), session.outbox):
+                yield event
+        finally:
+            self.cluster.remove_ingress(session)
+
+    async def _ingress_messages(self, session: IngressSession, messages: AsyncIterator[pb.IngressMessage]) -> None:
+        async for message in messages:
+            kind = message.WhichOneof("kind")
+            if kind == "acquire":
+                self.cluster.acquire(session, message.acquire.request_id, message.acquire.function_id)
+            elif kind == "release":
+                self.cluster.release(session, message.release.request_id)

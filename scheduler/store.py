@@ -1,0 +1,111 @@
+"""The scheduler's state store: deployed apps and their code bundles, in one SQLite file.
+
+Every deploy is one transaction, so a crash mid-deploy leaves the previous version in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from protos import stoker_pb2 as pb
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bundles (
+    hash TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS apps (
+    app_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    ephemeral INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    definition BLOB NOT NULL,
+    bundle_hash TEXT NOT NULL REFERENCES bundles(hash),
+    created_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS deployed_app_names ON apps(name, environment) WHERE ephemeral = 0;
+"""
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    app_id: str
+    name: str
+    environment: str
+    ephemeral: bool
+    version: int
+    definition: pb.AppDefinition  # without its bundle bytes
+    bundle_hash: str
+    created_at: float
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def save_app(self, record: AppRecord, bundle: bytes) -> None:
+        """Write the app and its bundle in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR IGNORE INTO bundles(hash, data) VALUES (?, ?)", (record.bundle_hash, bundle)
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO apps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.app_id,
+                    record.name,
+                    record.environment,
+                    int(record.ephemeral),
+                    record.version,
+                    record.definition.SerializeToString(),
+                    record.bundle_hash,
+                    record.created_at,
+                ),
+            )
+
+    def delete_app(self, app_id: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM apps WHERE app_id = ?", (app_id,))
+            self._db.execute("DELETE FROM bundles WHERE hash NOT IN (SELECT bundle_hash FROM apps)")
+
+    def delete_ephemeral(self) -> None:
+        """Serve sessions do not survive a scheduler restart; their apps go with them."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM apps WHERE ephemeral = 1")
+            self._db.execute("DELETE FROM bundles WHERE hash NOT IN (SELECT bundle_hash FROM apps)")
+
+    def load_apps(self) -> list[AppRecord]:
+        rows = self._db.execute(
+            "SELECT app_id, name, environment, ephemeral, version, definition, bundle_hash, created_at "
+            "FROM apps ORDER BY created_at"
+        ).fetchall()
+        return [
+            AppRecord(
+                app_id=r[0],
+                name=r[1],
+                environment=r[2],
+                ephemeral=bool(r[3]),
+                version=r[4],
+                definition=pb.AppDefinition.FromString(r[5]),
+                bundle_hash=r[6],
+                created_at=r[7],
+            )
+            for r in rows
+        ]
+
+    def get_bundle(self, bundle_hash: str) -> bytes | None:
+        row = self._db.execute("SELECT data FROM bundles WHERE hash = ?", (bundle_hash,)).fetchone()
+        return None if row is None else bytes(row[0])

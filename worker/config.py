@@ -1,0 +1,19 @@
+"""The worker's configuration: cheap to build, no side effects."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    scheduler: str = "127.0.0.1:7700"
+    work_dir: Path = Path.home() / ".stoker" / "worker"
+    worker_id: str = field(default_factory=socket.gethostname)
+    bind_host: str = "127.0.0.1"  # where containers listen
+    advertise_host: str = "127.0.0.1"  # how ingresses reach them
+    gpus: str = ""  # "A10G:24,H100:80" declares GPUs instead of reading NVML
+    heartbeat_interval: float = 2.0
+    container_ready_timeout: float = 120.0

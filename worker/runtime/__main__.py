@@ -1,0 +1,83 @@
+"""A container's main program: load one function of one app and serve it over gRPC.
+
+The worker starts it with the code bundle as working directory and these variables:
+STOKER_ENTRY (the app file), STOKER_FUNCTION, STOKER_BIND_HOST, STOKER_ADVERTISE_HOST and
+STOKER_READY_FD (a pipe on which the serving address is written once, when ready).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+
+from protos import stoker_pb2_grpc as pb_grpc
+from worker.runtime.appload import find_app, find_function, import_app_file
+from worker.runtime.exchange import ContainerServicer
+from worker.runtime.lifespan import Lifespan
+from worker.runtime.web import ASGIApp, build_asgi_app
+
+log = logging.getLogger("stoker.container")
+
+MAX_MESSAGE = 64 * 1024 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when the worker dies, so no container outlives it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+async def serve(app: ASGIApp) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    lifespan = Lifespan(app)
+    await lifespan.startup()
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ]
+    )
+    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(app), server)
+    port = server.add_insecure_port(f"{os.environ.get('STOKER_BIND_HOST', '127.0.0.1')}:0")
+    await server.start()
+    address = f"{os.environ.get('STOKER_ADVERTISE_HOST', '127.0.0.1')}:{port}"
+    ready_fd = int(os.environ.get("STOKER_READY_FD", "-1"))
+    if ready_fd >= 0:
+        os.write(ready_fd, (address + "\n").encode())
+        os.close(ready_fd)
+    log.info("serving on %s", address)
+
+    await stop.wait()
+    await server.stop(grace=5)
+    await lifespan.shutdown()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _die_with_parent()
+    if os.getppid() == 1:
+        sys.exit(1)  # the worker died before we could ask to die with it
+    function = find_function(
+        find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"]
+    )
+    app = build_asgi_app(function)
+    asyncio.run(serve(app))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The Container service: many requests multiplexed over each long-lived Exchange stream.
+
+Each request opened by a Scope frame runs the ASGI app as its own task. Its receive() is fed by
+event frames for its id; its send() turns ASGI messages into frames on the shared stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_from_proto
+from worker.runtime.web import ASGIApp, Message
+
+log = logging.getLogger(__name__)
+
+_ERROR_BODY = b"Internal Server Error: the web function raised an exception (see the app's logs)"
+
+
+class _Request:
+    """One ASGI connection on a stream."""
+
+    __slots__ = ("id", "inbox", "out", "send_window", "started", "task")
+
+    def __init__(self, request_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
+        self.id = request_id
+        self.out = out
+        self.inbox: asyncio.Queue[pb.AsgiEvent] = asyncio.Queue()
+        self.send_window = asyncio.Semaphore(WINDOW)
+        self.started = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def receive(self) -> Message:
+        event = await self.inbox.get()
+        if needs_credit(event.type, event.more_body):
+            self.out.put_nowait(pb.ResponseFrame(id=self.id, credit=1))
+        return event_from_proto(event)
+
+    async def send(self, message: Message) -> None:
+        event = event_to_proto(message)
+        if needs_credit(event.type, event.more_body):
+            await self.send_window.acquire()
+        if event.type == "http.response.start" or event.type == "websocket.accept":
+            self.started = True
+        self.out.put_nowait(pb.ResponseFrame(id=self.id, event=event))
+
+    def disconnect(self) -> None:
+        self.inbox.put_nowait(pb.AsgiEvent(type="http.disconnect"))
+
+
+class ContainerServicer(pb_grpc.ContainerServicer):
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.in_flight = 0
+
+    async def Exchange(
+        self, request_iterator: AsyncIterator[pb.RequestFrame], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.ResponseFrame]:
+        out: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
+        requests: dict[int, _Request] = {}
+        pump = asyncio.create_task(self._pump(request_iterator, requests, out), name="exchange-pump")
+        try:
+            while (frame := await out.get()) is not None:
+                yield frame
+        finally:
+            pump.cancel()
+            for request in requests.values():
+                if request.task is not None:
+                    request.task.cancel()
+
+    async def _pump(
+        self,
+        frames: AsyncIterator[pb.RequestFrame],
+        requests: dict[int, _Request],
+        out: asyncio.Queue[pb.ResponseFrame | None],
+    ) -> None:
+        try:
+            async for frame in frames:
+                kind = frame.WhichOneof("kind")
+                if kind == "scope":
+                    request = _Request(frame.id, out)
+                    requests[frame.id] = request
+                    request.task = asyncio.create_task(
+                        self._run(request, frame.scope, requests), name=f"request-{frame.id}"
+                    )
+                    continue
+                found = requests.get(frame.id)
+                if found is None:
+                    continue  # the request already finished; late frames are harmless
+                if kind == "event":
+                    found.inbox.put_nowait(frame.event)
+                elif kind == "credit":
+                    for _ in range(frame.credit):
+                        found.send_window.release()
+        except (asyncio.CancelledError, grpc.RpcError):
+            pass
+        finally:
+            # The ingress went away: every open request's client is gone with it.
+            for request in requests.values():
+                request.disconnect()
+            out.put_nowait(None)
+
+    async def _run(self, request: _Request, scope_pb: pb.Scope, requests: dict[int, _Request]) -> None:
+        self.in_flight += 1
+        error = ""
+        try:
+            await self.app(scope_from_proto(scope_pb), request.receive, request.send)
+        except asyncio.CancelledError:
+            error = "cancelled"
+            raise
+        except Exception:
+            error = traceback.format_exc()
+            log.error("request %s %s failed:\n%s", scope_pb.method, scope_pb.path, error)
+            if not request.started and scope_pb.type == "http":
+                await self._internal_error(request)
+        finally:
+            self.in_flight -= 1
+            requests.pop(request.id, None)
+            request.out.put_nowait(pb.ResponseFrame(id=request.id, done=error.strip().splitlines()[-1] if error else ""))
+
+    @staticmethod
+    async def _internal_error(request: _Request) -> None:
+        await request.send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(_ERROR_BODY)).encode())],
+            }
+        )
+        await request.send({"type": "http.response.body", "body": _ERROR_BODY})

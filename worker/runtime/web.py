@@ -1,0 +1,69 @@
+"""Turn each kind of web function into one ASGI callable."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from client.exceptions import InvalidError
+from client.function import Function
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def build_asgi_app(function: Function) -> ASGIApp:
+    """The ASGI app that serves `function`, built once per container."""
+    web = function.web
+    if web is None:
+        raise InvalidError(f"{function.name} is not a web function")
+    if web.kind == "fastapi_endpoint":
+        return _fastapi_endpoint(function)
+    if web.kind == "asgi_app":
+        app = function.raw_f()
+        if inspect.isawaitable(app):
+            raise InvalidError(f"@asgi_app function {function.name} must return an app, not a coroutine")
+        if not callable(app):
+            raise InvalidError(f"@asgi_app function {function.name} returned {app!r}, not an ASGI app")
+        return app  # type: ignore[no-any-return]
+    if web.kind == "wsgi_app":
+        from a2wsgi import WSGIMiddleware
+
+        wsgi = function.raw_f()
+        if not callable(wsgi):
+            raise InvalidError(f"@wsgi_app function {function.name} returned {wsgi!r}, not a WSGI app")
+        return _no_websocket(WSGIMiddleware(wsgi))
+    raise InvalidError(f"web function kind {web.kind!r} is not supported by this runtime")
+
+
+def _fastapi_endpoint(function: Function) -> ASGIApp:
+    from fastapi import FastAPI
+
+    web = function.web
+    assert web is not None
+    docs = web.docs
+    app = FastAPI(
+        title=function.name,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.add_api_route("/", function.raw_f, methods=[web.method])
+    return app
+
+
+def _no_websocket(app: ASGIApp) -> ASGIApp:
+    """WSGI cannot speak WebSocket: close such connections cleanly instead of erroring."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1003, "reason": "WSGI apps do not accept WebSockets"})
+            return
+        await app(scope, receive, send)
+
+    return wrapped

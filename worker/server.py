@@ -1,0 +1,159 @@
+"""The worker daemon: registers with the scheduler, holds the heartbeat stream, runs containers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+import grpc
+
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+from worker import gpus
+from worker.bundle import extract_bundle
+from worker.config import WorkerConfig
+from worker.containers import ContainerFailed, ContainerProcess
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+MAX_MESSAGE = 128 * 1024 * 1024
+
+
+class WorkerServer:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.stopped = asyncio.Event()
+        self.containers: dict[str, ContainerProcess] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: asyncio.Queue[pb.WorkerMessage] = asyncio.Queue()
+        self._channel: grpc.aio.Channel | None = None
+        self._connection: asyncio.Task[None] | None = None
+        self._gpus: list[pb.Gpu] = []
+
+    async def startup(self) -> None:
+        self._gpus = gpus.inventory(self.config.gpus)
+        for sub in ("bundles", "containers"):
+            (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
+        self._channel = grpc.aio.insecure_channel(
+            self.config.scheduler,
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.keepalive_time_ms", 10_000)],
+        )
+        self._stub = pb_grpc.SchedulerStub(self._channel)
+        self._connection = asyncio.create_task(self._stay_connected(), name="worker-connection")
+        log.info("worker %s starting (scheduler %s, %d GPUs)", self.config.worker_id, self.config.scheduler,
+                 len(self._gpus))
+
+    async def _stay_connected(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._connect()
+                attempt = 0
+            except grpc.RpcError as exc:
+                log.warning("scheduler stream ended: %s", exc.details() if isinstance(exc, grpc.Call) else exc)
+            except Exception:
+                log.exception("scheduler stream failed")
+            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+            attempt += 1
+
+    async def _connect(self) -> None:
+        register = pb.WorkerRegister(
+            worker_id=self.config.worker_id,
+            hostname=os.uname().nodename,
+            cpu_count=os.cpu_count() or 1,
+            memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            gpus=self._gpus,
+        )
+        # Containers from before a reconnect are unknown to the scheduler now: stop them.
+        for container in list(self.containers.values()):
+            self._spawn(self._stop_container(container.id, 1.0), f"stop-{container.id}")
+        self._outbox = asyncio.Queue()
+        self._outbox.put_nowait(pb.WorkerMessage(register=register))
+        call = self._stub.WorkerConnect(self._messages())
+        log.info("registered with scheduler %s", self.config.scheduler)
+        async for command in call:
+            kind = command.WhichOneof("kind")
+            if kind == "start":
+                self._spawn(self._run_container(command.start), f"container-{command.start.container_id}")
+            elif kind == "stop":
+                self._spawn(self._stop_container(command.stop.container_id, command.stop.grace_seconds),
+                            f"stop-{command.stop.container_id}")
+
+    async def _messages(self) -> AsyncIterator[pb.WorkerMessage]:
+        outbox = self._outbox
+        heartbeat = asyncio.create_task(self._heartbeat(outbox), name="heartbeat")
+        try:
+            while True:
+                yield await outbox.get()
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, outbox: asyncio.Queue[pb.WorkerMessage]) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval)
+            outbox.put_nowait(pb.WorkerMessage(heartbeat=pb.WorkerHeartbeat(container_ids=list(self.containers))))
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bundle(self, bundle_hash: str) -> bytes:
+        path = self.config.work_dir / "bundles" / f"{bundle_hash}.zip"
+        if path.exists():
+            return path.read_bytes()
+        reply = await self._stub.GetBundle(pb.GetBundleRequest(bundle_hash=bundle_hash))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(reply.bundle)
+        tmp.replace(path)
+        return bytes(reply.bundle)
+
+    async def _run_container(self, command: pb.StartContainer) -> None:
+        outbox = self._outbox
+        directory = self.config.work_dir / "containers" / command.container_id
+        container = ContainerProcess(command, directory, self.config)
+        self.containers[container.id] = container
+        code = -1
+        reason = ""
+        try:
+            extract_bundle(await self._bundle(command.bundle_hash), directory)
+            address = await container.start()
+            outbox.put_nowait(pb.WorkerMessage(started=pb.ContainerStarted(container_id=container.id, address=address)))
+            code = await container.wait()
+            reason = f"exited with code {code}" if code else ""
+            if code not in (0, -15):
+                log.warning("container %s exited with code %d:\n%s", container.id, code, container.tail())
+        except ContainerFailed as exc:
+            reason = str(exc)
+            log.error("container %s failed to start: %s", container.id, reason)
+        except Exception as exc:
+            reason = f"could not start: {exc}"
+            log.exception("container %s could not start", container.id)
+        finally:
+            self.containers.pop(container.id, None)
+            await container.stop(grace=1)
+            container.remove_directory()
+            outbox.put_nowait(pb.WorkerMessage(exited=pb.ContainerExited(
+                container_id=container.id, exit_code=code, reason=reason)))
+
+    async def _stop_container(self, container_id: str, grace: float) -> None:
+        container = self.containers.get(container_id)
+        if container is not None:
+            await container.stop(grace)
+
+    async def shutdown(self) -> None:
+        if self._connection is not None:
+            self._connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connection
+        await asyncio.gather(*(c.stop(grace=5) for c in list(self.containers.values())), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()
+        log.info("worker stopped")
