@@ -52,9 +52,24 @@ async def _requests(outbox: asyncio.Queue[pb.ServeRequest]) -> AsyncIterator[pb.
         yield await outbox.get()
 
 
-async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeRequest]) -> None:
-    only_python = watchfiles.PythonFilter()
-    async for _ in watchfiles.awatch(path.parent, watch_filter=only_python, debounce=400, step=30):
+async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeRequest], loaded: bytes) -> None:
+    """Send a new definition whenever a Python file beside the app changes.
+
+    The watcher also yields every half second without changes; then the app file's content is
+    compared with what was last loaded, so a save made while the watcher was starting is not lost.
+    """
+    watching = False
+    async for changes in watchfiles.awatch(
+        path.parent, watch_filter=watchfiles.PythonFilter(), debounce=400, step=30,
+        rust_timeout=500, yield_on_timeout=True,
+    ):
+        if not watching:
+            watching = True
+            print(f"Serving {path.name}; edits reload it. Ctrl-C stops it.", flush=True)
+        current = path.read_bytes() if path.exists() else b""
+        if not changes and current == loaded:
+            continue
+        loaded = current
         try:
             definition = await asyncio.to_thread(load_definition, path)
         except AppFileError as exc:
@@ -65,6 +80,7 @@ async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeReq
 
 
 async def _serve(path: Path, environment: str, scheduler: str) -> int:
+    loaded = path.read_bytes()
     definition = await asyncio.to_thread(load_definition, path)
     outbox: asyncio.Queue[pb.ServeRequest] = asyncio.Queue()
     outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
@@ -84,8 +100,7 @@ async def _serve(path: Path, environment: str, scheduler: str) -> int:
                     continue
                 print_endpoints(response.deployed)
                 if watcher is None:
-                    print(f"Serving {path.name}; edits reload it. Ctrl-C stops it.", flush=True)
-                    watcher = asyncio.create_task(_watch(path, environment, outbox), name="watch")
+                    watcher = asyncio.create_task(_watch(path, environment, outbox, loaded), name="watch")
                 else:
                     print(f"Reloaded {path.name} (version {response.deployed.version})", flush=True)
 

@@ -68,6 +68,7 @@ class ContainerLink:
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         pump = asyncio.create_task(self._pump(request_id, receive, window), name=f"pump-{request_id}")
         started = False
+        finished = False  # the whole HTTP response reached the client
         try:
             while True:
                 frame = await inbox.get()
@@ -79,6 +80,8 @@ class ContainerLink:
                     message = event_from_proto(frame.event)
                     if frame.event.type in _STARTING_TYPES:
                         started = True
+                    elif frame.event.type == "http.response.body" and not frame.event.more_body:
+                        finished = True
                     await send(message)
                     if needs_credit(frame.event.type, frame.event.more_body):
                         self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=1))
@@ -86,7 +89,7 @@ class ContainerLink:
                     for _ in range(frame.credit):
                         window.release()
                 elif kind == "done":
-                    if frame.done and started:
+                    if frame.done and started and not finished:
                         # The app failed mid-response: cut the connection so the client sees it.
                         raise ConnectionAbortedError(f"the web function failed mid-response: {frame.done}")
                     return

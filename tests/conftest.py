@@ -1,0 +1,200 @@
+"""Fixtures that run real stoker clusters: `stoker up` as a process, on ephemeral ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+STARTUP_TIMEOUT = 60.0
+
+
+def base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
+    env["HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def stoker_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "client", *args]
+
+
+class LineReader:
+    """Collects a process's output lines in a thread, so tests can wait for one."""
+
+    def __init__(self, stream: object) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for raw in stream:  # type: ignore[attr-defined]
+            with self._cond:
+                self.lines.append(raw.rstrip("\n"))
+                self._cond.notify_all()
+
+    def wait_for(self, predicate: object, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self.lines[seen:]:
+                    if predicate(line):  # type: ignore[operator]
+                        return line
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no matching line; output so far:\n" + "\n".join(self.lines))
+                self._cond.wait(left)
+
+    def text(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(loopback base URL, Host header) for an endpoint URL, so no DNS is needed."""
+    parts = urlsplit(url)
+    return f"http://127.0.0.1:{parts.port or 80}", parts.netloc
+
+
+@dataclass
+class Cluster:
+    home: Path
+    state_dir: Path
+    process: subprocess.Popen[str] | None = None
+    output: LineReader | None = None
+    http_port: int = 0
+    scheduler: str = ""
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = base_env(self.home)
+        env["STOKER_SCHEDULER"] = self.scheduler
+        return env
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            stoker_command("up", "--http-port", "0", "--grpc-port", "0", "--state-dir", str(self.state_dir)),
+            env=base_env(self.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.output = LineReader(self.process.stdout)
+        ready = self.output.wait_for(lambda line: line.startswith("ready:"), STARTUP_TIMEOUT)
+        self.http_port = int(ready.rsplit(":", 1)[1])
+        self.scheduler = self.output.wait_for(lambda line: line.startswith("scheduler:"), 1).split()[1]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def stoker(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(stoker_command(*args), env=self.env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def deploy(self, app_file: Path | str, *extra: str) -> dict[str, str]:
+        """Deploy and return {function: URL} from what deploy printed."""
+        result = self.stoker("deploy", str(APPS / app_file), *extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return parse_endpoints(result.stdout)
+
+    def request(self, method: str, url: str, path: str = "/", **kwargs: object) -> httpx.Response:
+        base, host = split_url(url)
+        headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
+        headers["host"] = host
+        return self.client.request(method, base + path, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    def get(self, url: str, path: str = "/", **kwargs: object) -> httpx.Response:
+        return self.request("GET", url, path, **kwargs)
+
+    def post(self, url: str, path: str = "/", **kwargs: object) -> httpx.Response:
+        return self.request("POST", url, path, **kwargs)
+
+
+def parse_endpoints(output: str) -> dict[str, str]:
+    endpoints = {}
+    for line in output.splitlines():
+        if line.startswith("Created web function "):
+            name, url = line[len("Created web function "):].split(" => ")
+            endpoints[name] = url.strip()
+    return endpoints
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(predicate: object, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval)
+    return bool(predicate())  # type: ignore[operator]
+
+
+def make_cluster(tmp_path: Path) -> Cluster:
+    return Cluster(home=tmp_path / "home", state_dir=tmp_path / "state")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = make_cluster(tmp_path)
+    c.home.mkdir()
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = make_cluster(tmp_path_factory.mktemp("cluster"))
+    c.home.mkdir()
+    c.start()
+    yield c
+    c.stop()

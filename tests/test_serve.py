@@ -1,0 +1,128 @@
+"""`stoker serve`: ephemeral apps with -dev URLs, live reload, gone when serve goes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import APPS, Cluster, LineReader, alive, base_env, descendants, stoker_command, wait_until
+
+RELOAD_APP = '''
+import modal
+
+app = modal.App("live")
+
+
+@app.function()
+@modal.fastapi_endpoint()
+def greet():
+    return {"greeting": "GREETING"}
+'''
+
+
+class Serve:
+    def __init__(self, app_file: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            stoker_command("serve", str(app_file)), env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+        )
+        self.output = LineReader(self.process.stdout)
+
+    def url(self, function: str, timeout: float = 60) -> str:
+        """The function's URL, once serve is also watching for edits."""
+        line = self.output.wait_for(lambda l: l.startswith(f"Created web function {function} => "), timeout)
+        self.output.wait_for(lambda l: l.startswith("Serving "), timeout)
+        return line.split(" => ")[1]
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@pytest.fixture
+def live_app(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    path = folder / "live.py"
+    path.write_text(RELOAD_APP.replace("GREETING", "hello"))
+    return path
+
+
+@pytest.fixture
+def served(cluster: Cluster, live_app: Path) -> Iterator[Serve]:
+    serve = Serve(live_app, cluster.env)
+    yield serve
+    serve.stop()
+
+
+def test_serve_prints_a_dev_url_that_answers(cluster: Cluster, served: Serve) -> None:
+    url = served.url("greet")
+    assert url == f"http://ws--live-greet-dev.localhost:{cluster.http_port}"
+    assert cluster.get(url).json() == {"greeting": "hello"}
+
+
+def test_saving_the_file_changes_the_endpoint_within_two_seconds(
+    cluster: Cluster, served: Serve, live_app: Path
+) -> None:
+    url = served.url("greet")
+    assert cluster.get(url).json() == {"greeting": "hello"}
+    live_app.write_text(RELOAD_APP.replace("GREETING", "reloaded"))
+    saved = time.monotonic()
+    assert wait_until(lambda: cluster.get(url).json() == {"greeting": "reloaded"}, timeout=10, interval=0.1)
+    assert time.monotonic() - saved < 2.0, served.output.text()
+
+
+def test_a_broken_save_keeps_the_previous_version_serving(
+    cluster: Cluster, served: Serve, live_app: Path
+) -> None:
+    url = served.url("greet")
+    live_app.write_text("import modal\nraise SyntaxError('half-typed')\n")
+    served.output.wait_for(lambda l: l.startswith("Reload failed"), timeout=10)
+    assert cluster.get(url).json() == {"greeting": "hello"}
+    assert served.process.poll() is None
+
+
+def test_the_app_is_gone_when_serve_exits(cluster: Cluster, served: Serve) -> None:
+    url = served.url("greet")
+    assert cluster.get(url).status_code == 200
+    assert served.stop(signal.SIGINT) == 0
+    assert wait_until(lambda: cluster.get(url).status_code == 404, timeout=10)
+    assert "live" not in cluster.stoker("app", "list").stdout
+
+
+def test_the_app_is_gone_when_serve_is_killed(cluster: Cluster, served: Serve) -> None:
+    url = served.url("greet")
+    assert cluster.get(url).status_code == 200
+    served.stop(signal.SIGKILL)
+    assert wait_until(lambda: cluster.get(url).status_code == 404, timeout=15)
+
+
+def test_serve_runs_an_embedded_cluster_when_none_is_configured(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = base_env(home)
+    env["STOKER_HTTP_PORT"] = "0"
+    app_file = tmp_path / "quickstart.py"
+    shutil.copy(APPS / "seed_quickstart.py", app_file)
+    serve = Serve(app_file, env)
+    try:
+        url = serve.url("hello")
+        assert "starting a local one" in serve.output.text()
+        probe = Cluster(home=home, state_dir=tmp_path)
+        assert probe.get(url).json() == "Hello world!"
+        family = descendants(serve.process.pid)
+        assert len(family) >= 4  # scheduler, worker, ingress, a container (+ their children)
+    finally:
+        assert serve.stop(signal.SIGINT) == 0
+    assert wait_until(lambda: not any(alive(p) for p in family), timeout=15)
