@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from client.exceptions import InvalidError
-from client.function import FunctionOptions, Function
+from client.function import Function, FunctionOptions
 from client.image import Image
 from client.partial import PartialFunction
 from client.secret import Secret

@@ -12,13 +12,14 @@ import typer
 # Workers start containers while gRPC threads run; grpc's fork handlers only warn about that.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
-from client.exceptions import Error  # noqa: E402
+from client.exceptions import Error
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted, Modal-style web endpoints.")
 app_cli = typer.Typer(no_args_is_help=True, help="Deployed and served apps.")
 cli.add_typer(app_cli, name="app")
 
 DEFAULT_STATE = Path.home() / ".stoker" / "state"
+DEFAULT_WORK_DIR = Path.home() / ".stoker" / "worker"
 LogLevel = Annotated[str, typer.Option(envvar="STOKER_LOG_LEVEL", help="debug, info, warning or error.")]
 PortFile = Annotated[Path | None, typer.Option(envvar="STOKER_PORT_FILE", help="Write the bound port here as JSON.")]
 Environment = Annotated[str, typer.Option("--env", "-e", envvar="STOKER_ENVIRONMENT", help="Environment name.")]
@@ -40,7 +41,7 @@ def scheduler(
     port: Annotated[int, typer.Option(envvar="STOKER_SCHEDULER_PORT", help="0 picks a free port.")] = 7700,
     state_dir: Annotated[Path, typer.Option(envvar="STOKER_STATE_DIR")] = DEFAULT_STATE,
     workspace: Annotated[str, typer.Option(envvar="STOKER_WORKSPACE")] = "ws",
-    domain: Annotated[str, typer.Option(envvar="STOKER_DOMAIN", help="Endpoints live under this domain.")] = "localhost",
+    domain: Annotated[str, typer.Option(envvar="STOKER_DOMAIN", help="Endpoints live under it.")] = "localhost",
     web_scheme: Annotated[str, typer.Option(envvar="STOKER_WEB_SCHEME")] = "http",
     web_port: Annotated[int, typer.Option(envvar="STOKER_WEB_PORT", help="Port in URLs; 0: the ingress's.")] = 0,
     queue_timeout: Annotated[float, typer.Option(envvar="STOKER_QUEUE_TIMEOUT")] = 60.0,
@@ -53,16 +54,27 @@ def scheduler(
     from scheduler.server import SchedulerServer
 
     configure_logging(log_level)
-    run(SchedulerServer(SchedulerConfig(
-        host=host, port=port, state_dir=state_dir, workspace=workspace, domain=domain, web_scheme=web_scheme,
-        web_port=web_port, queue_timeout=queue_timeout, port_file=port_file,
-    )))
+    run(
+        SchedulerServer(
+            SchedulerConfig(
+                host=host,
+                port=port,
+                state_dir=state_dir,
+                workspace=workspace,
+                domain=domain,
+                web_scheme=web_scheme,
+                web_port=web_port,
+                queue_timeout=queue_timeout,
+                port_file=port_file,
+            )
+        )
+    )
 
 
 @cli.command()
 def worker(
     scheduler: Annotated[str, typer.Option(envvar="STOKER_SCHEDULER")] = "127.0.0.1:7700",
-    work_dir: Annotated[Path, typer.Option(envvar="STOKER_WORK_DIR")] = Path.home() / ".stoker" / "worker",
+    work_dir: Annotated[Path, typer.Option(envvar="STOKER_WORK_DIR")] = DEFAULT_WORK_DIR,
     worker_id: Annotated[str, typer.Option(envvar="STOKER_WORKER_ID", help="Default: the host name.")] = "",
     bind_host: Annotated[str, typer.Option(envvar="STOKER_BIND_HOST", help="Containers listen here.")] = "127.0.0.1",
     advertise_host: Annotated[str, typer.Option(envvar="STOKER_ADVERTISE_HOST")] = "127.0.0.1",
@@ -75,8 +87,9 @@ def worker(
     from worker.server import WorkerServer
 
     configure_logging(log_level)
-    config = WorkerConfig(scheduler=scheduler, work_dir=work_dir, bind_host=bind_host,
-                          advertise_host=advertise_host, gpus=gpus)
+    config = WorkerConfig(
+        scheduler=scheduler, work_dir=work_dir, bind_host=bind_host, advertise_host=advertise_host, gpus=gpus
+    )
     if worker_id:
         config = WorkerConfig(**{**config.__dict__, "worker_id": worker_id})
     run(WorkerServer(config))

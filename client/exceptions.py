@@ -25,7 +25,7 @@ class AuthError(Error):
     """Missing or wrong credentials."""
 
 
-class ConnectionError(Error):  # noqa: A001 - the SDK's own name, as Modal's
+class ConnectionError(Error):
     """The cluster could not be reached."""
 
 

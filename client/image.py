@@ -27,7 +27,7 @@ class Image:
             flat.extend([p] if isinstance(p, str) else p)
         return replace(self, pip_packages=self.pip_packages + tuple(flat))
 
-    def env(self, vars: dict[str, str]) -> Image:  # noqa: A002 - Modal's parameter name
+    def env(self, vars: dict[str, str]) -> Image:
         return replace(self, env_vars=self.env_vars + tuple(sorted(vars.items())))
 
     def run_commands(self, *commands: str | list[str], **_: object) -> Image:

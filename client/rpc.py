@@ -14,8 +14,7 @@ CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_rec
 def require(config: ClientConfig | None) -> ClientConfig:
     if config is None:
         raise ConnectionError(
-            "no stoker cluster is configured: run `stoker up` on this machine, "
-            "or set STOKER_SCHEDULER=host:port"
+            "no stoker cluster is configured: run `stoker up` on this machine, or set STOKER_SCHEDULER=host:port"
         )
     return config
 

@@ -47,6 +47,13 @@ def _find_or_start_cluster() -> tuple[str, LocalCluster | None]:
     return cluster.scheduler_address, cluster
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 async def _requests(outbox: asyncio.Queue[pb.ServeRequest]) -> AsyncIterator[pb.ServeRequest]:
     while True:
         yield await outbox.get()
@@ -60,27 +67,34 @@ async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeReq
     """
     watching = False
     async for changes in watchfiles.awatch(
-        path.parent, watch_filter=watchfiles.PythonFilter(), debounce=400, step=30,
-        rust_timeout=500, yield_on_timeout=True,
+        path.parent,
+        watch_filter=watchfiles.PythonFilter(),
+        debounce=400,
+        step=30,
+        rust_timeout=500,
+        yield_on_timeout=True,
     ):
         if not watching:
             watching = True
             print(f"Serving {path.name}; edits reload it. Ctrl-C stops it.", flush=True)
-        current = path.read_bytes() if path.exists() else b""
+        current = await asyncio.to_thread(_read, path)
         if not changes and current == loaded:
             continue
         loaded = current
         try:
             definition = await asyncio.to_thread(load_definition, path)
         except AppFileError as exc:
-            print(f"{exc.details}\nReload failed: {path.name} could not be loaded; "
-                  "the previous version keeps serving.", file=sys.stderr, flush=True)
+            print(
+                f"{exc.details}\nReload failed: {path.name} could not be loaded; the previous version keeps serving.",
+                file=sys.stderr,
+                flush=True,
+            )
             continue
         outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
 
 
 async def _serve(path: Path, environment: str, scheduler: str) -> int:
-    loaded = path.read_bytes()
+    loaded = await asyncio.to_thread(_read, path)
     definition = await asyncio.to_thread(load_definition, path)
     outbox: asyncio.Queue[pb.ServeRequest] = asyncio.Queue()
     outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))

@@ -75,13 +75,31 @@ class LocalCluster:
             ports = {name: run_dir / f"{name}.port" for name in ("scheduler", "ingress")}
             for f in ports.values():
                 f.unlink(missing_ok=True)
-            self._spawn("scheduler", "--host", self.host, "--port", str(self.grpc_port),
-                        "--state-dir", str(self.state_dir), "--port-file", str(ports["scheduler"]))
+            self._spawn(
+                "scheduler",
+                "--host",
+                self.host,
+                "--port",
+                str(self.grpc_port),
+                "--state-dir",
+                str(self.state_dir),
+                "--port-file",
+                str(ports["scheduler"]),
+            )
             grpc_port = self._wait_port("scheduler", ports["scheduler"], "grpc", deadline)
             self.scheduler_address = f"{self.host}:{grpc_port}"
             self._spawn("worker", "--scheduler", self.scheduler_address, "--work-dir", str(self.state_dir / "worker"))
-            self._spawn("ingress", "--host", self.host, "--port", str(self.http_port),
-                        "--scheduler", self.scheduler_address, "--port-file", str(ports["ingress"]))
+            self._spawn(
+                "ingress",
+                "--host",
+                self.host,
+                "--port",
+                str(self.http_port),
+                "--scheduler",
+                self.scheduler_address,
+                "--port-file",
+                str(ports["ingress"]),
+            )
             http_port = self._wait_port("ingress", ports["ingress"], "http", deadline)
             self.http_url = f"http://localhost:{http_port}"
             self._wait_healthy(deadline)

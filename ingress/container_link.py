@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024 * 1024
 _END_TYPES = frozenset({"http.disconnect", "websocket.disconnect"})
-_STARTING_TYPES = frozenset({"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"})
+_STARTING_TYPES = frozenset(
+    {"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"}
+)
 
 Receive = Any
 Send = Any
@@ -48,13 +50,14 @@ class ContainerLink:
                 if stream is not None:
                     stream.put_nowait(frame)
         except grpc.RpcError as exc:
-            log.warning("stream to container %s ended: %s", self.address,
-                        exc.details() if isinstance(exc, grpc.Call) else exc)
+            log.warning(
+                "stream to container %s ended: %s", self.address, exc.details() if isinstance(exc, grpc.Call) else exc
+            )
         finally:
             self.broken = True
             for stream in self._streams.values():
                 stream.put_nowait(None)
-            await self._channel.close()
+            await self._channel.close(None)
 
     async def close(self) -> None:
         self._reader.cancel()

@@ -30,10 +30,17 @@ class Proxy:
         host = _host(scope)
         route = self.scheduler.routes.match(host)
         if route is None:
-            await plain_response(scope, send, 404, (
-                f"No web endpoint is named {host.rsplit(':', 1)[0]!r} on this cluster. "
-                "Use a URL that `stoker deploy` or `stoker serve` printed; `stoker app list` shows them."
-            ) if host else "The request has no Host header, so it names no web endpoint.")
+            await plain_response(
+                scope,
+                send,
+                404,
+                (
+                    f"No web endpoint is named {host.rsplit(':', 1)[0]!r} on this cluster. "
+                    "Use a URL that `stoker deploy` or `stoker serve` printed; `stoker app list` shows them."
+                )
+                if host
+                else "The request has no Host header, so it names no web endpoint.",
+            )
             return
         try:
             request_id, assignment = await self.scheduler.acquire(route.function_id)

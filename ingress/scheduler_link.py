@@ -48,7 +48,7 @@ class SchedulerLink:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def _stay_connected(self) -> None:
         attempt = 0

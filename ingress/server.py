@@ -49,18 +49,20 @@ class IngressServer:
         self.scheduler = SchedulerLink(c.scheduler, c.ingress_id, self.port, c.placement_timeout)
         self.scheduler.start()
         self.links = ContainerLinks()
-        self._uvicorn = _Uvicorn(uvicorn.Config(
-            Proxy(self.scheduler, self.links),
-            http="httptools",
-            ws="websockets-sansio",
-            ws_max_size=WS_MAX_MESSAGE,
-            lifespan="off",
-            access_log=False,
-            proxy_headers=False,  # this is the edge: the peer address is the client's
-            server_header=False,
-            log_config=None,
-            timeout_graceful_shutdown=5,
-        ))
+        self._uvicorn = _Uvicorn(
+            uvicorn.Config(
+                Proxy(self.scheduler, self.links),
+                http="httptools",
+                ws="websockets-sansio",
+                ws_max_size=WS_MAX_MESSAGE,
+                lifespan="off",
+                access_log=False,
+                proxy_headers=False,  # this is the edge: the peer address is the client's
+                server_header=False,
+                log_config=None,
+                timeout_graceful_shutdown=5,
+            )
+        )
         self._serving = asyncio.create_task(self._serve(), name="uvicorn")
         if c.port_file is not None:
             c.port_file.write_text(json.dumps({"http": self.port}))

@@ -8,6 +8,7 @@ This bounds memory per request in every process however large a body is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from protos import stoker_pb2 as pb
@@ -24,7 +25,7 @@ def needs_credit(message_type: str, more_body: bool) -> bool:
     return (more_body and message_type in _BODY_TYPES) or message_type in _CREDITED_TYPES
 
 
-def scope_to_proto(scope: dict[str, Any]) -> pb.Scope:
+def scope_to_proto(scope: Mapping[str, Any]) -> pb.Scope:
     client = scope.get("client") or ("", 0)
     server = scope.get("server") or ("", 0)
     return pb.Scope(
@@ -66,12 +67,10 @@ def scope_from_proto(s: pb.Scope) -> dict[str, Any]:
     return scope
 
 
-def event_to_proto(message: dict[str, Any]) -> pb.AsgiEvent:
+def event_to_proto(message: Mapping[str, Any]) -> pb.AsgiEvent:
     t = message["type"]
     if t == "http.response.body" or t == "http.request":
-        return pb.AsgiEvent(
-            type=t, body=bytes(message.get("body", b"")), more_body=message.get("more_body", False)
-        )
+        return pb.AsgiEvent(type=t, body=bytes(message.get("body", b"")), more_body=message.get("more_body", False))
     if t == "http.response.start":
         return pb.AsgiEvent(
             type=t,

@@ -103,8 +103,11 @@ class Apps:
                 host = f"{urls.subdomain(self.workspace, record.environment, label, record.ephemeral)}.{self.domain}"
                 hosts = [host, *(d.lower() for d in spec.web.custom_domains)]
                 url = urls.web_url(self.scheme, host, self.port)
-            result.append(FunctionState(
-                id=f"{record.app_id}:{record.version}:{spec.name}", app=record, spec=spec, hosts=hosts, url=url))
+            result.append(
+                FunctionState(
+                    id=f"{record.app_id}:{record.version}:{spec.name}", app=record, spec=spec, hosts=hosts, url=url
+                )
+            )
         return result
 
     def _validate(self, app: pb.AppDefinition, environment: str) -> None:
@@ -133,7 +136,8 @@ class Apps:
             if not urls.is_valid_label(label):
                 raise invalid(
                     f"{spec.name}: label {label!r} is not a valid DNS label "
-                    "(lowercase letters, digits and '-', at most 63, not starting or ending with '-')")
+                    "(lowercase letters, digits and '-', at most 63, not starting or ending with '-')"
+                )
             if label in seen:
                 raise invalid(f"{spec.name} and {seen[label]} both use the label {label!r}")
             seen[label] = spec.name
@@ -149,9 +153,13 @@ class Apps:
             for host in fn.hosts:
                 owner = taken.get(host)
                 if owner is not None and not owner.app.ephemeral:
-                    raise AppError(grpc.StatusCode.ALREADY_EXISTS, (
-                        f"{fn.spec.name}: {host} is already used by app {owner.app.name!r} "
-                        f"(function {owner.spec.name}); choose another label= or stop that app"))
+                    raise AppError(
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        (
+                            f"{fn.spec.name}: {host} is already used by app {owner.app.name!r} "
+                            f"(function {owner.spec.name}); choose another label= or stop that app"
+                        ),
+                    )
 
     def _find(self, name: str, environment: str, ephemeral: bool, app_id: str) -> AppRecord | None:
         for functions in self.live.values():
@@ -160,7 +168,8 @@ class Apps:
                 continue
             if app_id and record.app_id == app_id:
                 return record
-            if not app_id and not ephemeral and not record.ephemeral and (record.name, record.environment) == (name, environment):
+            same_name = (record.name, record.environment) == (name, environment)
+            if not app_id and not ephemeral and not record.ephemeral and same_name:
                 return record
         return None
 
@@ -168,11 +177,14 @@ class Apps:
 
     def stop(self, name: str, environment: str) -> str:
         for app_id, functions in self.live.items():
-            if functions and not functions[0].app.ephemeral and (functions[0].app.name, functions[0].app.environment) == (name, environment):
+            record = functions[0].app if functions else None
+            if record is not None and not record.ephemeral and (record.name, record.environment) == (name, environment):
                 self.stop_app_id(app_id)
                 return app_id
-        raise AppError(grpc.StatusCode.NOT_FOUND, f"no deployed app named {name!r}"
-                       + (f" in environment {environment!r}" if environment else ""))
+        raise AppError(
+            grpc.StatusCode.NOT_FOUND,
+            f"no deployed app named {name!r}" + (f" in environment {environment!r}" if environment else ""),
+        )
 
     def stop_app_id(self, app_id: str) -> None:
         functions = self.live.pop(app_id, [])
@@ -185,14 +197,16 @@ class Apps:
             if not functions:
                 continue
             record = functions[0].app
-            apps.append(pb.AppInfo(
-                app_id=app_id,
-                name=record.name,
-                state="ephemeral" if record.ephemeral else "deployed",
-                version=record.version,
-                created_at=record.created_at,
-                environment=record.environment,
-                containers=sum(len(f.containers) for f in functions),
-                endpoints=[pb.EndpointUrl(function=f.spec.name, url=f.url) for f in functions if f.url],
-            ))
+            apps.append(
+                pb.AppInfo(
+                    app_id=app_id,
+                    name=record.name,
+                    state="ephemeral" if record.ephemeral else "deployed",
+                    version=record.version,
+                    created_at=record.created_at,
+                    environment=record.environment,
+                    containers=sum(len(f.containers) for f in functions),
+                    endpoints=[pb.EndpointUrl(function=f.spec.name, url=f.url) for f in functions if f.url],
+                )
+            )
         return pb.ListAppsResponse(apps=apps)

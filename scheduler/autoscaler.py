@@ -40,9 +40,7 @@ def containers_to_start(
     return max(0, want)
 
 
-def idle_to_stop(
-    containers: Sequence[C], *, now: float, scaledown_window: float, min_containers: int
-) -> list[C]:
+def idle_to_stop(containers: Sequence[C], *, now: float, scaledown_window: float, min_containers: int) -> list[C]:
     """Warm containers idle for longer than `scaledown_window`, beyond the `min_containers`
     that must stay. Containers with inputs in flight are never chosen."""
     running = sum(1 for c in containers if c.state != "draining")

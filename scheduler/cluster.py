@@ -79,8 +79,14 @@ class Cluster:
     def acquire(self, ingress: IngressSession, request_id: int, function_id: str) -> None:
         fn = self.functions.get(function_id)
         if fn is None:
-            self._send(ingress, pb.IngressEvent(rejection=pb.Rejection(
-                request_id=request_id, http_status=404, message="this endpoint was stopped or replaced; retry")))
+            self._send(
+                ingress,
+                pb.IngressEvent(
+                    rejection=pb.Rejection(
+                        request_id=request_id, http_status=404, message="this endpoint was stopped or replaced; retry"
+                    )
+                ),
+            )
             return
         container = placement.pick_container(fn.containers.values(), fn.max_inputs)
         if container is not None and not fn.queue:
@@ -112,8 +118,12 @@ class Cluster:
     def _assign(self, ingress: IngressSession, request_id: int, container: Container) -> None:
         container.in_flight += 1
         ingress.assigned[request_id] = container
-        self._send(ingress, pb.IngressEvent(assignment=pb.Assignment(
-            request_id=request_id, container_id=container.id, address=container.address)))
+        self._send(
+            ingress,
+            pb.IngressEvent(
+                assignment=pb.Assignment(request_id=request_id, container_id=container.id, address=container.address)
+            ),
+        )
 
     def _dispatch(self, fn: FunctionState) -> None:
         """Hand queued requests to free slots, first come first served."""
@@ -126,8 +136,10 @@ class Cluster:
                 self._assign(waiter.ingress, waiter.request_id, container)
 
     def _reject(self, waiter: Waiter, status: int, message: str) -> None:
-        self._send(waiter.ingress, pb.IngressEvent(rejection=pb.Rejection(
-            request_id=waiter.request_id, http_status=status, message=message)))
+        self._send(
+            waiter.ingress,
+            pb.IngressEvent(rejection=pb.Rejection(request_id=waiter.request_id, http_status=status, message=message)),
+        )
 
     @staticmethod
     def _send(ingress: IngressSession, event: pb.IngressEvent) -> None:
@@ -165,17 +177,21 @@ class Cluster:
         fn.containers[container.id] = container
         worker.containers.add(container.id)
         urls = {f.spec.name: f.url for f in self._app_functions(fn) if f.url}
-        worker.outbox.put_nowait(pb.WorkerCommand(start=pb.StartContainer(
-            container_id=container.id,
-            app_id=fn.app.app_id,
-            app_name=fn.app.name,
-            version=fn.app.version,
-            bundle_hash=fn.app.bundle_hash,
-            entry=fn.app.definition.entry,
-            function=fn.spec,
-            env={"STOKER_WEB_URLS": json.dumps(urls)},
-            web_url=fn.url,
-        )))
+        worker.outbox.put_nowait(
+            pb.WorkerCommand(
+                start=pb.StartContainer(
+                    container_id=container.id,
+                    app_id=fn.app.app_id,
+                    app_name=fn.app.name,
+                    version=fn.app.version,
+                    bundle_hash=fn.app.bundle_hash,
+                    entry=fn.app.definition.entry,
+                    function=fn.spec,
+                    env={"STOKER_WEB_URLS": json.dumps(urls)},
+                    web_url=fn.url,
+                )
+            )
+        )
         log.info("starting %s for %s on worker %s", container.id, fn.id, worker.id)
         return True
 
@@ -190,19 +206,27 @@ class Cluster:
 
     def _stop(self, container: Container) -> None:
         container.state = "draining"
-        container.worker.outbox.put_nowait(pb.WorkerCommand(
-            stop=pb.StopContainer(container_id=container.id, grace_seconds=STOP_GRACE_SECONDS)))
+        container.worker.outbox.put_nowait(
+            pb.WorkerCommand(stop=pb.StopContainer(container_id=container.id, grace_seconds=STOP_GRACE_SECONDS))
+        )
 
     def tick(self, now: float) -> None:
         """Periodic upkeep: queue timeouts and scale-down."""
         for fn in list(self.functions.values()):
             while fn.queue and fn.queue[0].deadline <= now:
-                self._reject(fn.queue.popleft(), 503, (
-                    f"no container of {fn.spec.name!r} had a free slot within {self.queue_timeout:g} s; "
-                    "retry later or raise max_containers"))
+                self._reject(
+                    fn.queue.popleft(),
+                    503,
+                    (
+                        f"no container of {fn.spec.name!r} had a free slot within {self.queue_timeout:g} s; "
+                        "retry later or raise max_containers"
+                    ),
+                )
             for c in autoscaler.idle_to_stop(
-                list(fn.containers.values()), now=now,
-                scaledown_window=fn.spec.scaledown_window or 60.0, min_containers=fn.spec.min_containers,
+                list(fn.containers.values()),
+                now=now,
+                scaledown_window=fn.spec.scaledown_window or 60.0,
+                min_containers=fn.spec.min_containers,
             ):
                 log.info("stopping %s: idle for %.0f s", c.id, now - c.idle_since)
                 self._stop(c)

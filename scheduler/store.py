@@ -57,9 +57,7 @@ class Store:
         """Write the app and its bundle in one transaction."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT OR IGNORE INTO bundles(hash, data) VALUES (?, ?)", (record.bundle_hash, bundle)
-            )
+            self._db.execute("INSERT OR IGNORE INTO bundles(hash, data) VALUES (?, ?)", (record.bundle_hash, bundle))
             self._db.execute(
                 "INSERT OR REPLACE INTO apps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (

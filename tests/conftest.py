@@ -90,7 +90,10 @@ class Cluster:
     def start(self) -> None:
         self.process = subprocess.Popen(
             stoker_command("up", "--http-port", "0", "--grpc-port", "0", "--state-dir", str(self.state_dir)),
-            env=base_env(self.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=base_env(self.home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.output = LineReader(self.process.stdout)
         ready = self.output.wait_for(lambda line: line.startswith("ready:"), STARTUP_TIMEOUT)
@@ -108,8 +111,14 @@ class Cluster:
             return self.process.wait()
 
     def stoker(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(stoker_command(*args), env=self.env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            stoker_command(*args),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def deploy(self, app_file: Path | str, *extra: str) -> dict[str, str]:
         """Deploy and return {function: URL} from what deploy printed."""
@@ -134,7 +143,7 @@ def parse_endpoints(output: str) -> dict[str, str]:
     endpoints = {}
     for line in output.splitlines():
         if line.startswith("Created web function "):
-            name, url = line[len("Created web function "):].split(" => ")
+            name, url = line[len("Created web function ") :].split(" => ")
             endpoints[name] = url.strip()
     return endpoints
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import APPS, Cluster, LineReader, alive, base_env, descendants, stoker_command, wait_until
 
-RELOAD_APP = '''
+RELOAD_APP = """
 import modal
 
 app = modal.App("live")
@@ -23,21 +23,25 @@ app = modal.App("live")
 @modal.fastapi_endpoint()
 def greet():
     return {"greeting": "GREETING"}
-'''
+"""
 
 
 class Serve:
     def __init__(self, app_file: Path, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            stoker_command("serve", str(app_file)), env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+            stoker_command("serve", str(app_file)),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
         )
         self.output = LineReader(self.process.stdout)
 
     def url(self, function: str, timeout: float = 60) -> str:
         """The function's URL, once serve is also watching for edits."""
-        line = self.output.wait_for(lambda l: l.startswith(f"Created web function {function} => "), timeout)
-        self.output.wait_for(lambda l: l.startswith("Serving "), timeout)
+        line = self.output.wait_for(lambda line: line.startswith(f"Created web function {function} => "), timeout)
+        self.output.wait_for(lambda line: line.startswith("Serving "), timeout)
         return line.split(" => ")[1]
 
     def stop(self, sig: int = signal.SIGINT) -> int:
@@ -83,12 +87,10 @@ def test_saving_the_file_changes_the_endpoint_within_two_seconds(
     assert time.monotonic() - saved < 2.0, served.output.text()
 
 
-def test_a_broken_save_keeps_the_previous_version_serving(
-    cluster: Cluster, served: Serve, live_app: Path
-) -> None:
+def test_a_broken_save_keeps_the_previous_version_serving(cluster: Cluster, served: Serve, live_app: Path) -> None:
     url = served.url("greet")
     live_app.write_text("import modal\nraise SyntaxError('half-typed')\n")
-    served.output.wait_for(lambda l: l.startswith("Reload failed"), timeout=10)
+    served.output.wait_for(lambda line: line.startswith("Reload failed"), timeout=10)
     assert cluster.get(url).json() == {"greeting": "hello"}
     assert served.process.poll() is None
 

@@ -58,7 +58,9 @@ class ContainerProcess:
         read_fd, write_fd = os.pipe()
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "worker.runtime",
+                sys.executable,
+                "-m",
+                "worker.runtime",
                 cwd=self.directory,
                 env=self._environment(write_fd),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -72,8 +74,9 @@ class ContainerProcess:
         self._output_task = asyncio.create_task(self._forward_output(), name=f"output-{self.id}")
         ready = asyncio.create_task(asyncio.to_thread(_read_line, read_fd), name=f"ready-{self.id}")
         exited = asyncio.create_task(self.process.wait(), name=f"wait-{self.id}")
-        done, _ = await asyncio.wait({ready, exited}, timeout=self.config.container_ready_timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {ready, exited}, timeout=self.config.container_ready_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if ready in done and ready.result():
             exited.cancel()
             return ready.result()

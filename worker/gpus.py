@@ -21,15 +21,23 @@ def parse_declared(spec: str) -> list[pb.Gpu]:
             gib = float(memory) if memory else 0.0
         except ValueError:
             raise ValueError(f"GPU {item!r}: memory must be a number of GiB, as in 'A10G:24'") from None
-        gpus.append(pb.Gpu(index=index, uuid=f"GPU-declared-{uuid.uuid5(uuid.NAMESPACE_OID, f'{index}:{name}')}",
-                           name=name, memory_bytes=int(gib * GIB)))
+        gpus.append(
+            pb.Gpu(
+                index=index,
+                uuid=f"GPU-declared-{uuid.uuid5(uuid.NAMESPACE_OID, f'{index}:{name}')}",
+                name=name,
+                memory_bytes=int(gib * GIB),
+            )
+        )
     return gpus
 
 
 def read_nvml(nvml: Any = None) -> list[pb.Gpu]:
     """The machine's GPUs through NVML; none (logged once, by the caller) without a driver."""
     if nvml is None:
-        import pynvml as nvml
+        import pynvml
+
+        nvml = pynvml
     nvml.nvmlInit()
     try:
         gpus = []
@@ -42,13 +50,15 @@ def read_nvml(nvml: Any = None) -> list[pb.Gpu]:
                 utilization = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
             except nvml.NVMLError:
                 utilization = 0
-            gpus.append(pb.Gpu(
-                index=index,
-                uuid=gpu_uuid.decode() if isinstance(gpu_uuid, bytes) else gpu_uuid,
-                name=name.decode() if isinstance(name, bytes) else name,
-                memory_bytes=int(memory.total),
-                utilization=int(utilization),
-            ))
+            gpus.append(
+                pb.Gpu(
+                    index=index,
+                    uuid=gpu_uuid.decode() if isinstance(gpu_uuid, bytes) else gpu_uuid,
+                    name=name.decode() if isinstance(name, bytes) else name,
+                    memory_bytes=int(memory.total),
+                    utilization=int(utilization),
+                )
+            )
         return gpus
     finally:
         nvml.nvmlShutdown()

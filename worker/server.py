@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import grpc
 
@@ -44,8 +45,9 @@ class WorkerServer:
         )
         self._stub = pb_grpc.SchedulerStub(self._channel)
         self._connection = asyncio.create_task(self._stay_connected(), name="worker-connection")
-        log.info("worker %s starting (scheduler %s, %d GPUs)", self.config.worker_id, self.config.scheduler,
-                 len(self._gpus))
+        log.info(
+            "worker %s starting (scheduler %s, %d GPUs)", self.config.worker_id, self.config.scheduler, len(self._gpus)
+        )
 
     async def _stay_connected(self) -> None:
         attempt = 0
@@ -80,8 +82,10 @@ class WorkerServer:
             if kind == "start":
                 self._spawn(self._run_container(command.start), f"container-{command.start.container_id}")
             elif kind == "stop":
-                self._spawn(self._stop_container(command.stop.container_id, command.stop.grace_seconds),
-                            f"stop-{command.stop.container_id}")
+                self._spawn(
+                    self._stop_container(command.stop.container_id, command.stop.grace_seconds),
+                    f"stop-{command.stop.container_id}",
+                )
 
     async def _messages(self) -> AsyncIterator[pb.WorkerMessage]:
         outbox = self._outbox
@@ -97,8 +101,8 @@ class WorkerServer:
             await asyncio.sleep(self.config.heartbeat_interval)
             outbox.put_nowait(pb.WorkerMessage(heartbeat=pb.WorkerHeartbeat(container_ids=list(self.containers))))
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -137,8 +141,9 @@ class WorkerServer:
             self.containers.pop(container.id, None)
             await container.stop(grace=1)
             container.remove_directory()
-            outbox.put_nowait(pb.WorkerMessage(exited=pb.ContainerExited(
-                container_id=container.id, exit_code=code, reason=reason)))
+            outbox.put_nowait(
+                pb.WorkerMessage(exited=pb.ContainerExited(container_id=container.id, exit_code=code, reason=reason))
+            )
 
     async def _stop_container(self, container_id: str, grace: float) -> None:
         container = self.containers.get(container_id)
@@ -155,5 +160,5 @@ class WorkerServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(None)
         log.info("worker stopped")

@@ -72,9 +72,7 @@ def main() -> None:
     _die_with_parent()
     if os.getppid() == 1:
         sys.exit(1)  # the worker died before we could ask to die with it
-    function = find_function(
-        find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"]
-    )
+    function = find_function(find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"])
     app = build_asgi_app(function)
     asyncio.run(serve(app))
 

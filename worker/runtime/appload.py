@@ -52,8 +52,7 @@ def find_app(module: ModuleType) -> App:
         if len(apps) == 1:
             return apps[0]
     raise InvalidError(
-        f"{module.__file__} must define exactly one stoker App (found {len(apps)}); "
-        "name the one to deploy `app`"
+        f"{module.__file__} must define exactly one stoker App (found {len(apps)}); name the one to deploy `app`"
     )
 
 

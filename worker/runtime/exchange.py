@@ -123,7 +123,8 @@ class ContainerServicer(pb_grpc.ContainerServicer):
         finally:
             self.in_flight -= 1
             requests.pop(request.id, None)
-            request.out.put_nowait(pb.ResponseFrame(id=request.id, done=error.strip().splitlines()[-1] if error else ""))
+            summary = error.strip().splitlines()[-1] if error else ""
+            request.out.put_nowait(pb.ResponseFrame(id=request.id, done=summary))
 
     @staticmethod
     async def _internal_error(request: _Request) -> None:
@@ -131,8 +132,10 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             {
                 "type": "http.response.start",
                 "status": 500,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(_ERROR_BODY)).encode())],
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(_ERROR_BODY)).encode()),
+                ],
             }
         )
         await request.send({"type": "http.response.body", "body": _ERROR_BODY})

@@ -1,0 +1,77 @@
+"""Where a request or a new container goes (scheduler/placement.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduler.placement import pick_container, pick_worker
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    state: str = "warm"
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    container_count: int = 0
+
+
+def test_pick_container_takes_the_warm_one_with_most_free_slots() -> None:
+    containers = [Slot("a", in_flight=3), Slot("b", in_flight=1), Slot("c", in_flight=2)]
+    assert pick_container(containers, max_inputs=4) == containers[1]
+
+
+def test_pick_container_skips_starting_and_draining_containers() -> None:
+    containers = [Slot("a", state="starting"), Slot("b", state="draining"), Slot("c", in_flight=2)]
+    assert pick_container(containers, max_inputs=4) == containers[2]
+
+
+def test_pick_container_returns_none_without_warm_containers() -> None:
+    assert pick_container([Slot("a", state="starting"), Slot("b", state="draining")], 1) is None
+
+
+def test_pick_container_returns_none_with_no_containers() -> None:
+    assert pick_container([], max_inputs=1) is None
+
+
+def test_pick_container_returns_none_when_every_warm_one_is_full() -> None:
+    assert pick_container([Slot("a", in_flight=2), Slot("b", in_flight=2)], max_inputs=2) is None
+
+
+def test_pick_container_respects_max_inputs_of_one() -> None:
+    containers = [Slot("a", in_flight=1), Slot("b", in_flight=0)]
+    assert pick_container(containers, max_inputs=1) == containers[1]
+
+
+def test_pick_container_never_picks_a_container_over_max_inputs() -> None:
+    # A container can hold more than max_inputs after the limit was lowered by a redeploy.
+    assert pick_container([Slot("a", in_flight=5)], max_inputs=2) is None
+
+
+def test_pick_container_breaks_ties_by_order() -> None:
+    containers = [Slot("a", in_flight=1), Slot("b", in_flight=1), Slot("c", in_flight=1)]
+    assert pick_container(containers, max_inputs=2) == containers[0]
+    assert pick_container(list(reversed(containers)), max_inputs=2) == containers[2]
+
+
+def test_pick_container_accepts_any_iterable() -> None:
+    containers = {"a": Slot("a", in_flight=1), "b": Slot("b")}
+    assert pick_container(containers.values(), max_inputs=2) == containers["b"]
+
+
+def test_pick_worker_takes_the_one_running_fewest_containers() -> None:
+    workers = [Node("a", 3), Node("b", 1), Node("c", 2)]
+    assert pick_worker(workers) == workers[1]
+
+
+def test_pick_worker_breaks_ties_by_order() -> None:
+    workers = [Node("a", 1), Node("b", 1)]
+    assert pick_worker(workers) == workers[0]
+
+
+def test_pick_worker_returns_none_without_workers() -> None:
+    assert pick_worker([]) is None
