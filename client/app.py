@@ -91,8 +91,8 @@ class App:
                 min_containers=_at_least(0, "min_containers", min_containers, keep_warm, 0),
                 max_containers=_at_least(0, "max_containers", max_containers, concurrency_limit, 0),
                 buffer_containers=_at_least(0, "buffer_containers", buffer_containers, None, 0),
-                scaledown_window=float(scaledown_window or container_idle_timeout or 60.0),
-                timeout=float(timeout or 300.0),
+                scaledown_window=_positive("scaledown_window", scaledown_window, container_idle_timeout, 60.0),
+                timeout=_positive("timeout", timeout, None, 300.0),
                 max_inputs=max_inputs,
                 target_inputs=partial.target_inputs or 0,
                 cpu=float(cpu or 0.0),
@@ -113,6 +113,13 @@ class App:
             return f
 
         return wrap
+
+
+def _positive(what: str, value: float | None, old: float | None, default: float) -> float:
+    chosen = value if value is not None else old if old is not None else default
+    if not chosen > 0:
+        raise InvalidError(f"{what} must be a positive number of seconds, got {chosen}")
+    return float(chosen)
 
 
 def _at_least(minimum: int, what: str, value: int | None, old: int | None, default: int) -> int:

@@ -132,7 +132,7 @@ def web_server(
     requires_proxy_auth: bool = False,
 ) -> Callable[[Any], PartialFunction]:
     """Proxy to the server that the function starts on `port`."""
-    if not isinstance(port, int) or not 0 < port < 65536:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise InvalidError(f"web_server port must be an integer in 1..65535, got {port!r}")
     return _web_decorator(
         WebConfig(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -27,8 +27,9 @@ Send = Any
 
 
 class ContainerLink:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, on_broken: Callable[[ContainerLink], None]) -> None:
         self.address = address
+        self._on_broken = on_broken
         self.broken = False
         self._outbox: asyncio.Queue[pb.RequestFrame] = asyncio.Queue()
         self._streams: dict[int, asyncio.Queue[pb.ResponseFrame | None]] = {}
@@ -55,6 +56,7 @@ class ContainerLink:
             )
         finally:
             self.broken = True
+            self._on_broken(self)
             for stream in self._streams.values():
                 stream.put_nowait(None)
             await self._channel.close(None)
@@ -127,8 +129,13 @@ class ContainerLinks:
     def get(self, address: str) -> ContainerLink:
         link = self._links.get(address)
         if link is None or link.broken:
-            link = self._links[address] = ContainerLink(address)
+            link = self._links[address] = ContainerLink(address, self._forget)
         return link
+
+    def _forget(self, link: ContainerLink) -> None:
+        # A stopped container's link goes, so the pool holds only live containers.
+        if self._links.get(link.address) is link:
+            del self._links[link.address]
 
     async def close(self) -> None:
         await asyncio.gather(*(link.close() for link in self._links.values()), return_exceptions=True)

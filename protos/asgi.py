@@ -16,7 +16,7 @@ from protos import stoker_pb2 as pb
 WINDOW = 16  # credit-bearing events in flight per request and direction
 
 _CREDITED_TYPES = frozenset({"websocket.send", "websocket.receive"})
-_BODY_TYPES = frozenset({"http.request", "http.response.body"})
+_BODY_TYPES = frozenset({"http.request", "http.response.body", "websocket.http.response.body"})
 
 
 def needs_credit(message_type: str, more_body: bool) -> bool:
@@ -89,8 +89,10 @@ def event_to_proto(message: Mapping[str, Any]) -> pb.AsgiEvent:
             subprotocol=message.get("subprotocol") or "",
             headers=[pb.Header(name=k, value=v) for k, v in message.get("headers", ())],
         )
-    if t == "websocket.close" or t == "websocket.disconnect":
+    if t == "websocket.close":
         return pb.AsgiEvent(type=t, code=message.get("code", 1000), reason=message.get("reason") or "")
+    if t == "websocket.disconnect":  # 1005: the peer sent no close code
+        return pb.AsgiEvent(type=t, code=message.get("code", 1005), reason=message.get("reason") or "")
     if t == "websocket.http.response.start":
         return pb.AsgiEvent(
             type=t,

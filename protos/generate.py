@@ -1,7 +1,7 @@
 """Regenerate the checked-in Python code for protos/*.proto.
 
 Run `python -m protos.generate` from the repository root after editing a .proto file;
-tests/test_protos.py fails while the checked-in output differs from what this produces.
+tests/unit/test_protos.py fails while the checked-in output differs from what this produces.
 """
 
 from __future__ import annotations

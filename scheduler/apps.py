@@ -132,12 +132,16 @@ class Apps:
                 continue
             if spec.web.kind not in WEB_KINDS:
                 raise invalid(f"{spec.name}: unknown web endpoint kind {spec.web.kind!r}")
+            # A label given with label= must be a DNS label; a default one is derived from names
+            # and cut to fit by urls.subdomain(), so it only has to be non-empty.
             label = spec.web.label or urls.default_label(app.name, spec.name)
-            if not urls.is_valid_label(label):
+            if spec.web.label and not urls.is_valid_label(label):
                 raise invalid(
                     f"{spec.name}: label {label!r} is not a valid DNS label "
                     "(lowercase letters, digits and '-', at most 63, not starting or ending with '-')"
                 )
+            if not label:
+                raise invalid(f"{spec.name}: the app and function names give an empty label; pass label=")
             if label in seen:
                 raise invalid(f"{spec.name} and {seen[label]} both use the label {label!r}")
             seen[label] = spec.name

@@ -19,11 +19,11 @@ def _containers(cluster: Cluster, app: str) -> int:
 
 
 def test_warm_container_serves_the_next_request(cluster: Cluster) -> None:
-    url = cluster.deploy("behaviour.py")["pid"]
+    url = cluster.deploy("warm.py")["pid"]
     first = cluster.get(url).json()["pid"]
     second = cluster.get(url).json()["pid"]
     assert first == second
-    assert _containers(cluster, "behaviour") == 1
+    assert _containers(cluster, "warm") == 1, cluster.output.text() if cluster.output else ""
 
 
 def test_idle_container_stops_after_scaledown_window(cluster: Cluster) -> None:

@@ -24,10 +24,13 @@ def check_bundle(data: bytes) -> list[zipfile.ZipInfo]:
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"the code bundle is {len(data)} bytes; the limit is {MAX_BUNDLE_BYTES}")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except zipfile.BadZipFile as exc:
-        raise BundleError(f"the code bundle is not a valid zip file: {exc}") from None
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            corrupt = archive.testzip()  # reads every member: CRCs, compression, versions
+    except Exception as exc:  # any failure to parse untrusted bytes means a bad bundle
+        raise BundleError(f"the code bundle is not a valid zip file: {exc!r}") from None
+    if corrupt is not None:
+        raise BundleError(f"the code bundle is corrupt: {corrupt!r} fails its checksum")
     total = 0
     for m in members:
         path = PurePosixPath(m.filename)

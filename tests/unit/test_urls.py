@@ -30,16 +30,12 @@ def test_is_valid_label_accepts(label: str) -> None:
     assert urls.is_valid_label(label)
 
 
-@pytest.mark.parametrize(
-    "label", ["", "-web", "web-", "Web", "we_b", "we.b", "wéb", "x" * 64]
-)
+@pytest.mark.parametrize("label", ["", "-web", "web-", "Web", "we_b", "we.b", "wéb", "x" * 64])
 def test_is_valid_label_rejects(label: str) -> None:
     assert not urls.is_valid_label(label)
 
 
-@pytest.mark.parametrize(
-    "domain", ["example.com", "api.example.com", "API.Example.COM", "*.example.com", "a-b.c-d.io"]
-)
+@pytest.mark.parametrize("domain", ["example.com", "api.example.com", "API.Example.COM", "*.example.com", "a-b.c-d.io"])
 def test_is_valid_domain_accepts(domain: str) -> None:
     assert urls.is_valid_domain(domain)
 
@@ -118,17 +114,13 @@ def test_long_subdomains_sharing_a_prefix_still_differ() -> None:
 
 def test_long_ephemeral_and_deployed_subdomains_differ() -> None:
     label = "x" * 60
-    assert urls.subdomain("acme", "", label, ephemeral=True) != urls.subdomain(
-        "acme", "", label, ephemeral=False
-    )
+    assert urls.subdomain("acme", "", label, ephemeral=True) != urls.subdomain("acme", "", label, ephemeral=False)
 
 
 @pytest.mark.parametrize("ephemeral", [False, True])
 @pytest.mark.parametrize("environment", ["", "production-eu-west"])
 @pytest.mark.parametrize("label_length", [1, 40, 57, 58, 63])
-def test_subdomain_is_always_a_valid_dns_label(
-    ephemeral: bool, environment: str, label_length: int
-) -> None:
+def test_subdomain_is_always_a_valid_dns_label(ephemeral: bool, environment: str, label_length: int) -> None:
     label = ("ab-" * 30)[:label_length].strip("-") or "a"
     result = urls.subdomain("acme-corp", environment, label, ephemeral)
     assert len(result) <= urls.MAX_DNS_LABEL
