@@ -40,9 +40,7 @@ def _apps(tmp_path: Path) -> Apps:
 
 def test_deploy_prints_the_default_url(tmp_path: Path) -> None:
     deployed = _apps(tmp_path).deploy(_app("My_App", ("Square", "")), "", ephemeral=False)
-    assert [(e.function, e.url) for e in deployed.endpoints] == [
-        ("Square", "http://ws--my-app-square.localhost:8000")
-    ]
+    assert [(e.function, e.url) for e in deployed.endpoints] == [("Square", "http://ws--my-app-square.localhost:8000")]
 
 
 def test_a_long_default_label_is_cut_not_refused(tmp_path: Path) -> None:
