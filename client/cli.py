@@ -117,13 +117,14 @@ def up(
     http_port: Annotated[int, typer.Option(envvar="STOKER_HTTP_PORT")] = 8000,
     grpc_port: Annotated[int, typer.Option(envvar="STOKER_SCHEDULER_PORT")] = 7700,
     state_dir: Annotated[Path, typer.Option(envvar="STOKER_STATE_DIR")] = DEFAULT_STATE,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each its own node.")] = 1,
     write_config: Annotated[bool, typer.Option(help="Point this user's CLI at the new cluster.")] = True,
 ) -> None:
-    """Run scheduler, one worker and ingress on this machine until interrupted."""
+    """Run scheduler, worker(s) and ingress on this machine until interrupted."""
     from client import config as client_config
     from client.up import ClusterError, LocalCluster, wait_for_signal
 
-    cluster = LocalCluster(state_dir=state_dir, http_port=http_port, grpc_port=grpc_port)
+    cluster = LocalCluster(state_dir=state_dir, http_port=http_port, grpc_port=grpc_port, workers=workers)
     try:
         cluster.start()
     except ClusterError as exc:

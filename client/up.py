@@ -6,6 +6,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ class LocalCluster:
     http_port: int = 8000
     grpc_port: int = 7700
     host: str = "127.0.0.1"
+    workers: int = 1
     log: IO[str] | None = None  # where the daemons' logs go; None: this process's stderr
 
     def __post_init__(self) -> None:
@@ -47,8 +49,9 @@ class LocalCluster:
         self.http_url = ""
 
     def _spawn(self, name: str, *args: str) -> None:
+        command = name.split("-")[0]  # "worker-1" runs `stoker worker`
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "client", name, *args],
+            [sys.executable, "-m", "client", command, *args],
             stdin=subprocess.DEVNULL,
             stdout=self.log or sys.stderr,
             stderr=self.log or sys.stderr,
@@ -88,7 +91,10 @@ class LocalCluster:
             )
             grpc_port = self._wait_port("scheduler", ports["scheduler"], "grpc", deadline)
             self.scheduler_address = f"{self.host}:{grpc_port}"
-            self._spawn("worker", "--scheduler", self.scheduler_address, "--work-dir", str(self.state_dir / "worker"))
+            for i in range(self.workers):
+                name, work_dir = ("worker", "worker") if i == 0 else (f"worker-{i}", f"worker-{i}")
+                self._spawn(name, "--scheduler", self.scheduler_address, "--work-dir", str(self.state_dir / work_dir),
+                            *(["--worker-id", f"{socket.gethostname()}-{i}"] if self.workers > 1 else []))
             self._spawn(
                 "ingress",
                 "--host",
@@ -116,7 +122,7 @@ class LocalCluster:
                         raise ClusterError(f"the {name} exited with code {process.returncode} while starting")
                 try:
                     status = stub.Status(pb.StatusRequest(), timeout=2)
-                    if status.workers and status.ingresses:
+                    if len(status.workers) >= self.workers and status.ingresses:
                         return
                 except grpc.RpcError:
                     pass

@@ -533,11 +533,19 @@ class WorkerInfo(_message.Message):
     HOSTNAME_FIELD_NUMBER: _builtins.int
     GPUS_FIELD_NUMBER: _builtins.int
     CONTAINERS_FIELD_NUMBER: _builtins.int
+    GPUS_IN_USE_FIELD_NUMBER: _builtins.int
+    LAST_HEARTBEAT_AGE_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     hostname: _builtins.str
     containers: _builtins.int
+    last_heartbeat_age: _builtins.float
+    """seconds"""
     @_builtins.property
     def gpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___Gpu]: ...
+    @_builtins.property
+    def gpus_in_use(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """indices into gpus held by containers"""
+
     def __init__(
         self,
         *,
@@ -545,10 +553,12 @@ class WorkerInfo(_message.Message):
         hostname: _builtins.str = ...,
         gpus: _abc.Iterable[Global___Gpu] | None = ...,
         containers: _builtins.int = ...,
+        gpus_in_use: _abc.Iterable[_builtins.int] | None = ...,
+        last_heartbeat_age: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "gpus", b"gpus", "hostname", b"hostname", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "gpus", b"gpus", "gpus_in_use", b"gpus_in_use", "hostname", b"hostname", "last_heartbeat_age", b"last_heartbeat_age", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -564,6 +574,8 @@ class ContainerInfo(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    GPU_INDICES_FIELD_NUMBER: _builtins.int
+    MAX_INPUTS_FIELD_NUMBER: _builtins.int
     container_id: _builtins.str
     app_name: _builtins.str
     function: _builtins.str
@@ -571,6 +583,9 @@ class ContainerInfo(_message.Message):
     state: _builtins.str
     """starting | warm | draining"""
     in_flight: _builtins.int
+    max_inputs: _builtins.int
+    @_builtins.property
+    def gpu_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     def __init__(
         self,
         *,
@@ -580,14 +595,51 @@ class ContainerInfo(_message.Message):
         worker_id: _builtins.str = ...,
         state: _builtins.str = ...,
         in_flight: _builtins.int = ...,
+        gpu_indices: _abc.Iterable[_builtins.int] | None = ...,
+        max_inputs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "container_id", b"container_id", "function", b"function", "in_flight", b"in_flight", "state", b"state", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "container_id", b"container_id", "function", b"function", "gpu_indices", b"gpu_indices", "in_flight", b"in_flight", "max_inputs", b"max_inputs", "state", b"state", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerInfo: _TypeAlias = ContainerInfo  # noqa: Y015
+
+@_typing.final
+class FunctionInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_NAME_FIELD_NUMBER: _builtins.int
+    FUNCTION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    CONTAINERS_FIELD_NUMBER: _builtins.int
+    GPU_FIELD_NUMBER: _builtins.int
+    app_name: _builtins.str
+    function: _builtins.str
+    version: _builtins.int
+    queued: _builtins.int
+    """requests waiting for a slot"""
+    containers: _builtins.int
+    gpu: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_name: _builtins.str = ...,
+        function: _builtins.str = ...,
+        version: _builtins.int = ...,
+        queued: _builtins.int = ...,
+        containers: _builtins.int = ...,
+        gpu: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "containers", b"containers", "function", b"function", "gpu", b"gpu", "queued", b"queued", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FunctionInfo: _TypeAlias = FunctionInfo  # noqa: Y015
 
 @_typing.final
 class StatusResponse(_message.Message):
@@ -596,21 +648,25 @@ class StatusResponse(_message.Message):
     WORKERS_FIELD_NUMBER: _builtins.int
     INGRESSES_FIELD_NUMBER: _builtins.int
     CONTAINERS_FIELD_NUMBER: _builtins.int
+    FUNCTIONS_FIELD_NUMBER: _builtins.int
     ingresses: _builtins.int
     @_builtins.property
     def workers(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkerInfo]: ...
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerInfo]: ...
+    @_builtins.property
+    def functions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FunctionInfo]: ...
     def __init__(
         self,
         *,
         workers: _abc.Iterable[Global___WorkerInfo] | None = ...,
         ingresses: _builtins.int = ...,
         containers: _abc.Iterable[Global___ContainerInfo] | None = ...,
+        functions: _abc.Iterable[Global___FunctionInfo] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "ingresses", b"ingresses", "workers", b"workers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "functions", b"functions", "ingresses", b"ingresses", "workers", b"workers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -686,16 +742,22 @@ class WorkerHeartbeat(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTAINER_IDS_FIELD_NUMBER: _builtins.int
+    GPUS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def container_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def gpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___Gpu]:
+        """the inventory, re-read (utilization changes)"""
+
     def __init__(
         self,
         *,
         container_ids: _abc.Iterable[_builtins.str] | None = ...,
+        gpus: _abc.Iterable[Global___Gpu] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_ids", b"container_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_ids", b"container_ids", "gpus", b"gpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,6 +19,7 @@ class WorkerSession:
     outbox: asyncio.Queue[pb.WorkerCommand] = field(default_factory=asyncio.Queue)
     containers: set[str] = field(default_factory=set)
     last_heartbeat: float = field(default_factory=time.monotonic)
+    gpus_in_use: set[int] = field(default_factory=set)  # indices into info.gpus
 
     @property
     def id(self) -> str:
@@ -56,6 +57,7 @@ class Container:
     address: str = ""
     in_flight: int = 0
     idle_since: float = field(default_factory=time.monotonic)
+    gpu_indices: tuple[int, ...] = ()
 
 
 @dataclass(eq=False)
