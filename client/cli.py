@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -79,6 +80,7 @@ def worker(
     bind_host: Annotated[str, typer.Option(envvar="STOKER_BIND_HOST", help="Containers listen here.")] = "127.0.0.1",
     advertise_host: Annotated[str, typer.Option(envvar="STOKER_ADVERTISE_HOST")] = "127.0.0.1",
     gpus: Annotated[str, typer.Option(envvar="STOKER_WORKER_GPUS", help="Declare GPUs: 'A10G:24,H100:80'.")] = "",
+    fork: Annotated[bool, typer.Option(envvar="STOKER_WORKER_FORK", help="Fork containers from a template.")] = True,
     log_level: LogLevel = "info",
 ) -> None:
     """Run a worker: containers and GPUs of this machine."""
@@ -88,10 +90,15 @@ def worker(
 
     configure_logging(log_level)
     config = WorkerConfig(
-        scheduler=scheduler, work_dir=work_dir, bind_host=bind_host, advertise_host=advertise_host, gpus=gpus
+        scheduler=scheduler,
+        work_dir=work_dir,
+        bind_host=bind_host,
+        advertise_host=advertise_host,
+        gpus=gpus,
+        fork_containers=fork,
     )
     if worker_id:
-        config = WorkerConfig(**{**config.__dict__, "worker_id": worker_id})
+        config = replace(config, worker_id=worker_id)
     run(WorkerServer(config))
 
 
@@ -192,6 +199,20 @@ def app_list() -> None:
         print(format_apps(list_apps()))
     except Error as exc:
         raise _fail(str(exc)) from None
+
+
+@cli.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scheduler's full StatusResponse as JSON.")] = False,
+) -> None:
+    """Show workers and their GPUs, and every function's containers, in-flight inputs and queue."""
+    from client.status import fetch_status, format_status, to_json
+
+    try:
+        response = fetch_status()
+    except Error as exc:
+        raise _fail(str(exc)) from None
+    print(to_json(response) if as_json else format_status(response))
 
 
 @app_cli.command("stop")

@@ -93,8 +93,14 @@ class LocalCluster:
             self.scheduler_address = f"{self.host}:{grpc_port}"
             for i in range(self.workers):
                 name, work_dir = ("worker", "worker") if i == 0 else (f"worker-{i}", f"worker-{i}")
-                self._spawn(name, "--scheduler", self.scheduler_address, "--work-dir", str(self.state_dir / work_dir),
-                            *(["--worker-id", f"{socket.gethostname()}-{i}"] if self.workers > 1 else []))
+                self._spawn(
+                    name,
+                    "--scheduler",
+                    self.scheduler_address,
+                    "--work-dir",
+                    str(self.state_dir / work_dir),
+                    *(["--worker-id", f"{socket.gethostname()}-{i}"] if self.workers > 1 else []),
+                )
             self._spawn(
                 "ingress",
                 "--host",

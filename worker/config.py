@@ -17,3 +17,4 @@ class WorkerConfig:
     gpus: str = ""  # "A10G:24,H100:80" declares GPUs instead of reading NVML
     heartbeat_interval: float = 2.0
     container_ready_timeout: float = 120.0
+    fork_containers: bool = True  # fork containers from a pre-imported template (fast cold starts)

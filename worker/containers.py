@@ -1,4 +1,9 @@
-"""Container processes: start one for a function of an app version, watch it, stop it."""
+"""Container processes: start one for a function of an app version, watch it, stop it.
+
+A container is forked from the worker's pre-imported template when there is one (fast), else
+started as a fresh interpreter. Either way it is its own session and process group, with the code
+bundle as working directory, and it writes its serving address to a ready pipe.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from protos import stoker_pb2 as pb
 from worker.config import WorkerConfig
+from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +32,21 @@ class ContainerFailed(Exception):
 
 
 class ContainerProcess:
-    """One container: a process group with its own working directory holding the code bundle."""
-
-    def __init__(self, command: pb.StartContainer, directory: Path, config: WorkerConfig) -> None:
+    def __init__(
+        self, command: pb.StartContainer, directory: Path, config: WorkerConfig, template: ForkTemplate | None
+    ) -> None:
         self.command = command
         self.id = command.container_id
         self.directory = directory
         self.config = config
-        self.process: asyncio.subprocess.Process | None = None
+        self.template = template
+        self.pid = 0
+        self.forked = False
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        self._exit: asyncio.Future[int] | None = None
         self._output_task: asyncio.Task[None] | None = None
 
-    def _environment(self, ready_fd: int) -> dict[str, str]:
+    def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
         env.update(self.command.env)
         env.update(self.command.function.image.env)
@@ -48,84 +58,114 @@ class ContainerProcess:
             STOKER_FUNCTION=self.command.function.name,
             STOKER_BIND_HOST=self.config.bind_host,
             STOKER_ADVERTISE_HOST=self.config.advertise_host,
-            STOKER_READY_FD=str(ready_fd),
+            # Only the devices the scheduler gave this container; none hides them all.
             CUDA_VISIBLE_DEVICES=",".join(str(i) for i in self.command.gpu_indices),
         )
         return env
 
+    async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
+        if self.template is not None and self.template.alive:
+            try:
+                self.pid, conn = await self.template.fork(self.directory, env, output_fd, ready_fd)
+                self.forked = True
+                self._exit = asyncio.ensure_future(wait_exit(conn))
+                return
+            except TemplateError as exc:
+                log.warning("%s; starting %s as a new process instead", exc, self.id)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "worker.runtime",
+            cwd=self.directory,
+            env={**env, "STOKER_READY_FD": str(ready_fd)},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output_fd,
+            stderr=output_fd,
+            pass_fds=(ready_fd,),
+            start_new_session=True,  # its own process group, stopped as one
+        )
+        self.pid = process.pid
+        self._exit = asyncio.ensure_future(process.wait())
+
     async def start(self) -> str:
-        """Start the process and wait until it serves; return its address."""
-        read_fd, write_fd = os.pipe()
+        """Start the container and wait until it serves; return its address."""
+        output_r, output_w = os.pipe()
+        ready_r, ready_w = os.pipe()
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "worker.runtime",
-                cwd=self.directory,
-                env=self._environment(write_fd),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                pass_fds=(write_fd,),
-                start_new_session=True,  # its own process group, stopped as one
-            )
+            await self._launch(self._environment(), output_w, ready_w)
+        except BaseException:
+            os.close(output_r)
+            os.close(ready_r)
+            raise
         finally:
-            os.close(write_fd)
-        self._output_task = asyncio.create_task(self._forward_output(), name=f"output-{self.id}")
-        ready = asyncio.create_task(asyncio.to_thread(_read_line, read_fd), name=f"ready-{self.id}")
-        exited = asyncio.create_task(self.process.wait(), name=f"wait-{self.id}")
+            os.close(output_w)
+            os.close(ready_w)
+        self._output_task = asyncio.create_task(self._forward_output(output_r), name=f"output-{self.id}")
+        assert self._exit is not None
+        ready = asyncio.create_task(asyncio.to_thread(_read_line, ready_r), name=f"ready-{self.id}")
+        waiters: set[asyncio.Future[Any]] = {ready, self._exit}
         done, _ = await asyncio.wait(
-            {ready, exited}, timeout=self.config.container_ready_timeout, return_when=asyncio.FIRST_COMPLETED
+            waiters, timeout=self.config.container_ready_timeout, return_when=asyncio.FIRST_COMPLETED
         )
         if ready in done and ready.result():
-            exited.cancel()
             return ready.result()
-        exited.cancel()
         await self.stop(grace=1)
-        if self._output_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._output_task, 2)
+        await self._drain_output()
         if not done:
             raise ContainerFailed(f"not ready within {self.config.container_ready_timeout:g} s")
-        raise ContainerFailed(f"exited with code {self.process.returncode} before serving:\n" + self.tail())
+        code = self._exit.result() if self._exit.done() else -1
+        raise ContainerFailed(f"exited with code {code} before serving:\n" + self.tail())
 
     def tail(self) -> str:
         return "\n".join(self.output_tail)
 
-    async def _forward_output(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+    async def _forward_output(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+        )
         prefix = f"[{self.command.app_name}.{self.command.function.name} {self.id}]"
-        async for raw in self.process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self.output_tail.append(line)
-            log.info("%s %s", prefix, line)
+        try:
+            async for raw in reader:
+                line = raw.decode(errors="replace").rstrip()
+                self.output_tail.append(line)
+                log.info("%s %s", prefix, line)
+        finally:
+            transport.close()
 
-    async def wait(self) -> int:
-        assert self.process is not None
-        code = await self.process.wait()
+    async def _drain_output(self) -> None:
         if self._output_task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._output_task, 2)
+                await asyncio.wait_for(asyncio.shield(self._output_task), 2)
+
+    async def wait(self) -> int:
+        assert self._exit is not None
+        code = await self._exit
+        await self._drain_output()
         return code
 
     async def stop(self, grace: float) -> None:
         """SIGTERM the process group, SIGKILL what is left after `grace` seconds."""
-        if self.process is None or self.process.returncode is not None:
+        if self._exit is None or self._exit.done():
+            _signal_group(self.pid, signal.SIGKILL)  # children the app left behind
             return
-        _signal_group(self.process.pid, signal.SIGTERM)
+        _signal_group(self.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(self.process.wait(), grace)
+            await asyncio.wait_for(asyncio.shield(self._exit), grace)
         except TimeoutError:
-            _signal_group(self.process.pid, signal.SIGKILL)
-            await self.process.wait()
-        # Children the app left behind (servers it started) go with the group.
-        _signal_group(self.process.pid, signal.SIGKILL)
+            _signal_group(self.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._exit), 5)
+        _signal_group(self.pid, signal.SIGKILL)
 
     def remove_directory(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
+    if pid <= 0:
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 

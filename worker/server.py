@@ -17,6 +17,7 @@ from worker import gpus
 from worker.bundle import extract_bundle
 from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
+from worker.template_client import ForkTemplate, TemplateError
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,19 @@ class WorkerServer:
         self._channel: grpc.aio.Channel | None = None
         self._connection: asyncio.Task[None] | None = None
         self._gpus: list[pb.Gpu] = []
+        self._template: ForkTemplate | None = None
 
     async def startup(self) -> None:
         self._gpus = gpus.inventory(self.config.gpus)
         for sub in ("bundles", "containers"):
             (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
+        if self.config.fork_containers:
+            template = ForkTemplate(self.config.work_dir / "template.sock")
+            try:
+                await template.start()
+                self._template = template
+            except TemplateError as exc:
+                log.warning("%s; containers will start as new processes", exc)
         self._channel = grpc.aio.insecure_channel(
             self.config.scheduler,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.keepalive_time_ms", 10_000)],
@@ -99,7 +108,12 @@ class WorkerServer:
     async def _heartbeat(self, outbox: asyncio.Queue[pb.WorkerMessage]) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
-            outbox.put_nowait(pb.WorkerMessage(heartbeat=pb.WorkerHeartbeat(container_ids=list(self.containers))))
+            if self._gpus and not self.config.gpus:
+                # Utilization and memory change: re-read NVML (off the loop; it can block).
+                with contextlib.suppress(Exception):
+                    self._gpus = await asyncio.to_thread(gpus.read_nvml)
+            beat = pb.WorkerHeartbeat(container_ids=list(self.containers), gpus=self._gpus)
+            outbox.put_nowait(pb.WorkerMessage(heartbeat=beat))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -119,7 +133,7 @@ class WorkerServer:
     async def _run_container(self, command: pb.StartContainer) -> None:
         outbox = self._outbox
         directory = self.config.work_dir / "containers" / command.container_id
-        container = ContainerProcess(command, directory, self.config)
+        container = ContainerProcess(command, directory, self.config, self._template)
         self.containers[container.id] = container
         code = -1
         reason = ""
@@ -159,6 +173,8 @@ class WorkerServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._template is not None:
+            await self._template.stop()
         if self._channel is not None:
             await self._channel.close(None)
         log.info("worker stopped")

@@ -29,7 +29,7 @@ MAX_MESSAGE = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to SIGTERM this process when the worker dies, so no container outlives it."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -69,7 +69,7 @@ async def serve(app: ASGIApp) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() == 1:
         sys.exit(1)  # the worker died before we could ask to die with it
     function = find_function(find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"])
