@@ -5,46 +5,25 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import grpc
-
-from client import config as client_config
 from client.appfile import load_definition
-from client.exceptions import from_rpc_error
-from client.rpc import CHANNEL_OPTIONS, require
+from client.rpc import scheduler_stub
 from protos import stoker_pb2 as pb
-from protos import stoker_pb2_grpc as pb_grpc
-
-
-def _stub(channel: grpc.Channel) -> pb_grpc.SchedulerStub:
-    return pb_grpc.SchedulerStub(channel)
 
 
 def deploy(path: Path, environment: str) -> pb.DeployResponse:
     definition = load_definition(path)  # before any RPC: a broken file changes nothing
-    cfg = require(client_config.load())
-    with grpc.insecure_channel(cfg.scheduler, options=CHANNEL_OPTIONS) as channel:
-        try:
-            return _stub(channel).Deploy(pb.DeployRequest(app=definition, environment=environment), timeout=60)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+    with scheduler_stub() as stub:
+        return stub.Deploy(pb.DeployRequest(app=definition, environment=environment), timeout=60)
 
 
 def list_apps() -> list[pb.AppInfo]:
-    cfg = require(client_config.load())
-    with grpc.insecure_channel(cfg.scheduler, options=CHANNEL_OPTIONS) as channel:
-        try:
-            return list(_stub(channel).ListApps(pb.ListAppsRequest(), timeout=30).apps)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+    with scheduler_stub() as stub:
+        return list(stub.ListApps(pb.ListAppsRequest(), timeout=30).apps)
 
 
 def stop_app(name: str, environment: str) -> str:
-    cfg = require(client_config.load())
-    with grpc.insecure_channel(cfg.scheduler, options=CHANNEL_OPTIONS) as channel:
-        try:
-            return str(_stub(channel).StopApp(pb.StopAppRequest(name=name, environment=environment), timeout=30).app_id)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+    with scheduler_stub() as stub:
+        return str(stub.StopApp(pb.StopAppRequest(name=name, environment=environment), timeout=30).app_id)
 
 
 def format_apps(apps: list[pb.AppInfo]) -> str:

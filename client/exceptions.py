@@ -49,4 +49,6 @@ def from_rpc_error(exc: grpc.RpcError) -> Error:
     """Map a gRPC error to the SDK exception a user can act on."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details = f"the stoker scheduler cannot be reached ({details}); is the cluster running (`stoker up`)?"
     return _BY_CODE.get(code, ExecutionError)(details or str(code))

@@ -9,7 +9,7 @@ import uuid
 import grpc
 
 from protos import stoker_pb2 as pb
-from scheduler import urls
+from scheduler import gpus, urls
 from scheduler.cluster import Cluster
 from scheduler.model import FunctionState
 from scheduler.store import AppRecord, Store
@@ -105,7 +105,12 @@ class Apps:
                 url = urls.web_url(self.scheme, host, self.port)
             result.append(
                 FunctionState(
-                    id=f"{record.app_id}:{record.version}:{spec.name}", app=record, spec=spec, hosts=hosts, url=url
+                    id=f"{record.app_id}:{record.version}:{spec.name}",
+                    app=record,
+                    spec=spec,
+                    hosts=hosts,
+                    url=url,
+                    gpu=gpus.parse_gpu(spec.gpu),
                 )
             )
         return result
@@ -128,6 +133,10 @@ class Apps:
             raise invalid(f"the code bundle does not contain the app file {app.entry!r}")
         seen: dict[str, str] = {}
         for spec in app.functions:
+            try:
+                gpus.parse_gpu(spec.gpu)
+            except ValueError as exc:
+                raise invalid(f"{spec.name}: {exc}") from None
             if not spec.HasField("web"):
                 continue
             if spec.web.kind not in WEB_KINDS:

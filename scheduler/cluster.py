@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 
 from protos import stoker_pb2 as pb
-from scheduler import autoscaler, placement
+from scheduler import autoscaler, gpus, placement
 from scheduler.model import Container, FunctionState, IngressSession, Waiter, WorkerSession
 
 log = logging.getLogger(__name__)
@@ -151,31 +151,43 @@ class Cluster:
         for fn in list(self.functions.values()):
             self._scale(fn)
 
+    def _desired(self, fn: FunctionState) -> int:
+        spec = fn.spec
+        return autoscaler.desired_containers(
+            in_flight=sum(c.in_flight for c in fn.containers.values()),
+            queued=len(fn.queue),
+            target_inputs=spec.target_inputs or fn.max_inputs,
+            buffer_containers=spec.buffer_containers,
+            min_containers=spec.min_containers,
+            max_containers=spec.max_containers,
+        )
+
     def _scale(self, fn: FunctionState) -> None:
         if fn.retired:
             return
-        live = [c for c in fn.containers.values() if c.state != "draining"]
-        starting = [c for c in live if c.state == "starting"]
-        count = autoscaler.containers_to_start(
-            queued=len(fn.queue),
-            starting_slots=len(starting) * fn.max_inputs,
-            running=len(live),
-            min_containers=fn.spec.min_containers,
-            max_containers=fn.spec.max_containers,
-            max_inputs=fn.max_inputs,
-        )
-        for _ in range(count):
+        live = sum(1 for c in fn.containers.values() if c.state != "draining")
+        for _ in range(autoscaler.containers_to_start(desired=self._desired(fn), live=live)):
             if not self._start(fn):
                 break
 
     def _start(self, fn: FunctionState) -> bool:
-        worker = placement.pick_worker(self.workers.values())
+        """Start one container on the least busy worker that has the GPUs it needs free now."""
+        fits = {}
+        for w in self.workers.values():
+            devices = gpus.choose_devices(fn.gpu, w.info.gpus, w.gpus_in_use)
+            if devices is not None:
+                fits[w.id] = devices
+        worker = placement.pick_worker(w for w in self.workers.values() if w.id in fits)
         if worker is None:
-            return False
-        container = Container(id=f"ct-{uuid.uuid4().hex[:12]}", function=fn, worker=worker)
+            if fn.gpu and self.workers and not any(gpus.ever_fits(fn.gpu, w.info.gpus) for w in self.workers.values()):
+                self._reject_all(fn, 503, self._no_gpu_message(fn))
+            return False  # wait: a worker may join or free its GPUs
+        devices = fits[worker.id]
+        container = Container(id=f"ct-{uuid.uuid4().hex[:12]}", function=fn, worker=worker, gpu_indices=devices)
         self.containers[container.id] = container
         fn.containers[container.id] = container
         worker.containers.add(container.id)
+        worker.gpus_in_use.update(devices)
         urls = {f.spec.name: f.url for f in self._app_functions(fn) if f.url}
         worker.outbox.put_nowait(
             pb.WorkerCommand(
@@ -188,12 +200,30 @@ class Cluster:
                     entry=fn.app.definition.entry,
                     function=fn.spec,
                     env={"STOKER_WEB_URLS": json.dumps(urls)},
+                    gpu_indices=devices,
                     web_url=fn.url,
                 )
             )
         )
-        log.info("starting %s for %s on worker %s", container.id, fn.id, worker.id)
+        log.info(
+            "starting %s for %s on worker %s%s",
+            container.id,
+            fn.id,
+            worker.id,
+            f" with GPUs {list(devices)}" if devices else "",
+        )
         return True
+
+    def _no_gpu_message(self, fn: FunctionState) -> str:
+        have = "; ".join(f"{w.id}: {gpus.describe_inventory(w.info.gpus)}" for w in self.workers.values())
+        return (
+            f"{fn.spec.name!r} needs {gpus.describe(fn.gpu)} (gpu={fn.spec.gpu!r}) and no worker has that "
+            f"many such GPUs ({have}); add a worker that has them or change gpu="
+        )
+
+    def _reject_all(self, fn: FunctionState, status: int, message: str) -> None:
+        while fn.queue:
+            self._reject(fn.queue.popleft(), status, message)
 
     def _app_functions(self, fn: FunctionState) -> list[FunctionState]:
         return [f for f in self.functions.values() if f.app.app_id == fn.app.app_id and f.app.version == fn.app.version]
@@ -226,7 +256,7 @@ class Cluster:
                 list(fn.containers.values()),
                 now=now,
                 scaledown_window=fn.spec.scaledown_window or 60.0,
-                min_containers=fn.spec.min_containers,
+                keep=self._desired(fn),
             ):
                 log.info("stopping %s: idle for %.0f s", c.id, now - c.idle_since)
                 self._stop(c)
@@ -244,6 +274,12 @@ class Cluster:
         for container_id in list(worker.containers):
             self.container_exited(container_id, "its worker went away")
         self.scale_all()
+
+    def worker_heartbeat(self, worker: WorkerSession, beat: pb.WorkerHeartbeat) -> None:
+        worker.last_heartbeat = time.monotonic()
+        if beat.gpus:
+            del worker.info.gpus[:]
+            worker.info.gpus.extend(beat.gpus)
 
     def container_started(self, container_id: str, address: str) -> None:
         container = self.containers.get(container_id)
@@ -265,13 +301,13 @@ class Cluster:
         fn = container.function
         fn.containers.pop(container_id, None)
         container.worker.containers.discard(container_id)
+        container.worker.gpus_in_use.difference_update(container.gpu_indices)
         was_starting = container.state == "starting"
         container.state = "draining"
         log.info("%s exited: %s", container_id, reason or "stopped")
         if was_starting and fn.queue and not any(c.state == "warm" for c in fn.containers.values()):
             # A container that cannot start would fail every retry the same way: say so now.
-            while fn.queue:
-                self._reject(fn.queue.popleft(), 503, f"the container for {fn.spec.name!r} failed to start: {reason}")
+            self._reject_all(fn, 503, f"the container for {fn.spec.name!r} failed to start: {reason}")
             return
         self._scale(fn)
 

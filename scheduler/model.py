@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from protos import stoker_pb2 as pb
+from scheduler.gpus import GpuOption
 from scheduler.store import AppRecord
 
 
@@ -69,6 +70,7 @@ class FunctionState:
     spec: pb.FunctionSpec
     hosts: list[str]
     url: str
+    gpu: tuple[GpuOption, ...] = ()  # what each container needs; () for none
     containers: dict[str, Container] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     retired: bool = False  # a newer version replaced it, or the app stopped

@@ -90,10 +90,20 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
 
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
         c = self.cluster
+        now = time.monotonic()
+        containers = sorted(c.containers.values(), key=lambda ct: (ct.function.app.name, ct.function.spec.name, ct.id))
+        functions = sorted(c.functions.values(), key=lambda fn: (fn.app.name, fn.spec.name, fn.app.version))
         return pb.StatusResponse(
             workers=[
-                pb.WorkerInfo(worker_id=w.id, hostname=w.info.hostname, gpus=w.info.gpus, containers=w.container_count)
-                for w in c.workers.values()
+                pb.WorkerInfo(
+                    worker_id=w.id,
+                    hostname=w.info.hostname,
+                    gpus=w.info.gpus,
+                    containers=w.container_count,
+                    gpus_in_use=sorted(w.gpus_in_use),
+                    last_heartbeat_age=max(0.0, now - w.last_heartbeat),
+                )
+                for w in sorted(c.workers.values(), key=lambda w: w.id)
             ],
             ingresses=len(c.ingresses),
             containers=[
@@ -104,8 +114,21 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                     worker_id=ct.worker.id,
                     state=ct.state,
                     in_flight=ct.in_flight,
+                    gpu_indices=ct.gpu_indices,
+                    max_inputs=ct.function.max_inputs,
                 )
-                for ct in c.containers.values()
+                for ct in containers
+            ],
+            functions=[
+                pb.FunctionInfo(
+                    app_name=fn.app.name,
+                    function=fn.spec.name,
+                    version=fn.app.version,
+                    queued=len(fn.queue),
+                    containers=len(fn.containers),
+                    gpu=fn.spec.gpu,
+                )
+                for fn in functions
             ],
         )
 
@@ -135,7 +158,9 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         async for message in messages:
             session.last_heartbeat = time.monotonic()
             kind = message.WhichOneof("kind")
-            if kind == "started":
+            if kind == "heartbeat":
+                self.cluster.worker_heartbeat(session, message.heartbeat)
+            elif kind == "started":
                 self.cluster.container_started(message.started.container_id, message.started.address)
             elif kind == "exited":
                 self.cluster.container_exited(message.exited.container_id, message.exited.reason)

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import grpc
 import httpx
 import pytest
+
+from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
 
 APPS = Path(__file__).parent / "apps"
 STARTUP_TIMEOUT = 60.0
@@ -79,6 +83,8 @@ class Cluster:
     output: LineReader | None = None
     http_port: int = 0
     scheduler: str = ""
+    workers: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)  # for `stoker up` and its daemons
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
 
     @property
@@ -89,8 +95,18 @@ class Cluster:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            stoker_command("up", "--http-port", "0", "--grpc-port", "0", "--state-dir", str(self.state_dir)),
-            env=base_env(self.home),
+            stoker_command(
+                "up",
+                "--http-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--state-dir",
+                str(self.state_dir),
+                "--workers",
+                str(self.workers),
+            ),
+            env={**base_env(self.home), **self.extra_env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -109,6 +125,10 @@ class Cluster:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+    def status(self) -> pb.StatusResponse:
+        with grpc.insecure_channel(self.scheduler) as channel:
+            return pb_grpc.SchedulerStub(channel).Status(pb.StatusRequest(), timeout=10)
 
     def stoker(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
