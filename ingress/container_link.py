@@ -26,11 +26,21 @@ Receive = Any
 Send = Any
 
 
+class ContainerUnreachable(Exception):
+    """The stream broke before the container said hello: the request reached no app, so it may be
+    placed again, replaying the messages already read from the client."""
+
+    def __init__(self, consumed: list[dict[str, Any]]) -> None:
+        super().__init__("the container could not be reached")
+        self.consumed = consumed
+
+
 class ContainerLink:
     def __init__(self, address: str, on_broken: Callable[[ContainerLink], None]) -> None:
         self.address = address
         self._on_broken = on_broken
         self.broken = False
+        self.reached = False  # the container's hello frame arrived
         self._outbox: asyncio.Queue[pb.RequestFrame] = asyncio.Queue()
         self._streams: dict[int, asyncio.Queue[pb.ResponseFrame | None]] = {}
         self._channel = grpc.aio.insecure_channel(
@@ -47,6 +57,9 @@ class ContainerLink:
     async def _read(self) -> None:
         try:
             async for frame in self._call:
+                if frame.id == 0:
+                    self.reached = True
+                    continue
                 stream = self._streams.get(frame.id)
                 if stream is not None:
                     stream.put_nowait(frame)
@@ -70,14 +83,17 @@ class ContainerLink:
         inbox: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
         self._streams[request_id] = inbox
         window = asyncio.Semaphore(WINDOW)
+        consumed: list[dict[str, Any]] = []
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
-        pump = asyncio.create_task(self._pump(request_id, receive, window), name=f"pump-{request_id}")
+        pump = asyncio.create_task(self._pump(request_id, receive, window, consumed), name=f"pump-{request_id}")
         started = False
         finished = False  # the whole HTTP response reached the client
         try:
             while True:
                 frame = await inbox.get()
                 if frame is None:
+                    if not self.reached:
+                        raise ContainerUnreachable(consumed)
                     await self._lost(scope, send, started)
                     return
                 kind = frame.WhichOneof("kind")
@@ -102,10 +118,17 @@ class ContainerLink:
             pump.cancel()
             self._streams.pop(request_id, None)
 
-    async def _pump(self, request_id: int, receive: Receive, window: asyncio.Semaphore) -> None:
-        """Request body chunks and WebSocket messages to the container, within the credit window."""
+    async def _pump(
+        self, request_id: int, receive: Receive, window: asyncio.Semaphore, consumed: list[dict[str, Any]]
+    ) -> None:
+        """Request body chunks and WebSocket messages to the container, within the credit window.
+
+        Until the container is known to be there, what is read is also kept in `consumed`, for a
+        retry elsewhere; at most WINDOW body chunks, since no credit comes back before that."""
         while True:
             message = await receive()
+            if not self.reached:
+                consumed.append(message)
             event = event_to_proto(message)
             if needs_credit(event.type, event.more_body):
                 await window.acquire()

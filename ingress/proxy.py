@@ -5,11 +5,26 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ingress.container_link import ContainerLinks
+from ingress.container_link import ContainerLinks, ContainerUnreachable
 from ingress.responses import plain_response
 from ingress.scheduler_link import Rejected, SchedulerLink
 
 log = logging.getLogger(__name__)
+
+
+PLACEMENT_ATTEMPTS = 3
+
+
+def _replaying(consumed: list[dict[str, Any]], receive: Any) -> Any:
+    """A receive() that first gives back what an unreachable container's attempt already read."""
+    pending = list(consumed)
+
+    async def replay() -> Any:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
 
 
 def _host(scope: dict[str, Any]) -> str:
@@ -42,12 +57,23 @@ class Proxy:
                 else "The request has no Host header, so it names no web endpoint.",
             )
             return
-        try:
-            request_id, assignment = await self.scheduler.acquire(route.function_id)
-        except Rejected as exc:
-            await plain_response(scope, send, exc.status, exc.message)
-            return
-        try:
-            await self.links.get(assignment.address).proxy(request_id, scope, receive, send)
-        finally:
+        for attempt in range(PLACEMENT_ATTEMPTS):
+            try:
+                request_id, assignment = await self.scheduler.acquire(route.function_id)
+            except Rejected as exc:
+                await plain_response(scope, send, exc.status, exc.message)
+                return
+            try:
+                await self.links.get(assignment.address).proxy(request_id, scope, receive, send)
+            except ContainerUnreachable as exc:
+                # Nothing reached the app: tell the scheduler, and try another container.
+                self.scheduler.release(request_id, unreachable=True)
+                receive = _replaying(exc.consumed, receive)
+                log.warning("container at %s unreachable (attempt %d)", assignment.address, attempt + 1)
+                continue
+            except BaseException:
+                self.scheduler.release(request_id)
+                raise
             self.scheduler.release(request_id)
+            return
+        await plain_response(scope, send, 502, "no container of this endpoint could be reached; retry")

@@ -118,5 +118,5 @@ class SchedulerLink:
             self.release(request_id)
             raise
 
-    def release(self, request_id: int) -> None:
-        self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=request_id)))
+    def release(self, request_id: int, unreachable: bool = False) -> None:
+        self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=request_id, unreachable=unreachable)))

@@ -1021,15 +1021,19 @@ class Release(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    UNREACHABLE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.int
+    unreachable: _builtins.bool
+    """the ingress could not reach the container: place nothing more on it"""
     def __init__(
         self,
         *,
         request_id: _builtins.int = ...,
+        unreachable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "unreachable", b"unreachable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1375,7 +1379,7 @@ Global___RequestFrame: _TypeAlias = RequestFrame  # noqa: Y015
 
 @_typing.final
 class ResponseFrame(_message.Message):
-    """Container -> ingress."""
+    """Container -> ingress. The first frame of every stream has id 0: the container is there."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -95,10 +95,17 @@ class Cluster:
         fn.queue.append(Waiter(ingress, request_id, time.monotonic() + self.queue_timeout))
         self._scale(fn)
 
-    def release(self, ingress: IngressSession, request_id: int) -> None:
+    def release(self, ingress: IngressSession, request_id: int, unreachable: bool = False) -> None:
         container = ingress.assigned.pop(request_id, None)
         if container is None:
             self._forget_waiter(ingress, request_id)  # its client left while it was queued
+            return
+        if unreachable and container.state != "draining":
+            # Its worker will report the exit; until then no request may go there.
+            log.warning("ingress %s cannot reach %s; placing nothing more on it", ingress.id, container.id)
+            container.in_flight -= 1
+            self._stop(container)
+            self._scale(container.function)
             return
         container.in_flight -= 1
         if container.in_flight == 0:

@@ -190,4 +190,4 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             if kind == "acquire":
                 self.cluster.acquire(session, message.acquire.request_id, message.acquire.function_id)
             elif kind == "release":
-                self.cluster.release(session, message.release.request_id)
+                self.cluster.release(session, message.release.request_id, message.release.unreachable)

@@ -65,6 +65,8 @@ class ContainerServicer(pb_grpc.ContainerServicer):
     ) -> AsyncIterator[pb.ResponseFrame]:
         out: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
         requests: dict[int, _Request] = {}
+        # Hello before any request is read: an ingress that never saw it knows none reached the app.
+        yield pb.ResponseFrame(id=0)
         pump = asyncio.create_task(self._pump(request_iterator, requests, out), name="exchange-pump")
         try:
             while (frame := await out.get()) is not None:
