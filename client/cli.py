@@ -46,6 +46,9 @@ def scheduler(
     web_scheme: Annotated[str, typer.Option(envvar="STOKER_WEB_SCHEME")] = "http",
     web_port: Annotated[int, typer.Option(envvar="STOKER_WEB_PORT", help="Port in URLs; 0: the ingress's.")] = 0,
     queue_timeout: Annotated[float, typer.Option(envvar="STOKER_QUEUE_TIMEOUT")] = 60.0,
+    heartbeat_timeout: Annotated[
+        float, typer.Option(envvar="STOKER_HEARTBEAT_TIMEOUT", help="Drop a worker silent this long.")
+    ] = 15.0,
     port_file: PortFile = None,
     log_level: LogLevel = "info",
 ) -> None:
@@ -66,6 +69,7 @@ def scheduler(
                 web_scheme=web_scheme,
                 web_port=web_port,
                 queue_timeout=queue_timeout,
+                heartbeat_timeout=heartbeat_timeout,
                 port_file=port_file,
             )
         )

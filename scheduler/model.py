@@ -21,6 +21,12 @@ class WorkerSession:
     containers: set[str] = field(default_factory=set)
     last_heartbeat: float = field(default_factory=time.monotonic)
     gpus_in_use: set[int] = field(default_factory=set)  # indices into info.gpus
+    reader: asyncio.Future[None] | None = None  # consumes its stream; cancelled to hang up on it
+
+    def hang_up(self) -> None:
+        """End this worker's stream: when it wakes up, it registers anew with no containers."""
+        if self.reader is not None:
+            self.reader.cancel()
 
     @property
     def id(self) -> str:

@@ -67,6 +67,7 @@ class SchedulerServer:
                     if now - worker.last_heartbeat > self.config.heartbeat_timeout:
                         log.warning("worker %s missed its heartbeats; dropping it", worker.id)
                         self.cluster.remove_worker(worker)
+                        worker.hang_up()
                 self.cluster.tick(now)
             except Exception:
                 log.exception("scheduler upkeep failed")

@@ -27,7 +27,7 @@ _CLOSE = object()
 
 async def _duplex(reader: Awaitable[None], outbox: asyncio.Queue[T]) -> AsyncIterator[T]:
     """Yield what lands in `outbox` until `reader` (consuming the request stream) finishes."""
-    task: asyncio.Future[None] = asyncio.ensure_future(reader)
+    task = asyncio.ensure_future(reader)
     task.add_done_callback(lambda _: outbox.put_nowait(_CLOSE))  # type: ignore[arg-type]
     try:
         while (item := await outbox.get()) is not _CLOSE:
@@ -147,8 +147,9 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             self.cluster.remove_worker(stale)
         log.info("worker %s registered (%d GPUs)", session.id, len(session.info.gpus))
         self.cluster.add_worker(session)
+        session.reader = asyncio.ensure_future(self._worker_messages(session, request_iterator))
         try:
-            async for command in _duplex(self._worker_messages(session, request_iterator), session.outbox):
+            async for command in _duplex(session.reader, session.outbox):
                 yield command
         finally:
             log.info("worker %s disconnected", session.id)

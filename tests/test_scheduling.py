@@ -198,3 +198,35 @@ def test_gpus_read_through_nvml_are_placed(started: Cluster) -> None:
     assert sorted(started.status().workers[0].gpus_in_use) == [0, 1]
     text = started.stoker("status").stdout
     assert "2/2 used" in text
+
+
+@pytest.mark.cluster_options(workers=2, env={"STOKER_HEARTBEAT_TIMEOUT": "2"})
+def test_a_silent_worker_is_dropped_and_comes_back_clean(started: Cluster) -> None:
+    url = started.deploy("scaling.py")["survivor"]
+    assert wait_until(lambda: len(_warm(started, "survivor")) == 1, timeout=20)
+    (old,) = _warm(started, "survivor")
+    frozen = _worker_pid(started, old.worker_id)  # type: ignore[attr-defined]
+    os.kill(frozen, signal.SIGSTOP)  # alive but silent: no heartbeats, stream still open
+    try:
+
+        def moved() -> bool:
+            hosts = [c.worker_id for c in _warm(started, "survivor")]  # type: ignore[attr-defined]
+            return bool(hosts) and old.worker_id not in hosts  # type: ignore[attr-defined]
+
+        assert wait_until(moved, timeout=20)
+        assert started.get(url).status_code == 200
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    # Woken, it finds its stream ended, registers again and stops what it ran before.
+    assert wait_until(lambda: len(started.status().workers) == 2, timeout=20)
+    assert wait_until(lambda: old.container_id not in {c.container_id for c in started.status().containers}, 10)  # type: ignore[attr-defined]
+
+
+def test_a_container_runs_max_inputs_sync_inputs_at_once(shared_cluster: Cluster) -> None:
+    # 50 sync one-second inputs, one container allowing 60: all run side by side in threads.
+    url = shared_cluster.deploy("scaling.py")["many"]
+    visits = [r.json() for r in _concurrently(shared_cluster, url, "/?seconds=1", 50)]
+    assert len({v["pid"] for v in visits}) == 1
+    latest_start = max(v["start"] for v in visits)
+    earliest_end = min(v["end"] for v in visits)
+    assert latest_start < earliest_end, "some inputs waited for others: the thread pool capped concurrency"

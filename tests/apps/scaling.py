@@ -49,3 +49,10 @@ def crash(now: bool = True):
 @modal.fastapi_endpoint()
 def survivor():
     return {"pid": os.getpid()}
+
+
+@app.function(max_containers=1)
+@modal.concurrent(max_inputs=60)
+@modal.fastapi_endpoint()
+def many(seconds: float = 1.0):
+    return _visit(seconds)

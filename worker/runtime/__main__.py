@@ -38,11 +38,18 @@ def die_with_parent() -> None:
         pass
 
 
-async def serve(app: ASGIApp) -> None:
+async def serve(app: ASGIApp, max_inputs: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    # FastAPI runs sync endpoints in anyio's thread pool (40 threads by default): give it one
+    # thread per concurrent input this container may be handed.
+    import anyio.to_thread
+
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, max_inputs)
 
     lifespan = Lifespan(app)
     await lifespan.startup()
@@ -74,7 +81,7 @@ def main() -> None:
         sys.exit(1)  # the worker died before we could ask to die with it
     function = find_function(find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"])
     app = build_asgi_app(function)
-    asyncio.run(serve(app))
+    asyncio.run(serve(app, function.options.max_inputs))
 
 
 if __name__ == "__main__":

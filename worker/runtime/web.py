@@ -36,7 +36,9 @@ def build_asgi_app(function: Function) -> ASGIApp:
         wsgi = function.raw_f()
         if not callable(wsgi):
             raise InvalidError(f"@wsgi_app function {function.name} returned {wsgi!r}, not a WSGI app")
-        return _no_websocket(WSGIMiddleware(wsgi))  # type: ignore[arg-type]
+        # One thread per concurrent input (a2wsgi's default is 10, below @concurrent's caps).
+        threads = max(1, function.options.max_inputs)
+        return _no_websocket(WSGIMiddleware(wsgi, workers=threads))  # type: ignore[arg-type]
     raise InvalidError(f"web function kind {web.kind!r} is not supported by this runtime")
 
 
