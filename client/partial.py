@@ -83,44 +83,32 @@ def fastapi_endpoint(
 web_endpoint = fastapi_endpoint  # Modal's older name
 
 
-def asgi_app(
-    _warn_parentheses_missing: Any = None,
-    *,
-    label: str | None = None,
-    custom_domains: list[str] | None = None,
-    requires_proxy_auth: bool = False,
-) -> Callable[[Any], PartialFunction]:
-    """Serve the ASGI app the function returns."""
-    if _warn_parentheses_missing is not None:
-        raise InvalidError("use @asgi_app() with parentheses")
-    return _web_decorator(
-        WebConfig(
-            kind="asgi_app",
-            label=label or "",
-            custom_domains=tuple(custom_domains or ()),
-            requires_proxy_auth=requires_proxy_auth,
+def _app_decorator(kind: str, what: str) -> Callable[..., Callable[[Any], PartialFunction]]:
+    def decorator(
+        _warn_parentheses_missing: Any = None,
+        *,
+        label: str | None = None,
+        custom_domains: list[str] | None = None,
+        requires_proxy_auth: bool = False,
+    ) -> Callable[[Any], PartialFunction]:
+        if _warn_parentheses_missing is not None:
+            raise InvalidError(f"use @{kind}() with parentheses")
+        return _web_decorator(
+            WebConfig(
+                kind=kind,
+                label=label or "",
+                custom_domains=tuple(custom_domains or ()),
+                requires_proxy_auth=requires_proxy_auth,
+            )
         )
-    )
+
+    decorator.__name__ = kind
+    decorator.__doc__ = f"Serve the {what} the function returns."
+    return decorator
 
 
-def wsgi_app(
-    _warn_parentheses_missing: Any = None,
-    *,
-    label: str | None = None,
-    custom_domains: list[str] | None = None,
-    requires_proxy_auth: bool = False,
-) -> Callable[[Any], PartialFunction]:
-    """Serve the WSGI app the function returns (Flask, Django), under an ASGI adapter."""
-    if _warn_parentheses_missing is not None:
-        raise InvalidError("use @wsgi_app() with parentheses")
-    return _web_decorator(
-        WebConfig(
-            kind="wsgi_app",
-            label=label or "",
-            custom_domains=tuple(custom_domains or ()),
-            requires_proxy_auth=requires_proxy_auth,
-        )
-    )
+asgi_app = _app_decorator("asgi_app", "ASGI app")
+wsgi_app = _app_decorator("wsgi_app", "WSGI app (Flask, Django), under an ASGI adapter,")
 
 
 def web_server(

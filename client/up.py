@@ -20,6 +20,8 @@ from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 
 READY_TIMEOUT = 60.0
+RESTART_LIMIT = 5  # restarts of one daemon within RESTART_WINDOW before `up` gives up
+RESTART_WINDOW = 60.0
 
 
 class ClusterError(Exception):
@@ -45,11 +47,14 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {}
+        self.restarts: dict[str, list[float]] = {}
         self.scheduler_address = ""
         self.http_url = ""
 
     def _spawn(self, name: str, *args: str) -> None:
         command = name.split("-")[0]  # "worker-1" runs `stoker worker`
+        self.commands[name] = list(args)
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "client", command, *args],
             stdin=subprocess.DEVNULL,
@@ -91,6 +96,7 @@ class LocalCluster:
             )
             grpc_port = self._wait_port("scheduler", ports["scheduler"], "grpc", deadline)
             self.scheduler_address = f"{self.host}:{grpc_port}"
+            self._pin_port("scheduler", grpc_port)
             for i in range(self.workers):
                 name, work_dir = ("worker", "worker") if i == 0 else (f"worker-{i}", f"worker-{i}")
                 self._spawn(
@@ -114,6 +120,7 @@ class LocalCluster:
             )
             http_port = self._wait_port("ingress", ports["ingress"], "http", deadline)
             self.http_url = f"http://localhost:{http_port}"
+            self._pin_port("ingress", http_port)
             self._wait_healthy(deadline)
         except BaseException:
             self.stop()
@@ -135,11 +142,26 @@ class LocalCluster:
                 time.sleep(0.05)
         raise ClusterError(f"the cluster was not healthy within {READY_TIMEOUT:g} s")
 
-    def dead(self) -> str | None:
-        """The name of a daemon that has exited, if any."""
-        for name, process in self.processes.items():
-            if process.poll() is not None:
+    def _pin_port(self, name: str, port: int) -> None:
+        """A restarted daemon must come back on the port the others already use."""
+        args = self.commands[name]
+        args[args.index("--port") + 1] = str(port)
+
+    def revive(self) -> str | None:
+        """Restart every daemon that has exited. Returns the name of one that keeps dying
+        (more than RESTART_LIMIT times in RESTART_WINDOW seconds), which the caller should treat
+        as fatal; None when all are running."""
+        now = time.monotonic()
+        for name, process in list(self.processes.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW] + [now]
+            self.restarts[name] = recent
+            if len(recent) > RESTART_LIMIT:
                 return name
+            print(f"the {name} exited with code {code}; restarting it", file=sys.stderr, flush=True)
+            self._spawn(name, *self.commands[name])
         return None
 
     def stop(self, grace: float = 15.0) -> None:
@@ -157,7 +179,7 @@ class LocalCluster:
 
 
 def wait_for_signal(cluster: LocalCluster) -> int:
-    """Block until SIGINT/SIGTERM or until a daemon dies; the exit code for the CLI."""
+    """Block until SIGINT/SIGTERM, restarting daemons that die; the exit code for the CLI."""
     received: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
@@ -168,9 +190,9 @@ def wait_for_signal(cluster: LocalCluster) -> int:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     while not received:
-        dead = cluster.dead()
-        if dead is not None:
-            print(f"error: the {dead} exited unexpectedly; stopping the cluster", file=sys.stderr)
+        failing = cluster.revive()
+        if failing is not None:
+            print(f"error: the {failing} keeps exiting; stopping the cluster", file=sys.stderr)
             return 1
         time.sleep(0.2)
     return 0

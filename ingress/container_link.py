@@ -78,8 +78,13 @@ class ContainerLink:
         self._reader.cancel()
         await asyncio.gather(self._reader, return_exceptions=True)
 
-    async def proxy(self, request_id: int, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        """Carry one ASGI connection to the container and its answer back, chunk by chunk."""
+    async def proxy(
+        self, request_id: int, scope: dict[str, Any], receive: Receive, send: Send, complete: Callable[[], None]
+    ) -> None:
+        """Carry one ASGI connection to the container and its answer back, chunk by chunk.
+
+        `complete()` is called as the last chunk of an HTTP response goes out, before the client
+        can have it: a client's next request must find this one's slot already free."""
         inbox: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
         self._streams[request_id] = inbox
         window = asyncio.Semaphore(WINDOW)
@@ -103,6 +108,7 @@ class ContainerLink:
                         started = True
                     elif frame.event.type == "http.response.body" and not frame.event.more_body:
                         finished = True
+                        complete()
                     await send(message)
                     if needs_credit(frame.event.type, frame.event.more_body):
                         self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=1))

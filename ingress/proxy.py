@@ -15,6 +15,22 @@ log = logging.getLogger(__name__)
 PLACEMENT_ATTEMPTS = 3
 
 
+class _Slot:
+    """A container slot the scheduler gave one request, released exactly once."""
+
+    __slots__ = ("released", "request_id", "scheduler")
+
+    def __init__(self, scheduler: SchedulerLink, request_id: int) -> None:
+        self.scheduler = scheduler
+        self.request_id = request_id
+        self.released = False
+
+    def release(self, unreachable: bool = False) -> None:
+        if not self.released:
+            self.released = True
+            self.scheduler.release(self.request_id, unreachable)
+
+
 def _replaying(consumed: list[dict[str, Any]], receive: Any) -> Any:
     """A receive() that first gives back what an unreachable container's attempt already read."""
     pending = list(consumed)
@@ -63,17 +79,16 @@ class Proxy:
             except Rejected as exc:
                 await plain_response(scope, send, exc.status, exc.message)
                 return
+            slot = _Slot(self.scheduler, request_id)
             try:
-                await self.links.get(assignment.address).proxy(request_id, scope, receive, send)
+                await self.links.get(assignment.address).proxy(request_id, scope, receive, send, slot.release)
             except ContainerUnreachable as exc:
                 # Nothing reached the app: tell the scheduler, and try another container.
-                self.scheduler.release(request_id, unreachable=True)
+                slot.release(unreachable=True)
                 receive = _replaying(exc.consumed, receive)
                 log.warning("container at %s unreachable (attempt %d)", assignment.address, attempt + 1)
                 continue
-            except BaseException:
-                self.scheduler.release(request_id)
-                raise
-            self.scheduler.release(request_id)
+            finally:
+                slot.release()
             return
         await plain_response(scope, send, 502, "no container of this endpoint could be reached; retry")

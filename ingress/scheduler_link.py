@@ -12,10 +12,9 @@ import grpc
 from ingress.routes import RouteTable
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from scheduler.connection import stay_connected
 
 log = logging.getLogger(__name__)
-
-RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 class Rejected(Exception):
@@ -42,28 +41,13 @@ class SchedulerLink:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._stay_connected(), name="scheduler-link")
+        self._task = asyncio.create_task(stay_connected(self._connect, self._lost), name="scheduler-link")
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._channel.close(None)
-
-    async def _stay_connected(self) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self._connect()
-                attempt = 0
-            except grpc.RpcError as exc:
-                log.warning("scheduler stream ended: %s", exc.details() if isinstance(exc, grpc.Call) else exc)
-            except Exception:
-                log.exception("scheduler stream failed")
-            finally:
-                self._lost()
-            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
-            attempt += 1
 
     async def _connect(self) -> None:
         self._outbox = asyncio.Queue()

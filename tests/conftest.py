@@ -69,6 +69,17 @@ class LineReader:
             return "\n".join(self.lines)
 
 
+def stop_process(process: subprocess.Popen[str], sig: int) -> int:
+    """Signal the process, wait for it (killing it after 30 s), return its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 def split_url(url: str) -> tuple[str, str]:
     """(loopback base URL, Host header) for an endpoint URL, so no DNS is needed."""
     parts = urlsplit(url)
@@ -118,13 +129,7 @@ class Cluster:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_process(self.process, sig)
 
     def status(self) -> pb.StatusResponse:
         with grpc.insecure_channel(self.scheduler) as channel:

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, LineReader, alive, base_env, descendants, stoker_command, wait_until
+from tests.conftest import (
+    APPS,
+    Cluster,
+    LineReader,
+    alive,
+    base_env,
+    descendants,
+    stoker_command,
+    stop_process,
+    wait_until,
+)
 
 RELOAD_APP = """
 import modal
@@ -45,13 +55,7 @@ class Serve:
         return line.split(" => ")[1]
 
     def stop(self, sig: int = signal.SIGINT) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_process(self.process, sig)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from scheduler.connection import stay_connected
 from worker import gpus
 from worker.bundle import extract_bundle
 from worker.config import WorkerConfig
@@ -21,7 +22,6 @@ from worker.template_client import ForkTemplate, TemplateError
 
 log = logging.getLogger(__name__)
 
-RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 MAX_MESSAGE = 128 * 1024 * 1024
 
 
@@ -53,23 +53,10 @@ class WorkerServer:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.keepalive_time_ms", 10_000)],
         )
         self._stub = pb_grpc.SchedulerStub(self._channel)
-        self._connection = asyncio.create_task(self._stay_connected(), name="worker-connection")
+        self._connection = asyncio.create_task(stay_connected(self._connect), name="worker-connection")
         log.info(
             "worker %s starting (scheduler %s, %d GPUs)", self.config.worker_id, self.config.scheduler, len(self._gpus)
         )
-
-    async def _stay_connected(self) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self._connect()
-                attempt = 0
-            except grpc.RpcError as exc:
-                log.warning("scheduler stream ended: %s", exc.details() if isinstance(exc, grpc.Call) else exc)
-            except Exception:
-                log.exception("scheduler stream failed")
-            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
-            attempt += 1
 
     async def _connect(self) -> None:
         register = pb.WorkerRegister(
