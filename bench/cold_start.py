@@ -101,13 +101,15 @@ class Cluster:
             if line.startswith("ready:"):
                 self.http_port = int(line.rsplit(":", 1)[1])
                 break
+        token = (home / "state" / "workspace-token").read_text().strip()
+        self.metadata = (("authorization", f"Bearer {token}"),)
         self.channel = grpc.insecure_channel(scheduler)
         self.stub = pb_grpc.SchedulerStub(self.channel)
         self.definition = load_definition(APP)
 
     def deploy(self) -> str:
         """A new version of the app, with no container yet; the Host of its `square` endpoint."""
-        deployed = self.stub.Deploy(pb.DeployRequest(app=self.definition), timeout=30)
+        deployed = self.stub.Deploy(pb.DeployRequest(app=self.definition), timeout=30, metadata=self.metadata)
         url = next(e.url for e in deployed.endpoints if e.function == "square")
         return urlsplit(url).netloc
 

@@ -18,11 +18,16 @@ from client.exceptions import Error
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted, Modal-style web endpoints.")
 app_cli = typer.Typer(no_args_is_help=True, help="Deployed and served apps.")
 cli.add_typer(app_cli, name="app")
+token_cli = typer.Typer(no_args_is_help=True, help="Proxy-auth tokens for requires_proxy_auth endpoints.")
+cli.add_typer(token_cli, name="token")
 
 DEFAULT_STATE = Path.home() / ".stoker" / "state"
 DEFAULT_WORK_DIR = Path.home() / ".stoker" / "worker"
 LogLevel = Annotated[str, typer.Option(envvar="STOKER_LOG_LEVEL", help="debug, info, warning or error.")]
 PortFile = Annotated[Path | None, typer.Option(envvar="STOKER_PORT_FILE", help="Write the bound port here as JSON.")]
+ClusterSecret = Annotated[
+    str, typer.Option(envvar="STOKER_CLUSTER_SECRET", help="Shared by the cluster's daemons. Prefer the env var.")
+]
 Environment = Annotated[str, typer.Option("--env", "-e", envvar="STOKER_ENVIRONMENT", help="Environment name.")]
 
 
@@ -50,6 +55,11 @@ def scheduler(
         float, typer.Option(envvar="STOKER_HEARTBEAT_TIMEOUT", help="Drop a worker silent this long.")
     ] = 15.0,
     port_file: PortFile = None,
+    tls_cert: Annotated[Path | None, typer.Option(envvar="STOKER_TLS_CERT", help="Serve gRPC over TLS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(envvar="STOKER_TLS_KEY")] = None,
+    cluster_secret: Annotated[
+        str, typer.Option(envvar="STOKER_CLUSTER_SECRET", help="Default: kept in the state dir.")
+    ] = "",
     log_level: LogLevel = "info",
 ) -> None:
     """Run the scheduler: the control plane."""
@@ -71,6 +81,9 @@ def scheduler(
                 queue_timeout=queue_timeout,
                 heartbeat_timeout=heartbeat_timeout,
                 port_file=port_file,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                cluster_secret=cluster_secret,
             )
         )
     )
@@ -85,6 +98,7 @@ def worker(
     advertise_host: Annotated[str, typer.Option(envvar="STOKER_ADVERTISE_HOST")] = "127.0.0.1",
     gpus: Annotated[str, typer.Option(envvar="STOKER_WORKER_GPUS", help="Declare GPUs: 'A10G:24,H100:80'.")] = "",
     fork: Annotated[bool, typer.Option(envvar="STOKER_WORKER_FORK", help="Fork containers from a template.")] = True,
+    cluster_secret: ClusterSecret = "",
     log_level: LogLevel = "info",
 ) -> None:
     """Run a worker: containers and GPUs of this machine."""
@@ -100,6 +114,7 @@ def worker(
         advertise_host=advertise_host,
         gpus=gpus,
         fork_containers=fork,
+        cluster_secret=cluster_secret,
     )
     if worker_id:
         config = replace(config, worker_id=worker_id)
@@ -112,6 +127,29 @@ def ingress(
     port: Annotated[int, typer.Option(envvar="STOKER_HTTP_PORT", help="0 picks a free port.")] = 8000,
     scheduler: Annotated[str, typer.Option(envvar="STOKER_SCHEDULER")] = "127.0.0.1:7700",
     port_file: PortFile = None,
+    cluster_secret: ClusterSecret = "",
+    rate_limit_rps: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            envvar="STOKER_RATE_LIMIT_RPS",
+            help="Requests/s per workspace, cluster-wide; bursts of 5 s worth. 0: off.",
+        ),
+    ] = 200.0,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(min=1, envvar="STOKER_MAX_BODY_BYTES", help="Largest request body; past it, 413."),
+    ] = 4 * 1024**3,
+    max_header_bytes: Annotated[
+        int,
+        typer.Option(min=1, envvar="STOKER_MAX_HEADER_BYTES", help="Largest request line and headers; past it, 431."),
+    ] = 64 * 1024,
+    header_timeout: Annotated[
+        float,
+        typer.Option(min=0.001, envvar="STOKER_HEADER_TIMEOUT", help="Seconds for a whole request head to arrive."),
+    ] = 10.0,
+    tls_cert: Annotated[str | None, typer.Option(envvar="STOKER_INGRESS_TLS_CERT", help="Serve HTTPS.")] = None,
+    tls_key: Annotated[str | None, typer.Option(envvar="STOKER_INGRESS_TLS_KEY")] = None,
     log_level: LogLevel = "info",
 ) -> None:
     """Run an ingress: the HTTP and WebSocket front door."""
@@ -120,7 +158,23 @@ def ingress(
     from ingress.server import IngressServer
 
     configure_logging(log_level)
-    run(IngressServer(IngressConfig(host=host, port=port, scheduler=scheduler, port_file=port_file)))
+    run(
+        IngressServer(
+            IngressConfig(
+                host=host,
+                port=port,
+                scheduler=scheduler,
+                port_file=port_file,
+                cluster_secret=cluster_secret,
+                rate_limit_rps=rate_limit_rps,
+                max_body_bytes=max_body_bytes,
+                max_header_bytes=max_header_bytes,
+                header_timeout=header_timeout,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+            )
+        )
+    )
 
 
 @cli.command()
@@ -142,7 +196,7 @@ def up(
         raise _fail(str(exc)) from None
     try:
         if write_config:
-            path = client_config.save(cluster.scheduler_address)
+            path = client_config.save(cluster.scheduler_address, cluster.workspace_token)
             print(f"Wrote {path}", flush=True)
         print(f"scheduler: {cluster.scheduler_address}", flush=True)
         print(f"ready: {cluster.http_url}", flush=True)
@@ -229,6 +283,44 @@ def app_stop(name: str, env: Environment = "") -> None:
     except Error as exc:
         raise _fail(str(exc)) from None
     print(f"Stopped app {name}.")
+
+
+@token_cli.command("create")
+def token_create() -> None:
+    """Create a proxy-auth token; its secret is shown this once."""
+    from client.tokens import create
+
+    try:
+        token = create()
+    except Error as exc:
+        raise _fail(str(exc)) from None
+    print(f"Token key: {token.key}")
+    print(f"Token secret: {token.secret}")
+    print("Send them as the headers Modal-Key and Modal-Secret (or Authorization: Bearer <key>.<secret>).")
+    print("The secret is not stored and cannot be shown again.")
+
+
+@token_cli.command("list")
+def token_list() -> None:
+    """List proxy-auth tokens (keys only)."""
+    from client.tokens import format_tokens, list_tokens
+
+    try:
+        print(format_tokens(list_tokens()))
+    except Error as exc:
+        raise _fail(str(exc)) from None
+
+
+@token_cli.command("revoke")
+def token_revoke(key: str) -> None:
+    """Revoke a proxy-auth token: every ingress refuses it within a second."""
+    from client.tokens import revoke
+
+    try:
+        revoke(key)
+    except Error as exc:
+        raise _fail(str(exc)) from None
+    print(f"Revoked {key}.")
 
 
 def main() -> None:

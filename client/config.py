@@ -22,27 +22,31 @@ class ClientConfig:
 
 def load() -> ClientConfig | None:
     """The configured cluster, or None when nothing names one."""
+    data = _read_file()
     scheduler = os.environ.get("STOKER_SCHEDULER", "")
-    token = os.environ.get("STOKER_TOKEN", "")
+    token = os.environ.get("STOKER_TOKEN", "") or data.get("token", "")
     if scheduler:
         return ClientConfig(scheduler=scheduler, token=token)
-    path = config_path()
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
     if not data.get("scheduler"):
         return None
-    return ClientConfig(scheduler=data["scheduler"], token=token or data.get("token", ""), from_file=True)
+    return ClientConfig(scheduler=data["scheduler"], token=token, from_file=True)
+
+
+def _read_file() -> dict[str, str]:
+    try:
+        data = json.loads(config_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def save(scheduler: str, token: str = "") -> Path:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"scheduler": scheduler, "token": token}, indent=2) + "\n")
-    tmp.chmod(0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is a secret
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"scheduler": scheduler, "token": token}, indent=2) + "\n")
     tmp.replace(path)
     return path

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 
@@ -11,6 +13,7 @@ from client import config as client_config
 from client.config import ClientConfig
 from client.exceptions import ConnectionError, from_rpc_error
 from protos import stoker_pb2_grpc as pb_grpc
+from scheduler.connection import scheduler_channel
 
 MAX_MESSAGE = 128 * 1024 * 1024
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
@@ -25,7 +28,7 @@ def require(config: ClientConfig | None) -> ClientConfig:
 
 
 def reachable(address: str, timeout: float = 1.0) -> bool:
-    with grpc.insecure_channel(address) as channel:
+    with scheduler_channel(address) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
             return True
@@ -33,12 +36,45 @@ def reachable(address: str, timeout: float = 1.0) -> bool:
             return False
 
 
+def token_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """What every client call carries: the workspace token (none: the scheduler says how to get one)."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class _WithToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Adds the workspace token to every unary call on a channel."""
+
+    def __init__(self, token: str) -> None:
+        self.metadata = token_metadata(token)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        details = _CallDetails(
+            details.method,
+            details.timeout,
+            (*(details.metadata or ()), *self.metadata),
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+        return continuation(details, request)
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
 @contextmanager
 def scheduler_stub() -> Iterator[pb_grpc.SchedulerStub]:
-    """A stub to the configured scheduler, for one-shot calls; gRPC errors leave as `client.exceptions`."""
+    """A stub to the configured scheduler, for one-shot calls, carrying the workspace token;
+    gRPC errors leave as `client.exceptions`."""
     cfg = require(client_config.load())
-    with grpc.insecure_channel(cfg.scheduler, options=CHANNEL_OPTIONS) as channel:
+    with scheduler_channel(cfg.scheduler, options=CHANNEL_OPTIONS) as channel:
         try:
-            yield pb_grpc.SchedulerStub(channel)
+            yield pb_grpc.SchedulerStub(grpc.intercept_channel(channel, _WithToken(cfg.token)))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None

@@ -17,10 +17,11 @@ import watchfiles
 from client import config as client_config
 from client.appfile import AppFileError, load_definition
 from client.exceptions import ConnectionError, from_rpc_error
-from client.rpc import CHANNEL_OPTIONS, reachable
+from client.rpc import CHANNEL_OPTIONS, reachable, token_metadata
 from client.up import LocalCluster
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from scheduler.connection import scheduler_aio_channel
 
 
 def print_endpoints(deployed: pb.DeployResponse) -> None:
@@ -28,10 +29,11 @@ def print_endpoints(deployed: pb.DeployResponse) -> None:
         print(f"Created web function {endpoint.function} => {endpoint.url}", flush=True)
 
 
-def _find_or_start_cluster() -> tuple[str, LocalCluster | None]:
+def _find_or_start_cluster() -> tuple[str, str, LocalCluster | None]:
+    """(scheduler address, workspace token, the embedded cluster if one was started)."""
     cfg = client_config.load()
     if cfg is not None and reachable(cfg.scheduler):
-        return cfg.scheduler, None
+        return cfg.scheduler, cfg.token, None
     if cfg is not None and not cfg.from_file:
         raise ConnectionError(f"STOKER_SCHEDULER={cfg.scheduler} is not reachable")
     # Nothing configured, or a config left by a `stoker up` that has stopped: run our own.
@@ -45,7 +47,7 @@ def _find_or_start_cluster() -> tuple[str, LocalCluster | None]:
     )
     print(f"No stoker cluster is running; starting a local one for this session (logs: {log_path})", flush=True)
     cluster.start()
-    return cluster.scheduler_address, cluster
+    return cluster.scheduler_address, cluster.workspace_token, cluster
 
 
 def _read(path: Path) -> bytes:
@@ -94,7 +96,7 @@ async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeReq
         outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
 
 
-async def _serve(path: Path, environment: str, scheduler: str) -> int:
+async def _serve(path: Path, environment: str, scheduler: str, token: str) -> int:
     loaded = await asyncio.to_thread(_read, path)
     definition = await asyncio.to_thread(load_definition, path)
     outbox: asyncio.Queue[pb.ServeRequest] = asyncio.Queue()
@@ -103,8 +105,8 @@ async def _serve(path: Path, environment: str, scheduler: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with grpc.aio.insecure_channel(scheduler, options=CHANNEL_OPTIONS) as channel:
-        call = pb_grpc.SchedulerStub(channel).Serve(_requests(outbox))
+    async with scheduler_aio_channel(scheduler, options=CHANNEL_OPTIONS) as channel:
+        call = pb_grpc.SchedulerStub(channel).Serve(_requests(outbox), metadata=token_metadata(token))
         watcher: asyncio.Task[None] | None = None
 
         async def read() -> None:
@@ -140,9 +142,9 @@ async def _serve(path: Path, environment: str, scheduler: str) -> int:
 
 def serve(path: Path, environment: str) -> int:
     load_definition(path)  # fail fast on a broken file, before starting any cluster
-    scheduler, cluster = _find_or_start_cluster()
+    scheduler, token, cluster = _find_or_start_cluster()
     try:
-        return asyncio.run(_serve(path, environment, scheduler))
+        return asyncio.run(_serve(path, environment, scheduler, token))
     finally:
         if cluster is not None:
             cluster.stop()

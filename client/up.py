@@ -18,6 +18,8 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from scheduler.auth import CLUSTER_SECRET_HEADER
+from scheduler.connection import scheduler_channel
 
 READY_TIMEOUT = 60.0
 RESTART_LIMIT = 5  # restarts of one daemon within RESTART_WINDOW before `up` gives up
@@ -51,12 +53,15 @@ class LocalCluster:
         self.restarts: dict[str, list[float]] = {}
         self.scheduler_address = ""
         self.http_url = ""
+        self.workspace_token = ""
+        self.env = dict(os.environ)  # the daemons' environment; gets the cluster secret
 
     def _spawn(self, name: str, *args: str) -> None:
         command = name.split("-")[0]  # "worker-1" runs `stoker worker`
         self.commands[name] = list(args)
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "client", command, *args],
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self.log or sys.stderr,
             stderr=self.log or sys.stderr,
@@ -97,6 +102,9 @@ class LocalCluster:
             grpc_port = self._wait_port("scheduler", ports["scheduler"], "grpc", deadline)
             self.scheduler_address = f"{self.host}:{grpc_port}"
             self._pin_port("scheduler", grpc_port)
+            # Secrets travel in the environment, never on command lines that `ps` shows.
+            self.env["STOKER_CLUSTER_SECRET"] = self._secret("cluster-secret", "STOKER_CLUSTER_SECRET")
+            self.workspace_token = self._secret("workspace-token", "")
             for i in range(self.workers):
                 name, work_dir = ("worker", "worker") if i == 0 else (f"worker-{i}", f"worker-{i}")
                 self._spawn(
@@ -127,20 +135,30 @@ class LocalCluster:
             raise
 
     def _wait_healthy(self, deadline: float) -> None:
-        with grpc.insecure_channel(self.scheduler_address) as channel:
+        with scheduler_channel(self.scheduler_address) as channel:
             stub = pb_grpc.SchedulerStub(channel)
             while time.monotonic() < deadline:
                 for name, process in self.processes.items():
                     if process.poll() is not None:
                         raise ClusterError(f"the {name} exited with code {process.returncode} while starting")
                 try:
-                    status = stub.Status(pb.StatusRequest(), timeout=2)
+                    status = stub.Status(
+                        pb.StatusRequest(),
+                        timeout=2,
+                        metadata=((CLUSTER_SECRET_HEADER, self.env["STOKER_CLUSTER_SECRET"]),),
+                    )
                     if len(status.workers) >= self.workers and status.ingresses:
                         return
                 except grpc.RpcError:
                     pass
                 time.sleep(0.05)
         raise ClusterError(f"the cluster was not healthy within {READY_TIMEOUT:g} s")
+
+    def _secret(self, name: str, env_var: str) -> str:
+        """A secret the scheduler keeps in its state dir (or was given in the environment)."""
+        if env_var and os.environ.get(env_var):
+            return os.environ[env_var]
+        return (self.state_dir / name).read_text().strip()
 
     def _pin_port(self, name: str, port: int) -> None:
         """A restarted daemon must come back on the port the others already use."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
+from ingress.auth import ProxyAuth, strip_credentials
 from ingress.container_link import ContainerLinks, ContainerUnreachable
+from ingress.ratelimit import RateLimiter
 from ingress.responses import plain_response
 from ingress.scheduler_link import Rejected, SchedulerLink
 
@@ -51,9 +54,11 @@ def _host(scope: dict[str, Any]) -> str:
 
 
 class Proxy:
-    def __init__(self, scheduler: SchedulerLink, links: ContainerLinks) -> None:
+    def __init__(self, scheduler: SchedulerLink, links: ContainerLinks, auth: ProxyAuth, limiter: RateLimiter) -> None:
         self.scheduler = scheduler
         self.links = links
+        self.auth = auth
+        self.limiter = limiter
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -72,6 +77,16 @@ class Proxy:
                 if host
                 else "The request has no Host header, so it names no web endpoint.",
             )
+            return
+        if route.requires_proxy_auth:
+            refused, bearer = self.auth.check(scope["headers"])
+            if refused is not None:
+                await plain_response(scope, send, 401, refused)
+                return
+            scope["headers"] = strip_credentials(scope["headers"], bearer)
+        wait = self.limiter.check(route.workspace)
+        if wait:
+            await self._too_many(scope, send, wait)
             return
         for attempt in range(PLACEMENT_ATTEMPTS):
             try:
@@ -92,3 +107,11 @@ class Proxy:
                 slot.release()
             return
         await plain_response(scope, send, 502, "no container of this endpoint could be reached; retry")
+
+    async def _too_many(self, scope: dict[str, Any], send: Any, wait: float) -> None:
+        retry_after = max(1, math.ceil(wait))
+        message = (
+            f"Rate limit exceeded: this workspace may make {self.limiter.describe()}. "
+            f"Retry after {retry_after} s, or send fewer requests per second."
+        )
+        await plain_response(scope, send, 429, message, [(b"retry-after", str(retry_after).encode())])

@@ -11,6 +11,7 @@ from protos import stoker_pb2 as pb
 class Route:
     function_id: str
     requires_proxy_auth: bool
+    workspace: str = ""
 
 
 class RouteTable:
@@ -18,7 +19,7 @@ class RouteTable:
         self.exact: dict[str, Route] = {}
         self.wildcard: dict[str, Route] = {}  # "example.com" for "*.example.com"
         for r in table.routes if table is not None else ():
-            route = Route(r.function_id, r.requires_proxy_auth)
+            route = Route(r.function_id, r.requires_proxy_auth, r.workspace)
             for host in r.hosts:
                 if host.startswith("*."):
                     self.wildcard[host[2:]] = route

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
-
-import grpc
+from collections.abc import AsyncIterator, Callable
 
 from ingress.routes import RouteTable
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler.connection import stay_connected
+from scheduler.auth import CLUSTER_SECRET_HEADER
+from scheduler.connection import scheduler_aio_channel, stay_connected
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +26,29 @@ class Rejected(Exception):
 
 
 class SchedulerLink:
-    def __init__(self, address: str, ingress_id: str, http_port: int, placement_timeout: float) -> None:
+    def __init__(
+        self,
+        address: str,
+        ingress_id: str,
+        http_port: int,
+        scheme: str,
+        placement_timeout: float,
+        cluster_secret: str,
+    ) -> None:
         self.address = address
-        self.hello = pb.IngressHello(ingress_id=ingress_id, http_port=http_port, scheme="http")
+        self._metadata = ((CLUSTER_SECRET_HEADER, cluster_secret),)
+        self.hello = pb.IngressHello(ingress_id=ingress_id, http_port=http_port, scheme=scheme)
         self.placement_timeout = placement_timeout
         self.routes = RouteTable()
+        self.edge = pb.EdgeConfig(ingress_count=1)  # tokens and ingress count, from the scheduler
         self.connected = asyncio.Event()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[pb.Assignment]] = {}
         self._outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
-        self._channel = grpc.aio.insecure_channel(address, options=[("grpc.keepalive_time_ms", 10_000)])
+        self._channel = scheduler_aio_channel(address, options=[("grpc.keepalive_time_ms", 10_000)])
         self._stub = pb_grpc.SchedulerStub(self._channel)
         self._task: asyncio.Task[None] | None = None
+        self.edge_listeners: list[Callable[[pb.EdgeConfig], None]] = []  # called on every new EdgeConfig
 
     def start(self) -> None:
         self._task = asyncio.create_task(stay_connected(self._connect, self._lost), name="scheduler-link")
@@ -52,7 +62,7 @@ class SchedulerLink:
     async def _connect(self) -> None:
         self._outbox = asyncio.Queue()
         self._outbox.put_nowait(pb.IngressMessage(hello=self.hello))
-        call = self._stub.IngressConnect(self._messages(self._outbox))
+        call = self._stub.IngressConnect(self._messages(self._outbox), metadata=self._metadata)
         async for event in call:
             kind = event.WhichOneof("kind")
             if kind == "assignment":
@@ -65,6 +75,10 @@ class SchedulerLink:
                 future = self._pending.pop(event.rejection.request_id, None)
                 if future is not None and not future.done():
                     future.set_exception(Rejected(event.rejection.http_status, event.rejection.message))
+            elif kind == "edge":
+                self.edge = event.edge
+                for listener in self.edge_listeners:
+                    listener(event.edge)
             elif kind == "routes":
                 self.routes = RouteTable(event.routes)
                 if not self.connected.is_set():

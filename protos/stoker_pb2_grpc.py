@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class SchedulerStub:
-    """Missing associated documentation comment in .proto file."""
+    """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
+    ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -34,6 +36,21 @@ class SchedulerStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateToken = channel.unary_unary(
+                '/stoker.Scheduler/CreateToken',
+                request_serializer=protos_dot_stoker__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/stoker.Scheduler/ListTokens',
+                request_serializer=protos_dot_stoker__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/stoker.Scheduler/RevokeToken',
+                request_serializer=protos_dot_stoker__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
         self.Deploy = channel.unary_unary(
                 '/stoker.Scheduler/Deploy',
                 request_serializer=protos_dot_stoker__pb2.DeployRequest.SerializeToString,
@@ -77,7 +94,27 @@ class SchedulerStub:
 
 
 class SchedulerServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
+    ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
+    """
+
+    def CreateToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def Deploy(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -130,6 +167,21 @@ class SchedulerServicer:
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=protos_dot_stoker__pb2.CreateTokenRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=protos_dot_stoker__pb2.ListTokensRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=protos_dot_stoker__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.RevokeTokenResponse.SerializeToString,
+            ),
             'Deploy': grpc.unary_unary_rpc_method_handler(
                     servicer.Deploy,
                     request_deserializer=protos_dot_stoker__pb2.DeployRequest.FromString,
@@ -179,7 +231,90 @@ def add_SchedulerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Scheduler:
-    """Missing associated documentation comment in .proto file."""
+    """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
+    ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
+    """
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/CreateToken',
+            protos_dot_stoker__pb2.CreateTokenRequest.SerializeToString,
+            protos_dot_stoker__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/ListTokens',
+            protos_dot_stoker__pb2.ListTokensRequest.SerializeToString,
+            protos_dot_stoker__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/RevokeToken',
+            protos_dot_stoker__pb2.RevokeTokenRequest.SerializeToString,
+            protos_dot_stoker__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def Deploy(request,

@@ -34,10 +34,17 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SchedulerStub:
+    """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
+    ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SchedulerAsyncStub: ...
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CreateTokenRequest, _stoker_pb2.CreateTokenResponse]
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ListTokensRequest, _stoker_pb2.ListTokensResponse]
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.RevokeTokenRequest, _stoker_pb2.RevokeTokenResponse]
     Deploy: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.DeployRequest, _stoker_pb2.DeployResponse]
     Serve: _grpc.StreamStreamMultiCallable[_stoker_pb2.ServeRequest, _stoker_pb2.ServeResponse]
     ListApps: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ListAppsRequest, _stoker_pb2.ListAppsResponse]
@@ -49,7 +56,14 @@ class SchedulerStub:
 
 @_typing.type_check_only
 class SchedulerAsyncStub(SchedulerStub):
+    """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
+    ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateToken: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CreateTokenRequest, _stoker_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    ListTokens: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ListTokensRequest, _stoker_pb2.ListTokensResponse]  # type: ignore[assignment]
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_stoker_pb2.RevokeTokenRequest, _stoker_pb2.RevokeTokenResponse]  # type: ignore[assignment]
     Deploy: _aio.UnaryUnaryMultiCallable[_stoker_pb2.DeployRequest, _stoker_pb2.DeployResponse]  # type: ignore[assignment]
     Serve: _aio.StreamStreamMultiCallable[_stoker_pb2.ServeRequest, _stoker_pb2.ServeResponse]  # type: ignore[assignment]
     ListApps: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ListAppsRequest, _stoker_pb2.ListAppsResponse]  # type: ignore[assignment]
@@ -60,6 +74,31 @@ class SchedulerAsyncStub(SchedulerStub):
     IngressConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.IngressMessage, _stoker_pb2.IngressEvent]  # type: ignore[assignment]
 
 class SchedulerServicer(metaclass=_abc_1.ABCMeta):
+    """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
+    ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
+    """
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _stoker_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.CreateTokenResponse, _abc.Awaitable[_stoker_pb2.CreateTokenResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _stoker_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.ListTokensResponse, _abc.Awaitable[_stoker_pb2.ListTokensResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _stoker_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.RevokeTokenResponse, _abc.Awaitable[_stoker_pb2.RevokeTokenResponse]]: ...
+
     @_abc_1.abstractmethod
     def Deploy(
         self,

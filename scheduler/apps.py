@@ -30,7 +30,10 @@ class AppError(Exception):
 
 
 class Apps:
-    def __init__(self, store: Store, cluster: Cluster, workspace: str, domain: str, scheme: str, port: int) -> None:
+    def __init__(
+        self, store: Store, cluster: Cluster, workspace: str, domain: str, scheme: str, port: int, fixed: bool = False
+    ) -> None:
+        self.fixed = fixed  # the operator gave the URLs' scheme and port: ingresses do not change them
         self.store = store
         self.cluster = cluster
         self.workspace = workspace
@@ -45,10 +48,11 @@ class Apps:
         for record in self.store.load_apps():
             self._activate(record)
 
-    def set_port(self, port: int) -> None:
-        """The ingress told us where it listens: URLs carry that port from now on."""
-        if port == self.port:
+    def set_public(self, scheme: str, port: int) -> None:
+        """The ingress told us how it is reached: URLs use that, unless the operator fixed them."""
+        if self.fixed or (scheme, port) == (self.scheme, self.port):
             return
+        self.scheme = scheme
         self.port = port
         for functions in self.live.values():
             for fn in functions:

@@ -22,8 +22,10 @@ STOP_GRACE_SECONDS = 10.0
 
 
 class Cluster:
-    def __init__(self, queue_timeout: float) -> None:
+    def __init__(self, queue_timeout: float, workspace: str = "ws") -> None:
         self.queue_timeout = queue_timeout
+        self.workspace = workspace
+        self.proxy_tokens: list[pb.ProxyToken] = []  # what ingresses check proxy auth against
         self.functions: dict[str, FunctionState] = {}
         self.containers: dict[str, Container] = {}
         self.workers: dict[str, WorkerSession] = {}
@@ -63,11 +65,24 @@ class Cluster:
         ordered = sorted(self.functions.values(), key=lambda f: f.app.created_at)
         return pb.RouteTable(
             routes=[
-                pb.Route(hosts=fn.hosts, function_id=fn.id, requires_proxy_auth=fn.spec.web.requires_proxy_auth)
+                pb.Route(
+                    hosts=fn.hosts,
+                    function_id=fn.id,
+                    requires_proxy_auth=fn.spec.web.requires_proxy_auth,
+                    workspace=self.workspace,
+                )
                 for fn in ordered
                 if fn.spec.HasField("web")
             ]
         )
+
+    def edge_config(self) -> pb.EdgeConfig:
+        return pb.EdgeConfig(proxy_tokens=self.proxy_tokens, ingress_count=len(self.ingresses))
+
+    def broadcast_edge(self) -> None:
+        event = pb.IngressEvent(edge=self.edge_config())
+        for ingress in self.ingresses.values():
+            ingress.outbox.put_nowait(event)
 
     def broadcast_routes(self) -> None:
         event = pb.IngressEvent(routes=self.route_table())
@@ -322,11 +337,13 @@ class Cluster:
 
     def add_ingress(self, ingress: IngressSession) -> None:
         self.ingresses[ingress.id] = ingress
+        self.broadcast_edge()  # every ingress's share of the rate limit changes
         ingress.outbox.put_nowait(pb.IngressEvent(routes=self.route_table()))
 
     def remove_ingress(self, ingress: IngressSession) -> None:
         if self.ingresses.get(ingress.id) is ingress:
             del self.ingresses[ingress.id]
+        self.broadcast_edge()
         for request_id in list(ingress.assigned):
             self.release(ingress, request_id)
         for fn in self.functions.values():

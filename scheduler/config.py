@@ -18,6 +18,9 @@ class SchedulerConfig:
     queue_timeout: float = 60.0  # seconds a request may wait for a free container slot
     heartbeat_timeout: float = 15.0  # seconds of worker silence before it is dropped
     port_file: Path | None = None  # where to write the bound port, for supervisors
+    tls_cert: Path | None = None  # PEM certificate and key: serve gRPC over TLS
+    tls_key: Path | None = None
+    cluster_secret: str = ""  # workers and ingresses present it; "": kept in state_dir/cluster-secret
 
     @property
     def database(self) -> Path:

@@ -1,4 +1,5 @@
-"""How a daemon holds its long-lived stream to the scheduler: reconnect, with one backoff policy.
+"""How a daemon or the CLI reaches the scheduler: channels (TLS when configured), and the
+reconnect loop with one backoff policy.
 
 Workers and ingresses both keep a stream open to the scheduler for their whole life; this is the
 one loop that re-opens it when it ends, so both retry the same way.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -46,3 +50,29 @@ async def stay_connected(
             on_lost()
         await asyncio.sleep(backoff.delay(attempt))
         attempt += 1
+
+
+# ---------------------------------------------------------------- channels, with optional TLS
+
+TLS_CA_ENV = "STOKER_TLS_CA"  # a PEM file: when set, every channel to the scheduler uses TLS
+
+
+def _credentials() -> grpc.ChannelCredentials | None:
+    ca = os.environ.get(TLS_CA_ENV, "")
+    return grpc.ssl_channel_credentials(Path(ca).read_bytes()) if ca else None
+
+
+def scheduler_channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+    """A blocking channel to the scheduler: TLS when STOKER_TLS_CA names a CA, else plain."""
+    credentials = _credentials()
+    if credentials is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def scheduler_aio_channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """An asyncio channel to the scheduler: TLS when STOKER_TLS_CA names a CA, else plain."""
+    credentials = _credentials()
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, credentials, options=options)

@@ -11,11 +11,13 @@ import time
 import grpc
 
 from protos import stoker_pb2_grpc as pb_grpc
+from scheduler import auth
 from scheduler.apps import Apps
 from scheduler.cluster import Cluster
 from scheduler.config import SchedulerConfig
 from scheduler.servicer import SchedulerServicer
 from scheduler.store import Store
+from scheduler.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +33,25 @@ class SchedulerServer:
         self._grpc: grpc.aio.Server | None = None
         self._store: Store | None = None
         self._tick: asyncio.Task[None] | None = None
-        self.cluster = Cluster(queue_timeout=config.queue_timeout)
+        self.cluster = Cluster(queue_timeout=config.queue_timeout, workspace=config.workspace)
 
     async def startup(self) -> None:
         c = self.config
         self._store = Store(c.database)
-        self.apps = Apps(self._store, self.cluster, c.workspace, c.domain, c.web_scheme, c.web_port or 8000)
+        self.apps = Apps(
+            self._store, self.cluster, c.workspace, c.domain, c.web_scheme, c.web_port or 8000, fixed=c.web_port != 0
+        )
         self.apps.load()
+        tokens = Tokens(self._store, self.cluster)
+        cluster_secret = c.cluster_secret or auth.read_or_create(c.state_dir / "cluster-secret", "cs-")[0]
+        # The first workspace token, for `stoker up` to hand to this machine's CLI.
+        workspace_token, created = auth.read_or_create(c.state_dir / "workspace-token", "wt-")
+        self._store.add_workspace_token(auth.digest(workspace_token), time.time())
+        if created:
+            log.info("created a workspace token in %s", c.state_dir / "workspace-token")
+        interceptor = auth.AuthInterceptor(cluster_secret, self._store.workspace_tokens())
         self._grpc = grpc.aio.server(
+            interceptors=[interceptor],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -46,10 +59,16 @@ class SchedulerServer:
                 ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ]
+            ],
         )
-        pb_grpc.add_SchedulerServicer_to_server(SchedulerServicer(self.apps, self.cluster, self._store), self._grpc)
-        self.port = self._grpc.add_insecure_port(f"{c.host}:{c.port}")
+        pb_grpc.add_SchedulerServicer_to_server(
+            SchedulerServicer(self.apps, self.cluster, self._store, tokens), self._grpc
+        )
+        if c.tls_cert and c.tls_key:
+            credentials = grpc.ssl_server_credentials([(c.tls_key.read_bytes(), c.tls_cert.read_bytes())])
+            self.port = self._grpc.add_secure_port(f"{c.host}:{c.port}", credentials)
+        else:
+            self.port = self._grpc.add_insecure_port(f"{c.host}:{c.port}")
         if self.port == 0:
             raise OSError(f"could not bind the scheduler to {c.host}:{c.port}")
         await self._grpc.start()

@@ -17,6 +17,7 @@ from scheduler.apps import AppError, Apps
 from scheduler.cluster import Cluster
 from scheduler.model import IngressSession, WorkerSession
 from scheduler.store import Store
+from scheduler.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,27 @@ async def _duplex(reader: Awaitable[None], outbox: asyncio.Queue[T]) -> AsyncIte
 
 
 class SchedulerServicer(pb_grpc.SchedulerServicer):
-    def __init__(self, apps: Apps, cluster: Cluster, store: Store) -> None:
+    def __init__(self, apps: Apps, cluster: Cluster, store: Store, tokens: Tokens) -> None:
         self.apps = apps
         self.cluster = cluster
         self.store = store
+        self.tokens = tokens
+
+    # ------------------------------------------------------------ tokens
+
+    async def CreateToken(self, request: pb.CreateTokenRequest, context: Context) -> pb.CreateTokenResponse:
+        key, secret = self.tokens.create()
+        log.info("created proxy token %s", key)  # never the secret
+        return pb.CreateTokenResponse(key=key, secret=secret)
+
+    async def ListTokens(self, request: pb.ListTokensRequest, context: Context) -> pb.ListTokensResponse:
+        return pb.ListTokensResponse(tokens=self.tokens.list())
+
+    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Context) -> pb.RevokeTokenResponse:
+        if not self.tokens.revoke(request.key):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no proxy token with key {request.key!r}")
+        log.info("revoked proxy token %s", request.key)
+        return pb.RevokeTokenResponse()
 
     # ------------------------------------------------------------ control plane
 
@@ -176,7 +194,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an ingress stream must open with hello")
             return
         if first.hello.http_port:
-            self.apps.set_port(first.hello.http_port)
+            self.apps.set_public(first.hello.scheme or "http", first.hello.http_port)
         session = IngressSession(id=first.hello.ingress_id or uuid.uuid4().hex)
         self.cluster.add_ingress(session)
         try:

@@ -27,6 +27,15 @@ CREATE TABLE IF NOT EXISTS apps (
     created_at REAL NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deployed_app_names ON apps(name, environment) WHERE ephemeral = 0;
+CREATE TABLE IF NOT EXISTS proxy_tokens (
+    key TEXT PRIMARY KEY,
+    secret_sha256 BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workspace_tokens (
+    token_sha256 BLOB PRIMARY KEY,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -103,6 +112,25 @@ class Store:
             )
             for r in rows
         ]
+
+    # Tokens: only SHA-256 digests of secrets are stored. Secrets are 128+ random bits, so a
+    # plain digest is as strong as a slow KDF here, and cheap enough to check on every request.
+
+    def add_proxy_token(self, key: str, secret_sha256: bytes, created_at: float) -> None:
+        self._db.execute("INSERT INTO proxy_tokens VALUES (?, ?, ?)", (key, secret_sha256, created_at))
+
+    def delete_proxy_token(self, key: str) -> bool:
+        return self._db.execute("DELETE FROM proxy_tokens WHERE key = ?", (key,)).rowcount > 0
+
+    def proxy_tokens(self) -> list[tuple[str, bytes, float]]:
+        rows = self._db.execute("SELECT key, secret_sha256, created_at FROM proxy_tokens ORDER BY created_at")
+        return [(r[0], bytes(r[1]), r[2]) for r in rows]
+
+    def add_workspace_token(self, token_sha256: bytes, created_at: float) -> None:
+        self._db.execute("INSERT OR IGNORE INTO workspace_tokens VALUES (?, ?)", (token_sha256, created_at))
+
+    def workspace_tokens(self) -> set[bytes]:
+        return {bytes(r[0]) for r in self._db.execute("SELECT token_sha256 FROM workspace_tokens")}
 
     def get_bundle(self, bundle_hash: str) -> bytes | None:
         row = self._db.execute("SELECT data FROM bundles WHERE hash = ?", (bundle_hash,)).fetchone()

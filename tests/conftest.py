@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -100,7 +101,7 @@ class Cluster:
 
     @property
     def env(self) -> dict[str, str]:
-        env = base_env(self.home)
+        env = {**base_env(self.home), **self.extra_env}
         env["STOKER_SCHEDULER"] = self.scheduler
         return env
 
@@ -131,9 +132,16 @@ class Cluster:
         assert self.process is not None
         return stop_process(self.process, sig)
 
+    @property
+    def token(self) -> str:
+        """The workspace token `stoker up` wrote to this cluster's client config."""
+        return str(json.loads((self.home / ".stoker" / "config.json").read_text())["token"])
+
     def status(self) -> pb.StatusResponse:
         with grpc.insecure_channel(self.scheduler) as channel:
-            return pb_grpc.SchedulerStub(channel).Status(pb.StatusRequest(), timeout=10)
+            return pb_grpc.SchedulerStub(channel).Status(
+                pb.StatusRequest(), timeout=10, metadata=(("authorization", f"Bearer {self.token}"),)
+            )
 
     def stoker(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

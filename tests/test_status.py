@@ -6,22 +6,18 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
 
 from client.status import format_status
 from protos import stoker_pb2 as pb
-from protos import stoker_pb2_grpc as pb_grpc
 from tests import conftest
 from tests.conftest import Cluster, make_cluster, wait_until
 
 
 def _status(cluster: Cluster) -> pb.StatusResponse:
-    with grpc.insecure_channel(cluster.scheduler) as channel:
-        response: pb.StatusResponse = pb_grpc.SchedulerStub(channel).Status(pb.StatusRequest(), timeout=10)
-        return response
+    return cluster.status()
 
 
 def _status_json(cluster: Cluster) -> pb.StatusResponse:

@@ -10,6 +10,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class WorkerConfig:
     scheduler: str = "127.0.0.1:7700"
+    cluster_secret: str = ""  # proves to the scheduler that this is one of the cluster's daemons
     work_dir: Path = Path.home() / ".stoker" / "worker"
     worker_id: str = field(default_factory=socket.gethostname)
     bind_host: str = "127.0.0.1"  # where containers listen

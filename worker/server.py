@@ -13,7 +13,8 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler.connection import stay_connected
+from scheduler.auth import CLUSTER_SECRET_HEADER
+from scheduler.connection import scheduler_aio_channel, stay_connected
 from worker import gpus
 from worker.bundle import extract_bundle
 from worker.config import WorkerConfig
@@ -36,6 +37,7 @@ class WorkerServer:
         self._connection: asyncio.Task[None] | None = None
         self._gpus: list[pb.Gpu] = []
         self._template: ForkTemplate | None = None
+        self._metadata = ((CLUSTER_SECRET_HEADER, config.cluster_secret),)
 
     async def startup(self) -> None:
         self._gpus = gpus.inventory(self.config.gpus)
@@ -48,7 +50,7 @@ class WorkerServer:
                 self._template = template
             except TemplateError as exc:
                 log.warning("%s; containers will start as new processes", exc)
-        self._channel = grpc.aio.insecure_channel(
+        self._channel = scheduler_aio_channel(
             self.config.scheduler,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.keepalive_time_ms", 10_000)],
         )
@@ -71,7 +73,7 @@ class WorkerServer:
             self._spawn(self._stop_container(container.id, 1.0), f"stop-{container.id}")
         self._outbox = asyncio.Queue()
         self._outbox.put_nowait(pb.WorkerMessage(register=register))
-        call = self._stub.WorkerConnect(self._messages())
+        call = self._stub.WorkerConnect(self._messages(), metadata=self._metadata)
         log.info("registered with scheduler %s", self.config.scheduler)
         async for command in call:
             kind = command.WhichOneof("kind")
@@ -111,7 +113,7 @@ class WorkerServer:
         path = self.config.work_dir / "bundles" / f"{bundle_hash}.zip"
         if path.exists():
             return path.read_bytes()
-        reply = await self._stub.GetBundle(pb.GetBundleRequest(bundle_hash=bundle_hash))
+        reply = await self._stub.GetBundle(pb.GetBundleRequest(bundle_hash=bundle_hash), metadata=self._metadata)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(reply.bundle)
         tmp.replace(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -88,3 +89,21 @@ def test_an_app_whose_bundle_lacks_its_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AppError) as caught:
         _apps(tmp_path).deploy(app, "", ephemeral=False)
     assert "does not contain the app file" in caught.value.message
+
+
+def test_a_crash_mid_deploy_leaves_the_previous_version(tmp_path: Path) -> None:
+    apps = _apps(tmp_path)
+    apps.deploy(_app("app", ("f", "")), "", ephemeral=False)
+    # The next write to the apps table fails half-way through the deploy's transaction, as a crash
+    # or a full disk would: the bundle row written before it must roll back with it.
+    db = apps.store._db
+    db.execute("CREATE TRIGGER fail BEFORE INSERT ON apps BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        apps.deploy(_app("app", ("f", ""), ("g", "")), "", ephemeral=False)
+    db.execute("DROP TRIGGER fail")
+    restarted = _apps(tmp_path)
+    restarted.load()
+    (app,) = restarted.list().apps
+    assert app.version == 1
+    assert [e.function for e in app.endpoints] == ["f"]
+    assert db.execute("SELECT COUNT(*) FROM bundles").fetchone()[0] == 1
