@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from tests.conftest import Cluster, stoker_command, wait_until
+from tests.conftest import Cluster, descendants, stoker_command, wait_until
 
 
 def _create_token(cluster: Cluster) -> tuple[str, str]:
@@ -127,3 +128,28 @@ def test_daemons_without_the_cluster_secret_are_refused(shared_cluster: Cluster)
                 call()
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "intruder" not in {w.worker_id for w in shared_cluster.status().workers}
+
+
+def test_secrets_never_reach_logs_or_listings(shared_cluster: Cluster) -> None:
+    url = shared_cluster.deploy("protected.py")["protected"]
+    key, secret = _create_token(shared_cluster)
+    shared_cluster.get(url, headers={"Modal-Key": key, "Modal-Secret": secret})
+    shared_cluster.get(url, headers={"Modal-Key": key, "Modal-Secret": secret + "x"})
+    assert shared_cluster.output is not None
+    logs = shared_cluster.output.text()  # every daemon's and container's output
+    assert key in logs  # the key is logged when created: it is not a secret
+    assert secret not in logs
+    assert shared_cluster.token not in logs
+    cluster_secret = (shared_cluster.state_dir / "cluster-secret").read_text().strip()
+    assert cluster_secret not in logs
+    for listing in (("app", "list"), ("token", "list"), ("status",)):
+        out = shared_cluster.stoker(*listing).stdout
+        assert secret not in out and shared_cluster.token not in out and cluster_secret not in out
+    # Secrets travel to the daemons in their environment, not on command lines others can read.
+    assert shared_cluster.process is not None
+    for pid in descendants(shared_cluster.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert cluster_secret.encode() not in argv
