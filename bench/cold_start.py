@@ -21,19 +21,9 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
-import grpc
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from client.appfile import load_definition  # noqa: E402
-from protos import stoker_pb2 as pb  # noqa: E402
-from protos import stoker_pb2_grpc as pb_grpc  # noqa: E402
+from harness import ROOT, Cluster, p
 
 APP = ROOT / "examples" / "quickstart.py"
 NAIVE_SERVER = """
@@ -69,64 +59,13 @@ def first_byte(port: int, host: str, path: str = "/?x=3", deadline: float = 30.0
             conn.close()
 
 
-class Cluster:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.dir = tempfile.TemporaryDirectory(prefix="stoker-bench-")
-        home = Path(self.dir.name)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "client",
-                "up",
-                "--http-port",
-                "0",
-                "--grpc-port",
-                "0",
-                "--state-dir",
-                str(home / "state"),
-                "--no-write-config",
-            ],
-            env={**os.environ, "HOME": str(home), "STOKER_LOG_LEVEL": "warning", **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.process.stdout is not None
-        scheduler = ""
-        for line in self.process.stdout:
-            if line.startswith("scheduler:"):
-                scheduler = line.split()[1]
-            if line.startswith("ready:"):
-                self.http_port = int(line.rsplit(":", 1)[1])
-                break
-        token = (home / "state" / "workspace-token").read_text().strip()
-        self.metadata = (("authorization", f"Bearer {token}"),)
-        self.channel = grpc.insecure_channel(scheduler)
-        self.stub = pb_grpc.SchedulerStub(self.channel)
-        self.definition = load_definition(APP)
-
-    def deploy(self) -> str:
-        """A new version of the app, with no container yet; the Host of its `square` endpoint."""
-        deployed = self.stub.Deploy(pb.DeployRequest(app=self.definition), timeout=30, metadata=self.metadata)
-        url = next(e.url for e in deployed.endpoints if e.function == "square")
-        return urlsplit(url).netloc
-
-    def close(self) -> None:
-        self.channel.close()
-        self.process.terminate()
-        self.process.wait(30)
-        self.dir.cleanup()
-
-
 def stoker_cold(env: dict[str, str], reps: int) -> tuple[list[float], list[float]]:
     cluster = Cluster(env)
     try:
-        first_byte(cluster.http_port, cluster.deploy())  # warm the page cache and the template
+        first_byte(cluster.http_port, cluster.deploy(APP)["square"])  # warm the page cache and the template
         cold, warm = [], []
         for _ in range(reps):
-            host = cluster.deploy()
+            host = cluster.deploy(APP)["square"]
             time.sleep(0.3)  # let the previous version's containers stop
             cold.append(first_byte(cluster.http_port, host))
             warm.append(first_byte(cluster.http_port, host))
@@ -152,11 +91,6 @@ def naive_cold(reps: int) -> list[float]:
     return times
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=15, help="cold starts per variant (at least 10)")
@@ -172,7 +106,7 @@ def main() -> None:
     print(f"{'variant':<18} {'median ms':>10} {'p95 ms':>8} {'vs naive':>9}")
     for name, values in results.items():
         median = statistics.median(values)
-        print(f"{name:<18} {median * 1000:>10.1f} {p95(values) * 1000:>8.1f} {median / base:>8.2f}x")
+        print(f"{name:<18} {median * 1000:>10.1f} {p(values, 0.95) * 1000:>8.1f} {median / base:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class SchedulerLink:
                     listener(event.edge)
             elif kind == "routes":
                 self.routes = RouteTable(event.routes)
+                self._outbox.put_nowait(pb.IngressMessage(routes_applied=event.routes.version))
                 if not self.connected.is_set():
                     log.info("connected to scheduler %s", self.address)
                 self.connected.set()

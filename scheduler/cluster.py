@@ -6,6 +6,7 @@ from worker and ingress streams, and their decisions go out as messages on those
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -26,6 +27,8 @@ class Cluster:
         self.queue_timeout = queue_timeout
         self.workspace = workspace
         self.proxy_tokens: list[pb.ProxyToken] = []  # what ingresses check proxy auth against
+        self.route_version = 0
+        self._routes_changed = asyncio.Event()  # set whenever an ingress acknowledges a table
         self.functions: dict[str, FunctionState] = {}
         self.containers: dict[str, Container] = {}
         self.workers: dict[str, WorkerSession] = {}
@@ -64,6 +67,7 @@ class Cluster:
         # Later activations win a shared host: a newer `serve` of an app takes its label over.
         ordered = sorted(self.functions.values(), key=lambda f: f.app.created_at)
         return pb.RouteTable(
+            version=self.route_version,
             routes=[
                 pb.Route(
                     hosts=fn.hosts,
@@ -73,7 +77,7 @@ class Cluster:
                 )
                 for fn in ordered
                 if fn.spec.HasField("web")
-            ]
+            ],
         )
 
     def edge_config(self) -> pb.EdgeConfig:
@@ -85,6 +89,7 @@ class Cluster:
             ingress.outbox.put_nowait(event)
 
     def broadcast_routes(self) -> None:
+        self.route_version += 1
         event = pb.IngressEvent(routes=self.route_table())
         for ingress in self.ingresses.values():
             ingress.outbox.put_nowait(event)
@@ -334,6 +339,18 @@ class Cluster:
         self._scale(fn)
 
     # ------------------------------------------------------------ ingresses
+
+    def routes_applied(self, ingress: IngressSession, version: int) -> None:
+        ingress.routes_applied = max(ingress.routes_applied, version)
+        self._routes_changed.set()
+
+    async def wait_routes_applied(self) -> None:
+        """Until every connected ingress routes by the current table, so that a URL is live (or
+        gone) by the time deploy or stop returns. Callers bound it with a timeout."""
+        version = self.route_version
+        while any(i.routes_applied < version for i in self.ingresses.values()):
+            self._routes_changed.clear()
+            await self._routes_changed.wait()
 
     def add_ingress(self, ingress: IngressSession) -> None:
         self.ingresses[ingress.id] = ingress

@@ -44,6 +44,7 @@ class IngressSession:
     id: str
     outbox: asyncio.Queue[pb.IngressEvent] = field(default_factory=asyncio.Queue)
     assigned: dict[int, Container] = field(default_factory=dict)
+    routes_applied: int = 0  # the newest route table version it acknowledged
 
 
 @dataclass(eq=False)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 _CLOSE = object()
+ROUTES_TIMEOUT = 2.0  # how long deploy and stop wait for ingresses to route by the new table
 
 
 async def _duplex(reader: Awaitable[None], outbox: asyncio.Queue[T]) -> AsyncIterator[T]:
@@ -60,11 +61,20 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         log.info("revoked proxy token %s", request.key)
         return pb.RevokeTokenResponse()
 
+    async def _routes_live(self) -> None:
+        try:
+            async with asyncio.timeout(ROUTES_TIMEOUT):
+                await self.cluster.wait_routes_applied()
+        except TimeoutError:
+            log.warning("not every ingress applied the new routes within %.0f s", ROUTES_TIMEOUT)
+
     # ------------------------------------------------------------ control plane
 
     async def Deploy(self, request: pb.DeployRequest, context: Context) -> pb.DeployResponse:
         try:
-            return self.apps.deploy(request.app, request.environment, ephemeral=False)
+            deployed = self.apps.deploy(request.app, request.environment, ephemeral=False)
+            await self._routes_live()
+            return deployed
         except AppError as exc:
             await context.abort(exc.code, exc.message)
             raise
@@ -84,6 +94,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                     yield pb.ServeResponse(rejected=exc.message)
                     continue
                 live = True
+                await self._routes_live()
                 yield pb.ServeResponse(deployed=deployed)
         finally:
             if live:
@@ -95,7 +106,9 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
 
     async def StopApp(self, request: pb.StopAppRequest, context: Context) -> pb.StopAppResponse:
         try:
-            return pb.StopAppResponse(app_id=self.apps.stop(request.name, request.environment))
+            stopped = pb.StopAppResponse(app_id=self.apps.stop(request.name, request.environment))
+            await self._routes_live()
+            return stopped
         except AppError as exc:
             await context.abort(exc.code, exc.message)
             raise
@@ -210,3 +223,5 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                 self.cluster.acquire(session, message.acquire.request_id, message.acquire.function_id)
             elif kind == "release":
                 self.cluster.release(session, message.release.request_id, message.release.unreachable)
+            elif kind == "routes_applied":
+                self.cluster.routes_applied(session, message.routes_applied)

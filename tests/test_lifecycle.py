@@ -114,3 +114,14 @@ def test_killed_up_takes_its_daemons_and_containers_along(cluster: Cluster) -> N
     family = descendants(cluster.process.pid)
     cluster.stop(signal.SIGKILL)
     assert wait_until(lambda: not any(alive(p) for p in family), timeout=20), [p for p in family if alive(p)]
+
+
+def test_a_url_is_live_when_deploy_returns_and_gone_when_stop_returns(cluster: Cluster, tmp_path: Path) -> None:
+    source = (Path(__file__).parent / "apps" / "seed_query.py").read_text()
+    for i in range(4):
+        app_file = tmp_path / f"fresh{i}.py"
+        app_file.write_text(source.replace('modal.App("seed-query")', f'modal.App("fresh-{i}")'))
+        url = cluster.deploy(app_file)["square"]
+        assert cluster.get(url, "/?x=2").status_code == 200  # no wait between deploy and request
+        assert cluster.stoker("app", "stop", f"fresh-{i}").returncode == 0
+        assert cluster.get(url, "/?x=2").status_code == 404
