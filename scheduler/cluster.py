@@ -20,6 +20,7 @@ from scheduler.model import Container, FunctionState, IngressSession, Waiter, Wo
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+START_BUDGET = 200  # container starts per upkeep tick (0.25 s): 800/s, never a long loop stall
 
 
 class Cluster:
@@ -28,6 +29,7 @@ class Cluster:
         self.workspace = workspace
         self.proxy_tokens: list[pb.ProxyToken] = []  # what ingresses check proxy auth against
         self.route_version = 0
+        self.start_budget = START_BUDGET
         self._routes_changed = asyncio.Event()  # set whenever an ingress acknowledges a table
         self.functions: dict[str, FunctionState] = {}
         self.containers: dict[str, Container] = {}
@@ -198,18 +200,28 @@ class Cluster:
                 break
 
     def _start(self, fn: FunctionState) -> bool:
-        """Start one container on the least busy worker that has the GPUs it needs free now."""
-        fits = {}
-        for w in self.workers.values():
-            devices = gpus.choose_devices(fn.gpu, w.info.gpus, w.gpus_in_use)
-            if devices is not None:
-                fits[w.id] = devices
-        worker = placement.pick_worker(w for w in self.workers.values() if w.id in fits)
+        """Start one container on the least busy worker that has the GPUs it needs free now.
+
+        Each start scans the workers, so starts are rationed per upkeep tick (START_BUDGET): a
+        deploy of thousands of containers is spread over ticks instead of stalling the event
+        loop (and with it every heartbeat) for seconds."""
+        if self.start_budget <= 0:
+            return False  # the next tick goes on
+        if fn.gpu:
+            fits: dict[str, tuple[int, ...]] = {}
+            for w in self.workers.values():
+                found = gpus.choose_devices(fn.gpu, w.info.gpus, w.gpus_in_use)
+                if found is not None:
+                    fits[w.info.worker_id] = found
+            worker = placement.pick_worker(w for w in self.workers.values() if w.info.worker_id in fits)
+        else:
+            worker = placement.pick_worker(self.workers.values())
         if worker is None:
             if fn.gpu and self.workers and not any(gpus.ever_fits(fn.gpu, w.info.gpus) for w in self.workers.values()):
                 self._reject_all(fn, 503, self._no_gpu_message(fn))
             return False  # wait: a worker may join or free its GPUs
-        devices = fits[worker.id]
+        self.start_budget -= 1
+        devices = fits[worker.info.worker_id] if fn.gpu else ()
         container = Container(id=f"ct-{uuid.uuid4().hex[:12]}", function=fn, worker=worker, gpu_indices=devices)
         self.containers[container.id] = container
         fn.containers[container.id] = container
@@ -268,7 +280,8 @@ class Cluster:
         )
 
     def tick(self, now: float) -> None:
-        """Periodic upkeep: queue timeouts and scale-down."""
+        """Periodic upkeep: queue timeouts, scale-down, and scale-up left over from earlier ticks."""
+        self.start_budget = START_BUDGET
         for fn in list(self.functions.values()):
             while fn.queue and fn.queue[0].deadline <= now:
                 self._reject(
