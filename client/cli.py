@@ -18,6 +18,8 @@ from client.exceptions import Error
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted, Modal-style web endpoints.")
 app_cli = typer.Typer(no_args_is_help=True, help="Deployed and served apps.")
 cli.add_typer(app_cli, name="app")
+secret_cli = typer.Typer(no_args_is_help=True, help="Secrets: environment variables for containers.")
+cli.add_typer(secret_cli, name="secret")
 token_cli = typer.Typer(no_args_is_help=True, help="Proxy-auth tokens for requires_proxy_auth endpoints.")
 cli.add_typer(token_cli, name="token")
 
@@ -283,6 +285,48 @@ def app_stop(name: str, env: Environment = "") -> None:
     except Error as exc:
         raise _fail(str(exc)) from None
     print(f"Stopped app {name}.")
+
+
+@secret_cli.command("create")
+def secret_create(
+    name: str,
+    pairs: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE pairs.")] = None,
+    from_dotenv: Annotated[Path | None, typer.Option("--from-dotenv", help="Read KEY=VALUE lines from a file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a secret of that name.")] = False,
+) -> None:
+    """Create a secret from KEY=VALUE pairs (and/or a .env file). Values are never printed."""
+    from client.secrets import create, parse_dotenv, parse_pairs
+
+    try:
+        values = parse_dotenv(from_dotenv) if from_dotenv else {}
+        values.update(parse_pairs(pairs or []))
+        create(name, values, force)
+    except (Error, OSError) as exc:
+        raise _fail(str(exc)) from None
+    print(f"Created secret {name} with keys: {', '.join(sorted(values))}")
+
+
+@secret_cli.command("list")
+def secret_list() -> None:
+    """List secrets and their keys (never their values)."""
+    from client.secrets import format_secrets, list_secrets
+
+    try:
+        print(format_secrets(list_secrets()))
+    except Error as exc:
+        raise _fail(str(exc)) from None
+
+
+@secret_cli.command("delete")
+def secret_delete(name: str) -> None:
+    """Delete a secret. Running containers keep the values they started with."""
+    from client.secrets import delete
+
+    try:
+        delete(name)
+    except Error as exc:
+        raise _fail(str(exc)) from None
+    print(f"Deleted secret {name}.")
 
 
 @token_cli.command("create")

@@ -79,6 +79,7 @@ class Function:
             image=o.image.to_proto() if o.image else None,
             gpu=o.gpu,
             secret_names=[s.name for s in o.secrets if s.name],
+            secret_env={k: v for s in o.secrets for k, v in s.values},
             min_containers=o.min_containers,
             max_containers=o.max_containers,
             buffer_containers=o.buffer_containers,

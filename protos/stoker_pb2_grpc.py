@@ -36,6 +36,21 @@ class SchedulerStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateSecret = channel.unary_unary(
+                '/stoker.Scheduler/CreateSecret',
+                request_serializer=protos_dot_stoker__pb2.CreateSecretRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.CreateSecretResponse.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/stoker.Scheduler/ListSecrets',
+                request_serializer=protos_dot_stoker__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/stoker.Scheduler/DeleteSecret',
+                request_serializer=protos_dot_stoker__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.DeleteSecretResponse.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/stoker.Scheduler/CreateToken',
                 request_serializer=protos_dot_stoker__pb2.CreateTokenRequest.SerializeToString,
@@ -97,6 +112,24 @@ class SchedulerServicer:
     """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
     ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
     """
+
+    def CreateSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def CreateToken(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -167,6 +200,21 @@ class SchedulerServicer:
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSecret,
+                    request_deserializer=protos_dot_stoker__pb2.CreateSecretRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.CreateSecretResponse.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=protos_dot_stoker__pb2.ListSecretsRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=protos_dot_stoker__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.DeleteSecretResponse.SerializeToString,
+            ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
                     request_deserializer=protos_dot_stoker__pb2.CreateTokenRequest.FromString,
@@ -234,6 +282,87 @@ class Scheduler:
     """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
     ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
     """
+
+    @staticmethod
+    def CreateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/CreateSecret',
+            protos_dot_stoker__pb2.CreateSecretRequest.SerializeToString,
+            protos_dot_stoker__pb2.CreateSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/ListSecrets',
+            protos_dot_stoker__pb2.ListSecretsRequest.SerializeToString,
+            protos_dot_stoker__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/DeleteSecret',
+            protos_dot_stoker__pb2.DeleteSecretRequest.SerializeToString,
+            protos_dot_stoker__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def CreateToken(request,

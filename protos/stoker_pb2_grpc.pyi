@@ -42,6 +42,9 @@ class SchedulerStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SchedulerAsyncStub: ...
+    CreateSecret: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CreateSecretRequest, _stoker_pb2.CreateSecretResponse]
+    ListSecrets: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ListSecretsRequest, _stoker_pb2.ListSecretsResponse]
+    DeleteSecret: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.DeleteSecretRequest, _stoker_pb2.DeleteSecretResponse]
     CreateToken: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CreateTokenRequest, _stoker_pb2.CreateTokenResponse]
     ListTokens: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ListTokensRequest, _stoker_pb2.ListTokensResponse]
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.RevokeTokenRequest, _stoker_pb2.RevokeTokenResponse]
@@ -61,6 +64,9 @@ class SchedulerAsyncStub(SchedulerStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateSecret: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CreateSecretRequest, _stoker_pb2.CreateSecretResponse]  # type: ignore[assignment]
+    ListSecrets: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ListSecretsRequest, _stoker_pb2.ListSecretsResponse]  # type: ignore[assignment]
+    DeleteSecret: _aio.UnaryUnaryMultiCallable[_stoker_pb2.DeleteSecretRequest, _stoker_pb2.DeleteSecretResponse]  # type: ignore[assignment]
     CreateToken: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CreateTokenRequest, _stoker_pb2.CreateTokenResponse]  # type: ignore[assignment]
     ListTokens: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ListTokensRequest, _stoker_pb2.ListTokensResponse]  # type: ignore[assignment]
     RevokeToken: _aio.UnaryUnaryMultiCallable[_stoker_pb2.RevokeTokenRequest, _stoker_pb2.RevokeTokenResponse]  # type: ignore[assignment]
@@ -77,6 +83,27 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
     ingress streams (and bundle fetches) carry `x-stoker-cluster-secret` instead.
     """
+
+    @_abc_1.abstractmethod
+    def CreateSecret(
+        self,
+        request: _stoker_pb2.CreateSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.CreateSecretResponse, _abc.Awaitable[_stoker_pb2.CreateSecretResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSecrets(
+        self,
+        request: _stoker_pb2.ListSecretsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.ListSecretsResponse, _abc.Awaitable[_stoker_pb2.ListSecretsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteSecret(
+        self,
+        request: _stoker_pb2.DeleteSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.DeleteSecretResponse, _abc.Awaitable[_stoker_pb2.DeleteSecretResponse]]: ...
 
     @_abc_1.abstractmethod
     def CreateToken(

@@ -141,6 +141,13 @@ class Apps:
                 gpus.parse_gpu(spec.gpu)
             except ValueError as exc:
                 raise invalid(f"{spec.name}: {exc}") from None
+            for secret in spec.secret_names:
+                if secret not in self.cluster.secrets:
+                    raise AppError(
+                        grpc.StatusCode.NOT_FOUND,
+                        f"{spec.name}: secret {secret!r} does not exist; create it with "
+                        f"`stoker secret create {secret} KEY=VALUE ...`",
+                    )
             if not spec.HasField("web"):
                 continue
             if spec.web.kind not in WEB_KINDS:

@@ -30,6 +30,7 @@ class Cluster:
         self.proxy_tokens: list[pb.ProxyToken] = []  # what ingresses check proxy auth against
         self.route_version = 0
         self.start_budget = START_BUDGET
+        self.secrets: dict[str, dict[str, str]] = {}  # name -> values, for container environments
         self._routes_changed = asyncio.Event()  # set whenever an ingress acknowledges a table
         self.functions: dict[str, FunctionState] = {}
         self.containers: dict[str, Container] = {}
@@ -238,7 +239,7 @@ class Cluster:
                     bundle_hash=fn.app.bundle_hash,
                     entry=fn.app.definition.entry,
                     function=fn.spec,
-                    env={"STOKER_WEB_URLS": json.dumps(urls)},
+                    env={**self._secret_env(fn.spec), "STOKER_WEB_URLS": json.dumps(urls)},
                     gpu_indices=devices,
                     web_url=fn.url,
                 )
@@ -252,6 +253,14 @@ class Cluster:
             f" with GPUs {list(devices)}" if devices else "",
         )
         return True
+
+    def _secret_env(self, spec: pb.FunctionSpec) -> dict[str, str]:
+        """The function's secrets as environment variables, resolved at container start."""
+        env: dict[str, str] = {}
+        for name in spec.secret_names:
+            env.update(self.secrets.get(name, {}))
+        env.update(spec.secret_env)
+        return env
 
     def _no_gpu_message(self, fn: FunctionState) -> str:
         have = "; ".join(f"{w.id}: {gpus.describe_inventory(w.info.gpus)}" for w in self.workers.values())

@@ -15,6 +15,7 @@ from scheduler import auth
 from scheduler.apps import Apps
 from scheduler.cluster import Cluster
 from scheduler.config import SchedulerConfig
+from scheduler.secrets import Secrets
 from scheduler.servicer import SchedulerServicer
 from scheduler.store import Store
 from scheduler.tokens import Tokens
@@ -38,6 +39,7 @@ class SchedulerServer:
     async def startup(self) -> None:
         c = self.config
         self._store = Store(c.database)
+        secrets = Secrets(self._store, self.cluster)  # before apps: a deploy checks its secrets exist
         self.apps = Apps(
             self._store, self.cluster, c.workspace, c.domain, c.web_scheme, c.web_port or 8000, fixed=c.web_port != 0
         )
@@ -62,7 +64,7 @@ class SchedulerServer:
             ],
         )
         pb_grpc.add_SchedulerServicer_to_server(
-            SchedulerServicer(self.apps, self.cluster, self._store, tokens), self._grpc
+            SchedulerServicer(self.apps, self.cluster, self._store, tokens, secrets), self._grpc
         )
         if c.tls_cert and c.tls_key:
             credentials = grpc.ssl_server_credentials([(c.tls_key.read_bytes(), c.tls_cert.read_bytes())])

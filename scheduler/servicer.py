@@ -16,6 +16,7 @@ from protos import stoker_pb2_grpc as pb_grpc
 from scheduler.apps import AppError, Apps
 from scheduler.cluster import Cluster
 from scheduler.model import IngressSession, WorkerSession
+from scheduler.secrets import Secrets
 from scheduler.store import Store
 from scheduler.tokens import Tokens
 
@@ -39,11 +40,32 @@ async def _duplex(reader: Awaitable[None], outbox: asyncio.Queue[T]) -> AsyncIte
 
 
 class SchedulerServicer(pb_grpc.SchedulerServicer):
-    def __init__(self, apps: Apps, cluster: Cluster, store: Store, tokens: Tokens) -> None:
+    def __init__(self, apps: Apps, cluster: Cluster, store: Store, tokens: Tokens, secrets: Secrets) -> None:
         self.apps = apps
         self.cluster = cluster
         self.store = store
         self.tokens = tokens
+        self.secrets = secrets
+
+    # ------------------------------------------------------------ secrets
+
+    async def CreateSecret(self, request: pb.CreateSecretRequest, context: Context) -> pb.CreateSecretResponse:
+        try:
+            self.secrets.create(request.name, dict(request.values), request.overwrite)
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+        log.info("stored secret %s (%d keys)", request.name, len(request.values))  # never the values
+        return pb.CreateSecretResponse()
+
+    async def ListSecrets(self, request: pb.ListSecretsRequest, context: Context) -> pb.ListSecretsResponse:
+        return pb.ListSecretsResponse(secrets=self.secrets.list())
+
+    async def DeleteSecret(self, request: pb.DeleteSecretRequest, context: Context) -> pb.DeleteSecretResponse:
+        try:
+            self.secrets.delete(request.name)
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+        return pb.DeleteSecretResponse()
 
     # ------------------------------------------------------------ tokens
 

@@ -5,6 +5,7 @@ Every deploy is one transaction, so a crash mid-deploy leaves the previous versi
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS deployed_app_names ON apps(name, environment) 
 CREATE TABLE IF NOT EXISTS proxy_tokens (
     key TEXT PRIMARY KEY,
     secret_sha256 BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    payload TEXT NOT NULL,
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS workspace_tokens (
@@ -125,6 +131,19 @@ class Store:
     def proxy_tokens(self) -> list[tuple[str, bytes, float]]:
         rows = self._db.execute("SELECT key, secret_sha256, created_at FROM proxy_tokens ORDER BY created_at")
         return [(r[0], bytes(r[1]), r[2]) for r in rows]
+
+    # Secrets: the values must reach containers, so they are kept as given; the database file
+    # lives in the state dir, which only the scheduler's user can read.
+
+    def put_secret(self, name: str, values: dict[str, str], created_at: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (name, json.dumps(values), created_at))
+
+    def delete_secret(self, name: str) -> bool:
+        return self._db.execute("DELETE FROM secrets WHERE name = ?", (name,)).rowcount > 0
+
+    def secrets(self) -> dict[str, tuple[dict[str, str], float]]:
+        rows = self._db.execute("SELECT name, payload, created_at FROM secrets ORDER BY name")
+        return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
 
     def add_workspace_token(self, token_sha256: bytes, created_at: float) -> None:
         self._db.execute("INSERT OR IGNORE INTO workspace_tokens VALUES (?, ?)", (token_sha256, created_at))
