@@ -3,9 +3,10 @@
 isort:skip_file
 The only contract between stoker's processes.
 
-Three services:
-  Scheduler  - the control plane: deploys, serve sessions, worker and ingress streams.
-  Container  - served by every container: a multiplexed stream of ASGI messages.
+Two services:
+  Scheduler  - the control plane: deploys, serve sessions, logs, function calls, worker and
+               ingress streams.
+  Container  - served by every container: a multiplexed stream of ASGI messages and calls.
 
 Errors travel as gRPC status codes, never as fields.
 """
@@ -326,6 +327,33 @@ class DeployResponse(_message.Message):
 Global___DeployResponse: _TypeAlias = DeployResponse  # noqa: Y015
 
 @_typing.final
+class DeployEvent(_message.Message):
+    """What a deploy reports while it runs: image build output, then the result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUILD_OUTPUT_FIELD_NUMBER: _builtins.int
+    DEPLOYED_FIELD_NUMBER: _builtins.int
+    build_output: _builtins.str
+    @_builtins.property
+    def deployed(self) -> Global___DeployResponse: ...
+    def __init__(
+        self,
+        *,
+        build_output: _builtins.str = ...,
+        deployed: Global___DeployResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["build_output", b"build_output", "deployed", b"deployed", "kind", b"kind"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_output", b"build_output", "deployed", b"deployed", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["build_output", "deployed"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___DeployEvent: _TypeAlias = DeployEvent  # noqa: Y015
+
+@_typing.final
 class ServeRequest(_message.Message):
     """First message: the app; each later message: a reloaded definition of it.
     The ephemeral app lives exactly as long as this stream.
@@ -358,23 +386,33 @@ class ServeResponse(_message.Message):
 
     DEPLOYED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
+    LOG_FIELD_NUMBER: _builtins.int
+    BUILD_OUTPUT_FIELD_NUMBER: _builtins.int
     rejected: _builtins.str
     """this reload was refused, and why; the previous one stays live"""
+    build_output: _builtins.str
+    """a line of an image build this definition started"""
     @_builtins.property
     def deployed(self) -> Global___DeployResponse:
         """this definition is live"""
+
+    @_builtins.property
+    def log(self) -> Global___LogLine:
+        """a line one of the app's containers printed"""
 
     def __init__(
         self,
         *,
         deployed: Global___DeployResponse | None = ...,
         rejected: _builtins.str = ...,
+        log: Global___LogLine | None = ...,
+        build_output: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deployed", b"deployed", "kind", b"kind", "rejected", b"rejected"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["build_output", b"build_output", "deployed", b"deployed", "kind", b"kind", "log", b"log", "rejected", b"rejected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployed", b"deployed", "kind", b"kind", "rejected", b"rejected"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_output", b"build_output", "deployed", b"deployed", "kind", b"kind", "log", b"log", "rejected", b"rejected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["deployed", "rejected"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["deployed", "rejected", "log", "build_output"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -838,6 +876,60 @@ class ContainerExited(_message.Message):
 Global___ContainerExited: _TypeAlias = ContainerExited  # noqa: Y015
 
 @_typing.final
+class ContainerLogs(_message.Message):
+    """What containers printed, batched."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogLine]: ...
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___LogLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerLogs: _TypeAlias = ContainerLogs  # noqa: Y015
+
+@_typing.final
+class ImageBuildEvent(_message.Message):
+    """Progress of a BuildImage: output lines, then one message with done set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    image_id: _builtins.str
+    output: _builtins.str
+    """one line of the build's output"""
+    done: _builtins.bool
+    error: _builtins.str
+    """with done: non-empty when the build failed, and why"""
+    def __init__(
+        self,
+        *,
+        image_id: _builtins.str = ...,
+        output: _builtins.str = ...,
+        done: _builtins.bool = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "error", b"error", "image_id", b"image_id", "output", b"output"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageBuildEvent: _TypeAlias = ImageBuildEvent  # noqa: Y015
+
+@_typing.final
 class WorkerMessage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -845,6 +937,8 @@ class WorkerMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     STARTED_FIELD_NUMBER: _builtins.int
     EXITED_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___WorkerRegister: ...
     @_builtins.property
@@ -853,6 +947,10 @@ class WorkerMessage(_message.Message):
     def started(self) -> Global___ContainerStarted: ...
     @_builtins.property
     def exited(self) -> Global___ContainerExited: ...
+    @_builtins.property
+    def logs(self) -> Global___ContainerLogs: ...
+    @_builtins.property
+    def image(self) -> Global___ImageBuildEvent: ...
     def __init__(
         self,
         *,
@@ -860,12 +958,14 @@ class WorkerMessage(_message.Message):
         heartbeat: Global___WorkerHeartbeat | None = ...,
         started: Global___ContainerStarted | None = ...,
         exited: Global___ContainerExited | None = ...,
+        logs: Global___ContainerLogs | None = ...,
+        image: Global___ImageBuildEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "started", b"started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "image", b"image", "kind", b"kind", "logs", b"logs", "register", b"register", "started", b"started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "kind", b"kind", "register", b"register", "started", b"started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "image", b"image", "kind", b"kind", "logs", b"logs", "register", b"register", "started", b"started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "started", "exited"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "started", "exited", "logs", "image"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -905,6 +1005,7 @@ class StartContainer(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     GPU_INDICES_FIELD_NUMBER: _builtins.int
     WEB_URL_FIELD_NUMBER: _builtins.int
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
     container_id: _builtins.str
     app_id: _builtins.str
     app_name: _builtins.str
@@ -912,6 +1013,8 @@ class StartContainer(_message.Message):
     bundle_hash: _builtins.str
     entry: _builtins.str
     web_url: _builtins.str
+    image_id: _builtins.str
+    """the hash of function.image; empty: the worker's own environment"""
     @_builtins.property
     def function(self) -> Global___FunctionSpec: ...
     @_builtins.property
@@ -931,14 +1034,41 @@ class StartContainer(_message.Message):
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         gpu_indices: _abc.Iterable[_builtins.int] | None = ...,
         web_url: _builtins.str = ...,
+        image_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["function", b"function"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "bundle_hash", b"bundle_hash", "container_id", b"container_id", "entry", b"entry", "env", b"env", "function", b"function", "gpu_indices", b"gpu_indices", "version", b"version", "web_url", b"web_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "bundle_hash", b"bundle_hash", "container_id", b"container_id", "entry", b"entry", "env", b"env", "function", b"function", "gpu_indices", b"gpu_indices", "image_id", b"image_id", "version", b"version", "web_url", b"web_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StartContainer: _TypeAlias = StartContainer  # noqa: Y015
+
+@_typing.final
+class BuildImage(_message.Message):
+    """Build (or find already built) the environment of an image on this worker."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    image_id: _builtins.str
+    """the hash of the spec: one build per id per worker"""
+    @_builtins.property
+    def spec(self) -> Global___ImageSpec: ...
+    def __init__(
+        self,
+        *,
+        image_id: _builtins.str = ...,
+        spec: Global___ImageSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_id", b"image_id", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuildImage: _TypeAlias = BuildImage  # noqa: Y015
 
 @_typing.final
 class StopContainer(_message.Message):
@@ -968,21 +1098,25 @@ class WorkerCommand(_message.Message):
 
     START_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
+    BUILD_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def start(self) -> Global___StartContainer: ...
     @_builtins.property
     def stop(self) -> Global___StopContainer: ...
+    @_builtins.property
+    def build(self) -> Global___BuildImage: ...
     def __init__(
         self,
         *,
         start: Global___StartContainer | None = ...,
         stop: Global___StopContainer | None = ...,
+        build: Global___BuildImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "start", b"start", "stop", b"stop"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "start", b"start", "stop", b"stop"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "start", b"start", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "start", b"start", "stop", b"stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["start", "stop"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["start", "stop", "build"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1585,6 +1719,263 @@ class DeleteSecretResponse(_message.Message):
 Global___DeleteSecretResponse: _TypeAlias = DeleteSecretResponse  # noqa: Y015
 
 @_typing.final
+class LogLine(_message.Message):
+    """---------------------------------------------------------------- logs"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    FUNCTION_FIELD_NUMBER: _builtins.int
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    function: _builtins.str
+    container_id: _builtins.str
+    time: _builtins.float
+    """seconds since the epoch, when the worker read it"""
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        function: _builtins.str = ...,
+        container_id: _builtins.str = ...,
+        time: _builtins.float = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "container_id", b"container_id", "function", b"function", "text", b"text", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogLine: _TypeAlias = LogLine  # noqa: Y015
+
+@_typing.final
+class AppLogsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ENVIRONMENT_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    TAIL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    environment: _builtins.str
+    follow: _builtins.bool
+    """keep the stream open for new lines"""
+    tail: _builtins.int
+    """how many recent lines first; 0: all that are kept"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        environment: _builtins.str = ...,
+        follow: _builtins.bool = ...,
+        tail: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["environment", b"environment", "follow", b"follow", "name", b"name", "tail", b"tail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppLogsRequest: _TypeAlias = AppLogsRequest  # noqa: Y015
+
+@_typing.final
+class CallRequest(_message.Message):
+    """---------------------------------------------------------------- function calls"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_NAME_FIELD_NUMBER: _builtins.int
+    ENVIRONMENT_FIELD_NUMBER: _builtins.int
+    FUNCTION_FIELD_NUMBER: _builtins.int
+    ARGS_FIELD_NUMBER: _builtins.int
+    GENERATOR_FIELD_NUMBER: _builtins.int
+    app_name: _builtins.str
+    environment: _builtins.str
+    function: _builtins.str
+    args: _builtins.bytes
+    """cloudpickle of (args tuple, kwargs dict)"""
+    generator: _builtins.bool
+    """the caller iterates (remote_gen)"""
+    def __init__(
+        self,
+        *,
+        app_name: _builtins.str = ...,
+        environment: _builtins.str = ...,
+        function: _builtins.str = ...,
+        args: _builtins.bytes = ...,
+        generator: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallRequest: _TypeAlias = CallRequest  # noqa: Y015
+
+@_typing.final
+class CallError(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TRACEBACK_FIELD_NUMBER: _builtins.int
+    EXCEPTION_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """the exception's qualified class name"""
+    message: _builtins.str
+    traceback: _builtins.str
+    """formatted where it was raised"""
+    exception: _builtins.bytes
+    """cloudpickle of the exception; empty when it does not pickle"""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        message: _builtins.str = ...,
+        traceback: _builtins.str = ...,
+        exception: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exception", b"exception", "message", b"message", "traceback", b"traceback", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallError: _TypeAlias = CallError  # noqa: Y015
+
+@_typing.final
+class CallOutput(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    item: _builtins.bytes
+    """one yielded value (cloudpickle)"""
+    result: _builtins.bytes
+    """the return value (cloudpickle); the call is over"""
+    @_builtins.property
+    def error(self) -> Global___CallError:
+        """the callee raised; the call is over"""
+
+    def __init__(
+        self,
+        *,
+        item: _builtins.bytes = ...,
+        result: _builtins.bytes = ...,
+        error: Global___CallError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "item", b"item", "kind", b"kind", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "item", b"item", "kind", b"kind", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["item", "result", "error"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___CallOutput: _TypeAlias = CallOutput  # noqa: Y015
+
+@_typing.final
+class SpawnResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpawnResponse: _TypeAlias = SpawnResponse  # noqa: Y015
+
+@_typing.final
+class CallResultRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    timeout: _builtins.float
+    """seconds to wait; 0: do not wait"""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        timeout: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallResultRequest: _TypeAlias = CallResultRequest  # noqa: Y015
+
+@_typing.final
+class LookupFunctionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_NAME_FIELD_NUMBER: _builtins.int
+    ENVIRONMENT_FIELD_NUMBER: _builtins.int
+    FUNCTION_FIELD_NUMBER: _builtins.int
+    app_name: _builtins.str
+    environment: _builtins.str
+    function: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_name: _builtins.str = ...,
+        environment: _builtins.str = ...,
+        function: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "environment", b"environment", "function", b"function"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookupFunctionRequest: _TypeAlias = LookupFunctionRequest  # noqa: Y015
+
+@_typing.final
+class LookupFunctionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    FUNCTION_FIELD_NUMBER: _builtins.int
+    IS_WEB_FIELD_NUMBER: _builtins.int
+    WEB_URL_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    function: _builtins.str
+    is_web: _builtins.bool
+    web_url: _builtins.str
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        function: _builtins.str = ...,
+        is_web: _builtins.bool = ...,
+        web_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "function", b"function", "is_web", b"is_web", "web_url", b"web_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookupFunctionResponse: _TypeAlias = LookupFunctionResponse  # noqa: Y015
+
+@_typing.final
 class Header(_message.Message):
     """---------------------------------------------------------------- the request path"""
 
@@ -1735,6 +2126,7 @@ class RequestFrame(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
     CREDIT_FIELD_NUMBER: _builtins.int
+    CALL_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     credit: _builtins.int
     """the ingress passed on this many response body events"""
@@ -1744,6 +2136,10 @@ class RequestFrame(_message.Message):
 
     @_builtins.property
     def event(self) -> Global___AsgiEvent: ...
+    @_builtins.property
+    def call(self) -> Global___CallRequest:
+        """opens function call `id` (instead of a scope)"""
+
     def __init__(
         self,
         *,
@@ -1751,12 +2147,13 @@ class RequestFrame(_message.Message):
         scope: Global___Scope | None = ...,
         event: Global___AsgiEvent | None = ...,
         credit: _builtins.int = ...,
+        call: Global___CallRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "event", b"event", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "credit", b"credit", "event", b"event", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "event", b"event", "id", b"id", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "credit", b"credit", "event", b"event", "id", b"id", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["scope", "event", "credit"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["scope", "event", "credit", "call"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1772,6 +2169,7 @@ class ResponseFrame(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     CREDIT_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     credit: _builtins.int
     """the app consumed this many request body events"""
@@ -1779,6 +2177,10 @@ class ResponseFrame(_message.Message):
     """the app returned; non-empty: why it failed"""
     @_builtins.property
     def event(self) -> Global___AsgiEvent: ...
+    @_builtins.property
+    def output(self) -> Global___CallOutput:
+        """of a function call; items take credit like body events"""
+
     def __init__(
         self,
         *,
@@ -1786,12 +2188,13 @@ class ResponseFrame(_message.Message):
         event: Global___AsgiEvent | None = ...,
         credit: _builtins.int = ...,
         done: _builtins.str = ...,
+        output: Global___CallOutput | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "kind", b"kind"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "kind", b"kind", "output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "id", b"id", "kind", b"kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "id", b"id", "kind", b"kind", "output", b"output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "credit", "done"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "credit", "done", "output"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -96,6 +96,31 @@ class SchedulerStub:
                 request_serializer=protos_dot_stoker__pb2.StatusRequest.SerializeToString,
                 response_deserializer=protos_dot_stoker__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.AppLogs = channel.unary_stream(
+                '/stoker.Scheduler/AppLogs',
+                request_serializer=protos_dot_stoker__pb2.AppLogsRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.LogLine.FromString,
+                _registered_method=True)
+        self.LookupFunction = channel.unary_unary(
+                '/stoker.Scheduler/LookupFunction',
+                request_serializer=protos_dot_stoker__pb2.LookupFunctionRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.LookupFunctionResponse.FromString,
+                _registered_method=True)
+        self.Call = channel.unary_stream(
+                '/stoker.Scheduler/Call',
+                request_serializer=protos_dot_stoker__pb2.CallRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.CallOutput.FromString,
+                _registered_method=True)
+        self.Spawn = channel.unary_unary(
+                '/stoker.Scheduler/Spawn',
+                request_serializer=protos_dot_stoker__pb2.CallRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.SpawnResponse.FromString,
+                _registered_method=True)
+        self.CallResult = channel.unary_unary(
+                '/stoker.Scheduler/CallResult',
+                request_serializer=protos_dot_stoker__pb2.CallResultRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.CallOutput.FromString,
+                _registered_method=True)
         self.WorkerConnect = channel.stream_stream(
                 '/stoker.Scheduler/WorkerConnect',
                 request_serializer=protos_dot_stoker__pb2.WorkerMessage.SerializeToString,
@@ -185,6 +210,36 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupFunction(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Call(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Spawn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CallResult(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WorkerConnect(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -259,6 +314,31 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=protos_dot_stoker__pb2.StatusRequest.FromString,
                     response_serializer=protos_dot_stoker__pb2.StatusResponse.SerializeToString,
+            ),
+            'AppLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.AppLogs,
+                    request_deserializer=protos_dot_stoker__pb2.AppLogsRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.LogLine.SerializeToString,
+            ),
+            'LookupFunction': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupFunction,
+                    request_deserializer=protos_dot_stoker__pb2.LookupFunctionRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.LookupFunctionResponse.SerializeToString,
+            ),
+            'Call': grpc.unary_stream_rpc_method_handler(
+                    servicer.Call,
+                    request_deserializer=protos_dot_stoker__pb2.CallRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.CallOutput.SerializeToString,
+            ),
+            'Spawn': grpc.unary_unary_rpc_method_handler(
+                    servicer.Spawn,
+                    request_deserializer=protos_dot_stoker__pb2.CallRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.SpawnResponse.SerializeToString,
+            ),
+            'CallResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallResult,
+                    request_deserializer=protos_dot_stoker__pb2.CallResultRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.CallOutput.SerializeToString,
             ),
             'WorkerConnect': grpc.stream_stream_rpc_method_handler(
                     servicer.WorkerConnect,
@@ -597,6 +677,141 @@ class Scheduler:
             '/stoker.Scheduler/Status',
             protos_dot_stoker__pb2.StatusRequest.SerializeToString,
             protos_dot_stoker__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stoker.Scheduler/AppLogs',
+            protos_dot_stoker__pb2.AppLogsRequest.SerializeToString,
+            protos_dot_stoker__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupFunction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/LookupFunction',
+            protos_dot_stoker__pb2.LookupFunctionRequest.SerializeToString,
+            protos_dot_stoker__pb2.LookupFunctionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Call(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stoker.Scheduler/Call',
+            protos_dot_stoker__pb2.CallRequest.SerializeToString,
+            protos_dot_stoker__pb2.CallOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Spawn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/Spawn',
+            protos_dot_stoker__pb2.CallRequest.SerializeToString,
+            protos_dot_stoker__pb2.SpawnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/CallResult',
+            protos_dot_stoker__pb2.CallResultRequest.SerializeToString,
+            protos_dot_stoker__pb2.CallOutput.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,9 +3,10 @@
 isort:skip_file
 The only contract between stoker's processes.
 
-Three services:
-  Scheduler  - the control plane: deploys, serve sessions, worker and ingress streams.
-  Container  - served by every container: a multiplexed stream of ASGI messages.
+Two services:
+  Scheduler  - the control plane: deploys, serve sessions, logs, function calls, worker and
+               ingress streams.
+  Container  - served by every container: a multiplexed stream of ASGI messages and calls.
 
 Errors travel as gRPC status codes, never as fields.
 """
@@ -54,6 +55,11 @@ class SchedulerStub:
     StopApp: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.StopAppRequest, _stoker_pb2.StopAppResponse]
     GetBundle: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.GetBundleRequest, _stoker_pb2.GetBundleResponse]
     Status: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.StatusRequest, _stoker_pb2.StatusResponse]
+    AppLogs: _grpc.UnaryStreamMultiCallable[_stoker_pb2.AppLogsRequest, _stoker_pb2.LogLine]
+    LookupFunction: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.LookupFunctionRequest, _stoker_pb2.LookupFunctionResponse]
+    Call: _grpc.UnaryStreamMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.CallOutput]
+    Spawn: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.SpawnResponse]
+    CallResult: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CallResultRequest, _stoker_pb2.CallOutput]
     WorkerConnect: _grpc.StreamStreamMultiCallable[_stoker_pb2.WorkerMessage, _stoker_pb2.WorkerCommand]
     IngressConnect: _grpc.StreamStreamMultiCallable[_stoker_pb2.IngressMessage, _stoker_pb2.IngressEvent]
 
@@ -76,6 +82,11 @@ class SchedulerAsyncStub(SchedulerStub):
     StopApp: _aio.UnaryUnaryMultiCallable[_stoker_pb2.StopAppRequest, _stoker_pb2.StopAppResponse]  # type: ignore[assignment]
     GetBundle: _aio.UnaryUnaryMultiCallable[_stoker_pb2.GetBundleRequest, _stoker_pb2.GetBundleResponse]  # type: ignore[assignment]
     Status: _aio.UnaryUnaryMultiCallable[_stoker_pb2.StatusRequest, _stoker_pb2.StatusResponse]  # type: ignore[assignment]
+    AppLogs: _aio.UnaryStreamMultiCallable[_stoker_pb2.AppLogsRequest, _stoker_pb2.LogLine]  # type: ignore[assignment]
+    LookupFunction: _aio.UnaryUnaryMultiCallable[_stoker_pb2.LookupFunctionRequest, _stoker_pb2.LookupFunctionResponse]  # type: ignore[assignment]
+    Call: _aio.UnaryStreamMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.CallOutput]  # type: ignore[assignment]
+    Spawn: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.SpawnResponse]  # type: ignore[assignment]
+    CallResult: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CallResultRequest, _stoker_pb2.CallOutput]  # type: ignore[assignment]
     WorkerConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.WorkerMessage, _stoker_pb2.WorkerCommand]  # type: ignore[assignment]
     IngressConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.IngressMessage, _stoker_pb2.IngressEvent]  # type: ignore[assignment]
 
@@ -167,6 +178,41 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         request: _stoker_pb2.StatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_stoker_pb2.StatusResponse, _abc.Awaitable[_stoker_pb2.StatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AppLogs(
+        self,
+        request: _stoker_pb2.AppLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.LogLine], _abc.AsyncIterator[_stoker_pb2.LogLine]]: ...
+
+    @_abc_1.abstractmethod
+    def LookupFunction(
+        self,
+        request: _stoker_pb2.LookupFunctionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.LookupFunctionResponse, _abc.Awaitable[_stoker_pb2.LookupFunctionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Call(
+        self,
+        request: _stoker_pb2.CallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.CallOutput], _abc.AsyncIterator[_stoker_pb2.CallOutput]]: ...
+
+    @_abc_1.abstractmethod
+    def Spawn(
+        self,
+        request: _stoker_pb2.CallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.SpawnResponse, _abc.Awaitable[_stoker_pb2.SpawnResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CallResult(
+        self,
+        request: _stoker_pb2.CallResultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.CallOutput, _abc.Awaitable[_stoker_pb2.CallOutput]]: ...
 
     @_abc_1.abstractmethod
     def WorkerConnect(
