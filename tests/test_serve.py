@@ -132,3 +132,20 @@ def test_serve_runs_an_embedded_cluster_when_none_is_configured(tmp_path: Path) 
     finally:
         assert serve.stop(signal.SIGINT) == 0
     assert wait_until(lambda: not any(alive(p) for p in family), timeout=15)
+
+
+def test_a_newer_serve_takes_the_label_over_until_it_exits(
+    cluster: Cluster, served: Serve, live_app: Path, tmp_path: Path
+) -> None:
+    url = served.url("greet")
+    other = tmp_path / "elsewhere" / "live.py"  # the same app, from another checkout
+    other.parent.mkdir()
+    other.write_text(RELOAD_APP.replace("GREETING", "newer"))
+    newer = Serve(other, cluster.env)
+    try:
+        assert newer.url("greet") == url
+        assert cluster.get(url).json() == {"greeting": "newer"}
+    finally:
+        assert newer.stop() == 0
+    # The older serve is still running: the label is its own again.
+    assert wait_until(lambda: cluster.get(url).json() == {"greeting": "hello"}, 10)
