@@ -21,10 +21,8 @@ def urls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c.stop()
 
 
-def by_host(cluster: Cluster, host: str, path: str = "/", **kwargs: object) -> tuple[int, str]:
-    response = cluster.client.get(
-        f"http://127.0.0.1:{cluster.http_port}{path}", headers={"host": host}, **kwargs  # type: ignore[arg-type]
-    )
+def by_host(cluster: Cluster, host: str, params: dict[str, str] | None = None) -> tuple[int, str]:
+    response = cluster.client.get(f"http://127.0.0.1:{cluster.http_port}/", headers={"host": host}, params=params)
     return response.status_code, response.text
 
 
