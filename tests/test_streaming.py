@@ -4,11 +4,14 @@ process: large uploads and downloads with bounded memory, text and binary frames
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import websockets
 
-from tests.conftest import Cluster, split_url
+from tests.conftest import Cluster, split_url, wait_until
 
 MIB = 1024 * 1024
 UPLOAD = 256 * MIB
@@ -68,3 +71,49 @@ def test_websocket_echo_text_binary_and_close_code(shared_cluster: Cluster) -> N
     assert data == b"\x00\x01binary"
     assert code == 4001
     assert reason == "asked to"
+
+
+def test_a_client_close_code_reaches_the_app(shared_cluster: Cluster) -> None:
+    url = shared_cluster.deploy("streams.py")["raw"]
+
+    async def close_with(code: int) -> None:
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        async with websockets.connect(ws_url, host="127.0.0.1", port=shared_cluster.http_port) as ws:
+            await ws.send("hi")
+            await ws.recv()
+            await ws.close(code=code, reason="done here")
+
+    asyncio.run(close_with(4123))
+    assert wait_until(lambda: "4123" in shared_cluster.get(url, "/closes").text.split(","), 10)
+
+
+def test_sse_events_arrive_as_they_are_produced(shared_cluster: Cluster) -> None:
+    url = shared_cluster.deploy("seed_sse.py")["stream"]
+    base, host = split_url(url)
+    arrivals: list[tuple[float, str]] = []
+    with shared_cluster.client.stream("GET", base, headers={"host": host}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append((time.monotonic(), line))
+    assert [text for _, text in arrivals] == [f"data: event {i}" for i in range(10)]
+    # Produced half a second apart: buffered anywhere, they would arrive together at the end.
+    assert arrivals[-1][0] - arrivals[0][0] > 3.0
+    gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(arrivals))
+    assert gaps[len(gaps) // 2] > 0.3
+
+
+def test_a_client_that_disconnects_mid_stream_stops_the_work(shared_cluster: Cluster, tmp_path: Path) -> None:
+    url = shared_cluster.deploy("seed_sse.py")["ticker"]
+    progress = tmp_path / "ticks"
+    base, host = split_url(url)
+    with shared_cluster.client.stream("GET", base, params={"path": str(progress)}, headers={"host": host}) as response:
+        lines = response.iter_lines()
+        while not next(lines).startswith("data: tick 3"):
+            pass
+    # The connection is closed; the generator must stop soon after and stay stopped.
+    time.sleep(1.0)
+    stopped_at = progress.read_text()
+    time.sleep(1.0)
+    assert progress.read_text() == stopped_at
+    assert int(stopped_at) < 100

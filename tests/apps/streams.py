@@ -10,6 +10,8 @@ app = modal.App("streams")
 def raw():
     import resource
 
+    closes = []  # close codes of WebSocket clients that went away, in order
+
     async def application(scope, receive, send):
         if scope["type"] == "websocket":
             await receive()
@@ -17,6 +19,7 @@ def raw():
             while True:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
+                    closes.append(message.get("code", 1000))
                     return
                 if message.get("text") == "close":
                     await send({"type": "websocket.close", "code": 4001, "reason": "asked to"})
@@ -29,7 +32,11 @@ def raw():
                 await send(reply)
         if scope["type"] != "http":
             return
-        if scope["path"] == "/count":
+        if scope["path"] == "/closes":
+            body = ",".join(str(code) for code in closes).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+        elif scope["path"] == "/count":
             total = 0
             while True:
                 message = await receive()

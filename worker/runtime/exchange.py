@@ -21,13 +21,18 @@ from worker.runtime.web import ASGIApp, Message
 
 log = logging.getLogger(__name__)
 
+_CLIENT_GONE = frozenset({"http.disconnect", "websocket.disconnect"})
 _ERROR_BODY = b"Internal Server Error: the web function raised an exception (see the app's logs)"
+
+
+class ClientDisconnected(OSError):
+    """send() after the client went away."""
 
 
 class _Request:
     """One ASGI connection on a stream."""
 
-    __slots__ = ("id", "inbox", "out", "send_window", "started", "task")
+    __slots__ = ("client_gone", "id", "inbox", "out", "send_window", "started", "task")
 
     def __init__(self, request_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = request_id
@@ -35,6 +40,7 @@ class _Request:
         self.inbox: asyncio.Queue[pb.AsgiEvent] = asyncio.Queue()
         self.send_window = asyncio.Semaphore(WINDOW)
         self.started = False
+        self.client_gone = False
         self.task: asyncio.Task[None] | None = None
 
     async def receive(self) -> Message:
@@ -44,6 +50,10 @@ class _Request:
         return event_from_proto(event)
 
     async def send(self, message: Message) -> None:
+        if self.client_gone:
+            # ASGI 2.4: sending on a closed connection raises an OSError, which is how a streaming
+            # response that never calls receive() learns to stop its work.
+            raise ClientDisconnected(f"the client of request {self.id} went away")
         event = event_to_proto(message)
         if needs_credit(event.type, event.more_body):
             await self.send_window.acquire()
@@ -52,6 +62,7 @@ class _Request:
         self.out.put_nowait(pb.ResponseFrame(id=self.id, event=event))
 
     def disconnect(self) -> None:
+        self.client_gone = True
         self.inbox.put_nowait(pb.AsgiEvent(type="http.disconnect"))
 
 
@@ -97,6 +108,8 @@ class ContainerServicer(pb_grpc.ContainerServicer):
                 if found is None:
                     continue  # the request already finished; late frames are harmless
                 if kind == "event":
+                    if frame.event.type in _CLIENT_GONE:
+                        found.client_gone = True
                     found.inbox.put_nowait(frame.event)
                 elif kind == "credit":
                     for _ in range(frame.credit):
@@ -118,10 +131,15 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             error = "cancelled"
             raise
         except Exception:
-            error = traceback.format_exc()
-            log.error("request %s %s failed:\n%s", scope_pb.method, scope_pb.path, error)
-            if not request.started and scope_pb.type == "http":
-                await self._internal_error(request)
+            if request.client_gone:
+                # Most likely our own ClientDisconnected, as the app was told to stop: not its fault.
+                error = "the client disconnected"
+                log.info("request %s %s stopped: %s", scope_pb.method, scope_pb.path, error)
+            else:
+                error = traceback.format_exc()
+                log.error("request %s %s failed:\n%s", scope_pb.method, scope_pb.path, error)
+                if not request.started and scope_pb.type == "http":
+                    await self._internal_error(request)
         finally:
             self.in_flight -= 1
             requests.pop(request.id, None)
