@@ -89,8 +89,11 @@ class ContainerLink:
         self._streams[request_id] = inbox
         window = asyncio.Semaphore(WINDOW)
         consumed: list[dict[str, Any]] = []
+        answered = asyncio.Event()  # the last chunk of the HTTP response went to the client
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
-        pump = asyncio.create_task(self._pump(request_id, receive, window, consumed), name=f"pump-{request_id}")
+        pump = asyncio.create_task(
+            self._pump(request_id, receive, window, consumed, answered), name=f"pump-{request_id}"
+        )
         started = False
         finished = False  # the whole HTTP response reached the client
         try:
@@ -108,6 +111,7 @@ class ContainerLink:
                         started = True
                     elif frame.event.type == "http.response.body" and not frame.event.more_body:
                         finished = True
+                        answered.set()
                         complete()
                     await send(message)
                     if needs_credit(frame.event.type, frame.event.more_body):
@@ -125,7 +129,12 @@ class ContainerLink:
             self._streams.pop(request_id, None)
 
     async def _pump(
-        self, request_id: int, receive: Receive, window: asyncio.Semaphore, consumed: list[dict[str, Any]]
+        self,
+        request_id: int,
+        receive: Receive,
+        window: asyncio.Semaphore,
+        consumed: list[dict[str, Any]],
+        answered: asyncio.Event,
     ) -> None:
         """Request body chunks and WebSocket messages to the container, within the credit window.
 
@@ -133,6 +142,10 @@ class ContainerLink:
         retry elsewhere; at most WINDOW body chunks, since no credit comes back before that."""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect" and answered.is_set():
+                # uvicorn says "disconnect" once a response is complete: the app has nothing to
+                # learn from it, and skipping it saves a frame per request.
+                return
             if not self.reached:
                 consumed.append(message)
             event = event_to_proto(message)
