@@ -22,6 +22,7 @@ MAX_PENDING_LINES = 5_000  # buffered across all containers of this worker
 MAX_BATCH_LINES = 500
 MAX_BATCHES_IN_FLIGHT = 2  # handed to the stream, not yet written to the scheduler
 FLUSH_INTERVAL = 0.05  # seconds lines may wait to share a batch
+MAX_LINE_CHARS = 16 * 1024  # longer lines are cut: the scheduler keeps 1,000 per app in memory
 
 
 def dropped_notice(sample: pb.LogLine, count: int) -> pb.LogLine:
@@ -58,6 +59,8 @@ class LogShipper:
             self._dropped[line.container_id] = (line, count + 1)
             return
         self._note_dropped(line.container_id)
+        if len(line.text) > MAX_LINE_CHARS:
+            line.text = line.text[:MAX_LINE_CHARS] + " [stoker: line cut]"
         self._pending.append(line)
         self._wake.set()
 

@@ -6,7 +6,7 @@ import asyncio
 
 from protos import stoker_pb2 as pb
 from scheduler.logs import LogHub, LogSubscription
-from worker.log_shipper import LogShipper
+from worker.log_shipper import MAX_LINE_CHARS, LogShipper
 from worker.redact import Redactor, secret_values
 
 
@@ -53,6 +53,14 @@ def test_the_shipper_drops_past_its_bound_and_says_how_many_in_place() -> None:
     shipper.add(line("after room"))
     shipper.delivered()
     assert texts(shipper.take_batch()) == ["after room"]  # counts start again from zero
+
+
+def test_the_shipper_cuts_very_long_lines() -> None:
+    shipper = LogShipper(send=lambda _: None)
+    shipper.add(line("x" * 100_000))
+    (sent,) = texts(shipper.take_batch())
+    assert sent.startswith("x" * MAX_LINE_CHARS) and sent.endswith("[stoker: line cut]")
+    assert len(sent) < MAX_LINE_CHARS + 100
 
 
 def test_the_shipper_sends_what_containers_print() -> None:
