@@ -287,6 +287,26 @@ def app_stop(name: str, env: Environment = "") -> None:
     print(f"Stopped app {name}.")
 
 
+@app_cli.command("logs")
+def app_logs(
+    name: str,
+    env: Environment = "",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
+    tail: Annotated[int, typer.Option(min=0, help="Print at most this many recent lines first; 0: all kept.")] = 0,
+) -> None:
+    """Print what the app's containers wrote (stdout and stderr), secrets hidden."""
+    from client.logs import app_logs as read_logs
+    from client.logs import format_line
+
+    try:
+        for line in read_logs(name, env, follow, tail):
+            print(format_line(line), flush=True)
+    except Error as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass  # how --follow ends
+
+
 @secret_cli.command("create")
 def secret_create(
     name: str,

@@ -17,6 +17,7 @@ import watchfiles
 from client import config as client_config
 from client.appfile import AppFileError, load_definition
 from client.exceptions import ConnectionError, from_rpc_error
+from client.logs import format_line
 from client.rpc import CHANNEL_OPTIONS, reachable, token_metadata
 from client.up import LocalCluster
 from protos import stoker_pb2 as pb
@@ -112,6 +113,9 @@ async def _serve(path: Path, environment: str, scheduler: str, token: str) -> in
         async def read() -> None:
             nonlocal watcher
             async for response in call:
+                if response.WhichOneof("kind") == "log":
+                    print(format_line(response.log), flush=True)
+                    continue
                 if response.WhichOneof("kind") == "rejected":
                     print(f"Reload refused: {response.rejected}", file=sys.stderr, flush=True)
                     continue

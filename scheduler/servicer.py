@@ -15,6 +15,7 @@ from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from scheduler.apps import AppError, Apps
 from scheduler.cluster import Cluster
+from scheduler.logs import LogHub, find_app, with_lines
 from scheduler.model import IngressSession, WorkerSession
 from scheduler.secrets import Secrets
 from scheduler.store import Store
@@ -46,6 +47,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self.store = store
         self.tokens = tokens
         self.secrets = secrets
+        self.logs = LogHub(is_live=lambda app_id: app_id in apps.live)
 
     # ------------------------------------------------------------ secrets
 
@@ -105,6 +107,14 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self, request_iterator: AsyncIterator[pb.ServeRequest], context: Context
     ) -> AsyncIterator[pb.ServeResponse]:
         app_id = f"ap-{uuid.uuid4().hex[:12]}"
+        with self.logs.subscribe(app_id) as subscription:
+            session = self._serve_session(request_iterator, context, app_id)
+            async for response in with_lines(session, subscription, lambda line: pb.ServeResponse(log=line)):
+                yield response
+
+    async def _serve_session(
+        self, request_iterator: AsyncIterator[pb.ServeRequest], context: Context, app_id: str
+    ) -> AsyncIterator[pb.ServeResponse]:
         live = False
         try:
             async for request in request_iterator:
@@ -122,6 +132,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             if live:
                 log.info("serve session for %s ended; stopping it", app_id)
                 self.apps.stop_app_id(app_id)
+                self.logs.forget(app_id)
 
     async def ListApps(self, request: pb.ListAppsRequest, context: Context) -> pb.ListAppsResponse:
         return self.apps.list()
@@ -129,11 +140,29 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     async def StopApp(self, request: pb.StopAppRequest, context: Context) -> pb.StopAppResponse:
         try:
             stopped = pb.StopAppResponse(app_id=self.apps.stop(request.name, request.environment))
+            self.logs.forget(stopped.app_id)
             await self._routes_live()
             return stopped
         except AppError as exc:
             await context.abort(exc.code, exc.message)
             raise
+
+    async def AppLogs(self, request: pb.AppLogsRequest, context: Context) -> AsyncIterator[pb.LogLine]:
+        if request.tail < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"tail must be 0 (all) or more, not {request.tail}")
+        app_id = find_app(self.apps.live, request.name, request.environment)
+        if app_id is None:
+            where = f" in environment {request.environment!r}" if request.environment else ""
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no running app named {request.name!r}{where}; `stoker app list` shows them"
+            )
+            return
+        # Recent lines and the subscription are taken together, so no line falls between them.
+        with self.logs.subscribe(app_id) as subscription:
+            for line in self.logs.recent(app_id, request.tail):
+                yield line
+            while request.follow and (new := await subscription.get()) is not None:
+                yield new
 
     async def GetBundle(self, request: pb.GetBundleRequest, context: Context) -> pb.GetBundleResponse:
         data = self.store.get_bundle(request.bundle_hash)
@@ -218,6 +247,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                 self.cluster.container_started(message.started.container_id, message.started.address)
             elif kind == "exited":
                 self.cluster.container_exited(message.exited.container_id, message.exited.reason)
+            elif kind == "logs":
+                self.logs.publish(message.logs.lines)
 
     # ------------------------------------------------------------ ingresses
 

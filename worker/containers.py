@@ -15,11 +15,14 @@ import os
 import shutil
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from protos import stoker_pb2 as pb
 from worker.config import WorkerConfig
+from worker.redact import Redactor, secret_values
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,12 @@ class ContainerFailed(Exception):
 
 class ContainerProcess:
     def __init__(
-        self, command: pb.StartContainer, directory: Path, config: WorkerConfig, template: ForkTemplate | None
+        self,
+        command: pb.StartContainer,
+        directory: Path,
+        config: WorkerConfig,
+        template: ForkTemplate | None,
+        on_output: Callable[[pb.LogLine], None] | None = None,
     ) -> None:
         self.command = command
         self.id = command.container_id
@@ -45,6 +53,8 @@ class ContainerProcess:
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         self._exit: asyncio.Future[int] | None = None
         self._output_task: asyncio.Task[None] | None = None
+        self.on_output = on_output  # each line it prints, secrets hidden, for the scheduler
+        self._redact = Redactor(secret_values(command.env))
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
@@ -127,10 +137,26 @@ class ContainerProcess:
         )
         prefix = f"[{self.command.app_name}.{self.command.function.name} {self.id}]"
         try:
-            async for raw in reader:
-                line = raw.decode(errors="replace").rstrip()
+            while True:
+                try:
+                    raw = await reader.readline()
+                except ValueError:  # longer than the reader's limit: consumed, not shown
+                    raw = b"[stoker] a line over 64 KiB was cut"
+                if not raw:
+                    break
+                line = self._redact(raw.decode(errors="replace").rstrip())
                 self.output_tail.append(line)
                 log.info("%s %s", prefix, line)
+                if self.on_output is not None:
+                    self.on_output(
+                        pb.LogLine(
+                            app_id=self.command.app_id,
+                            function=self.command.function.name,
+                            container_id=self.id,
+                            time=time.time(),
+                            text=line,
+                        )
+                    )
         finally:
             transport.close()
 

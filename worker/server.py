@@ -19,6 +19,7 @@ from worker import gpus
 from worker.bundle import extract_bundle
 from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
+from worker.log_shipper import LogShipper
 from worker.template_client import ForkTemplate, TemplateError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class WorkerServer:
         self._gpus: list[pb.Gpu] = []
         self._template: ForkTemplate | None = None
         self._metadata = ((CLUSTER_SECRET_HEADER, config.cluster_secret),)
+        # Container output goes to the scheduler over the current stream (whichever that is).
+        self._logs = LogShipper(lambda batch: self._outbox.put_nowait(pb.WorkerMessage(logs=batch)))
 
     async def startup(self) -> None:
         self._gpus = gpus.inventory(self.config.gpus)
@@ -56,6 +59,7 @@ class WorkerServer:
         )
         self._stub = pb_grpc.SchedulerStub(self._channel)
         self._connection = asyncio.create_task(stay_connected(self._connect), name="worker-connection")
+        self._spawn(self._logs.run(), "log-shipper")
         log.info(
             "worker %s starting (scheduler %s, %d GPUs)", self.config.worker_id, self.config.scheduler, len(self._gpus)
         )
@@ -73,6 +77,7 @@ class WorkerServer:
             self._spawn(self._stop_container(container.id, 1.0), f"stop-{container.id}")
         self._outbox = asyncio.Queue()
         self._outbox.put_nowait(pb.WorkerMessage(register=register))
+        self._logs.reset()
         call = self._stub.WorkerConnect(self._messages(), metadata=self._metadata)
         log.info("registered with scheduler %s", self.config.scheduler)
         async for command in call:
@@ -90,7 +95,10 @@ class WorkerServer:
         heartbeat = asyncio.create_task(self._heartbeat(outbox), name="heartbeat")
         try:
             while True:
-                yield await outbox.get()
+                message = await outbox.get()
+                yield message
+                if message.HasField("logs"):
+                    self._logs.delivered()  # gRPC asked for the next message: this one was written
         finally:
             heartbeat.cancel()
 
@@ -122,7 +130,7 @@ class WorkerServer:
     async def _run_container(self, command: pb.StartContainer) -> None:
         outbox = self._outbox
         directory = self.config.work_dir / "containers" / command.container_id
-        container = ContainerProcess(command, directory, self.config, self._template)
+        container = ContainerProcess(command, directory, self.config, self._template, on_output=self._logs.add)
         self.containers[container.id] = container
         code = -1
         reason = ""
