@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol, TypeVar
 
 
@@ -18,8 +18,14 @@ class WorkerView(Protocol):
     def container_count(self) -> int: ...
 
 
+class PortsView(Protocol):
+    @property
+    def ports_in_use(self) -> set[int]: ...
+
+
 C = TypeVar("C", bound=ContainerView)
 W = TypeVar("W", bound=WorkerView)
+P = TypeVar("P", bound=PortsView)
 
 
 def pick_container(containers: Iterable[C], max_inputs: int) -> C | None:
@@ -38,3 +44,11 @@ def pick_container(containers: Iterable[C], max_inputs: int) -> C | None:
 def pick_worker(workers: Iterable[W]) -> W | None:
     """The worker running the fewest containers."""
     return min(workers, key=lambda w: w.container_count, default=None)
+
+
+def port_free(workers: Iterable[P], port: int) -> Iterator[P]:
+    """The workers where no container holds `port`, the port a @web_server container listens on
+    (0: it needs none). Containers share their worker's network, so two that need one port
+    cannot run on one worker: such containers spread across workers, and requests beyond their
+    capacity queue."""
+    return (w for w in workers if not port or port not in w.ports_in_use)
