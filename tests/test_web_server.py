@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,6 +53,16 @@ def test_http_is_forwarded_with_method_path_query_headers_and_body(shared_cluste
     assert _headers(seen, "x-custom") == ["kept"]
     assert _headers(seen, "x-forwarded-proto") == ["http"]
     assert _headers(seen, "x-forwarded-host") == [host]
+
+
+def test_a_chunked_upload_streams_through(shared_cluster: Cluster, echo_url: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):
+            yield b"c" * 65536  # no Content-Length: the body goes chunked, piece by piece
+
+    seen = shared_cluster.post(echo_url, "/upload", content=chunks()).json()
+    assert seen["body_bytes"] == 64 * 65536
+    assert _headers(seen, "transfer-encoding") == ["chunked"]
 
 
 def test_x_forwarded_for_is_the_callers_address(shared_cluster: Cluster, echo_url: str) -> None:
