@@ -7,12 +7,14 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
 
-from tests.conftest import Cluster, split_url
+from tests.conftest import Cluster, make_cluster, split_url
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +170,22 @@ def test_a_websocket_to_a_wsgi_app_is_closed_cleanly(shared_cluster: Cluster) ->
     assert asyncio.run(attempt()) == 403
     # The container is unharmed: HTTP still works.
     assert shared_cluster.post(url, "/echo", json={"still": "here"}).json() == {"still": "here"}
+
+
+def test_containers_needing_one_port_spread_over_workers(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path)
+    cluster.workers = 2
+    cluster.home.mkdir()
+    cluster.start()
+    try:
+        url = cluster.deploy("web_servers.py")["one_slot"]
+        with ThreadPoolExecutor(3) as pool:
+            # Three callers, one slot per container, two workers: two containers, the third caller queues.
+            responses = list(pool.map(lambda _: cluster.get(url, "/stream"), range(3)))
+        assert [r.status_code for r in responses] == [200] * 3
+        assert all(r.text == "piece 0\npiece 1\npiece 2\n" for r in responses)
+        placed = [c.worker_id for c in cluster.status().containers if c.function == "one_slot"]
+        assert sorted(placed) == sorted(set(placed)) and len(placed) == 2
+        assert cluster.output is not None and "already in use" not in cluster.output.text()
+    finally:
+        cluster.stop()

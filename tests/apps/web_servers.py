@@ -21,3 +21,10 @@ def echo():
 @modal.web_server(18432, startup_timeout=1)
 def never_listens():
     subprocess.Popen(["python", "-c", "import time; time.sleep(30)"])
+
+
+@app.function()
+@modal.web_server(18433, startup_timeout=60)
+def one_slot():
+    # One input at a time: more callers need more containers, and all of them want port 18433.
+    subprocess.Popen(["python", "-m", "uvicorn", "echo_backend:app", "--port", "18433", "--log-level", "warning"])
