@@ -208,7 +208,7 @@ class Cluster:
         loop (and with it every heartbeat) for seconds."""
         if self.start_budget <= 0:
             return False  # the next tick goes on
-        candidates = list(placement.port_free(self.workers.values(), fn.port))
+        candidates = placement.port_free(self.workers.values(), fn.port)
         if fn.gpu:
             fits: dict[str, tuple[int, ...]] = {}
             for w in candidates:

@@ -37,6 +37,11 @@ class WorkerSession:
     def container_count(self) -> int:
         return len(self.containers)
 
+    @property
+    def host(self) -> str:
+        """The machine, whose network its containers share with other workers on it."""
+        return self.info.hostname or self.id
+
 
 @dataclass(eq=False)
 class IngressSession:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
 
@@ -19,6 +19,8 @@ class WorkerView(Protocol):
 
 
 class PortsView(Protocol):
+    @property
+    def host(self) -> str: ...
     @property
     def ports_in_use(self) -> set[int]: ...
 
@@ -46,9 +48,13 @@ def pick_worker(workers: Iterable[W]) -> W | None:
     return min(workers, key=lambda w: w.container_count, default=None)
 
 
-def port_free(workers: Iterable[P], port: int) -> Iterator[P]:
-    """The workers where no container holds `port`, the port a @web_server container listens on
-    (0: it needs none). Containers share their worker's network, so two that need one port
-    cannot run on one worker: such containers spread across workers, and requests beyond their
-    capacity queue."""
-    return (w for w in workers if not port or port not in w.ports_in_use)
+def port_free(workers: Iterable[P], port: int) -> list[P]:
+    """The workers whose host has `port` free: the port a @web_server container listens on (0: it
+    needs none). Containers share their host's network (workers on one host, as with `stoker up
+    --workers N`, share it too), so two that need one port cannot run on one host: such containers
+    spread across hosts, and requests beyond their capacity queue."""
+    every = list(workers)
+    if not port:
+        return every
+    taken = {w.host for w in every if port in w.ports_in_use}
+    return [w for w in every if w.host not in taken]

@@ -19,6 +19,11 @@ class Node:
     name: str
     container_count: int = 0
     ports_in_use: set[int] = field(default_factory=set)
+    host: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            object.__setattr__(self, "host", self.name)
 
 
 def test_pick_container_takes_the_warm_one_with_most_free_slots() -> None:
@@ -80,13 +85,13 @@ def test_pick_worker_returns_none_without_workers() -> None:
 
 def test_port_free_skips_workers_where_a_container_holds_the_port() -> None:
     workers = [Node("a", 1, {8000}), Node("b", 2, {9000}), Node("c", 3)]
-    assert list(port_free(workers, 8000)) == workers[1:]
-    assert list(port_free(workers, 9000)) == [workers[0], workers[2]]
+    assert (port_free(workers, 8000)) == workers[1:]
+    assert (port_free(workers, 9000)) == [workers[0], workers[2]]
 
 
 def test_port_free_keeps_every_worker_for_functions_that_need_no_port() -> None:
     workers = [Node("a", 1, {8000}), Node("b")]
-    assert list(port_free(workers, 0)) == workers
+    assert (port_free(workers, 0)) == workers
 
 
 def test_a_web_server_goes_to_the_least_busy_worker_with_its_port_free() -> None:
@@ -99,3 +104,10 @@ def test_a_web_server_goes_to_the_least_busy_worker_with_its_port_free() -> None
 def test_no_worker_for_a_web_server_whose_port_is_taken_everywhere() -> None:
     # The scheduler then starts nothing; requests queue until a container of it frees a slot.
     assert pick_worker(port_free([Node("a", 0, {8000}), Node("b", 0, {8000, 9000})], 8000)) is None
+
+
+def test_workers_on_one_host_share_its_ports() -> None:
+    # `stoker up --workers 2` on one machine: both workers' containers share its network.
+    workers = [Node("a", 1, {8000}, host="m1"), Node("b", 0, host="m1"), Node("c", 5, host="m2")]
+    assert port_free(workers, 8000) == workers[2:]
+    assert port_free(workers, 9000) == workers

@@ -23,10 +23,13 @@ def _app(name: str, port: int, kind: str = "web_server") -> pb.AppDefinition:
     return pb.AppDefinition(name=name, entry="app.py", bundle=buffer.getvalue(), functions=[spec])
 
 
-def _cluster(tmp_path: Path, workers: int) -> tuple[Cluster, Apps, list[WorkerSession]]:
+def _cluster(tmp_path: Path, workers: int, one_host: bool = False) -> tuple[Cluster, Apps, list[WorkerSession]]:
     cluster = Cluster(queue_timeout=5)
     apps = Apps(Store(tmp_path / "stoker.db"), cluster, "ws", "localhost", "http", 8000)
-    sessions = [WorkerSession(info=pb.WorkerRegister(worker_id=f"w{i}")) for i in range(workers)]
+    sessions = [
+        WorkerSession(info=pb.WorkerRegister(worker_id=f"w{i}", hostname="m" if one_host else f"m{i}"))
+        for i in range(workers)
+    ]
     for session in sessions:
         cluster.add_worker(session)
     return cluster, apps, sessions
@@ -56,6 +59,13 @@ def test_containers_of_one_web_server_spread_one_per_worker(tmp_path: Path) -> N
     assert [len(_started_on(w)) for w in workers] == [1, 1]
     assert all(w.ports_in_use == {8000} for w in workers)
     assert len(next(iter(cluster.functions.values())).queue) == 3  # waiting for the starts
+
+
+def test_workers_on_one_host_run_one_container_per_port(tmp_path: Path) -> None:
+    cluster, apps, workers = _cluster(tmp_path, workers=2, one_host=True)
+    apps.deploy(_app("one", 8000), "", ephemeral=False)
+    _demand(cluster, 3)
+    assert sorted(len(_started_on(w)) for w in workers) == [0, 1]
 
 
 def test_a_freed_port_takes_the_next_container(tmp_path: Path) -> None:
