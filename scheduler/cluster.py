@@ -208,15 +208,16 @@ class Cluster:
         loop (and with it every heartbeat) for seconds."""
         if self.start_budget <= 0:
             return False  # the next tick goes on
+        candidates = placement.port_free(self.workers.values(), fn.port)
         if fn.gpu:
             fits: dict[str, tuple[int, ...]] = {}
-            for w in self.workers.values():
+            for w in candidates:
                 found = gpus.choose_devices(fn.gpu, w.info.gpus, w.gpus_in_use)
                 if found is not None:
                     fits[w.info.worker_id] = found
-            worker = placement.pick_worker(w for w in self.workers.values() if w.info.worker_id in fits)
+            worker = placement.pick_worker(w for w in candidates if w.info.worker_id in fits)
         else:
-            worker = placement.pick_worker(self.workers.values())
+            worker = placement.pick_worker(candidates)
         if worker is None:
             if fn.gpu and self.workers and not any(gpus.ever_fits(fn.gpu, w.info.gpus) for w in self.workers.values()):
                 self._reject_all(fn, 503, self._no_gpu_message(fn))
@@ -228,6 +229,8 @@ class Cluster:
         fn.containers[container.id] = container
         worker.containers.add(container.id)
         worker.gpus_in_use.update(devices)
+        if fn.port:
+            worker.ports_in_use.add(fn.port)
         urls = {f.spec.name: f.url for f in self._app_functions(fn) if f.url}
         worker.outbox.put_nowait(
             pb.WorkerCommand(
@@ -351,6 +354,7 @@ class Cluster:
         fn.containers.pop(container_id, None)
         container.worker.containers.discard(container_id)
         container.worker.gpus_in_use.difference_update(container.gpu_indices)
+        container.worker.ports_in_use.discard(fn.port)
         was_starting = container.state == "starting"
         container.state = "draining"
         log.info("%s exited: %s", container_id, reason or "stopped")

@@ -21,6 +21,7 @@ class WorkerSession:
     containers: set[str] = field(default_factory=set)
     last_heartbeat: float = field(default_factory=time.monotonic)
     gpus_in_use: set[int] = field(default_factory=set)  # indices into info.gpus
+    ports_in_use: set[int] = field(default_factory=set)  # held by its @web_server containers
     reader: asyncio.Future[None] | None = None  # consumes its stream; cancelled to hang up on it
 
     def hang_up(self) -> None:
@@ -35,6 +36,11 @@ class WorkerSession:
     @property
     def container_count(self) -> int:
         return len(self.containers)
+
+    @property
+    def host(self) -> str:
+        """The machine, whose network its containers share with other workers on it."""
+        return self.info.hostname or self.id
 
 
 @dataclass(eq=False)
@@ -85,3 +91,8 @@ class FunctionState:
     @property
     def max_inputs(self) -> int:
         return max(1, self.spec.max_inputs)
+
+    @property
+    def port(self) -> int:
+        """The port each container listens on, for a @web_server; 0 for any other function."""
+        return self.spec.web.port if self.spec.web.kind == "web_server" else 0

@@ -18,8 +18,16 @@ class WorkerView(Protocol):
     def container_count(self) -> int: ...
 
 
+class PortsView(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def ports_in_use(self) -> set[int]: ...
+
+
 C = TypeVar("C", bound=ContainerView)
 W = TypeVar("W", bound=WorkerView)
+P = TypeVar("P", bound=PortsView)
 
 
 def pick_container(containers: Iterable[C], max_inputs: int) -> C | None:
@@ -38,3 +46,15 @@ def pick_container(containers: Iterable[C], max_inputs: int) -> C | None:
 def pick_worker(workers: Iterable[W]) -> W | None:
     """The worker running the fewest containers."""
     return min(workers, key=lambda w: w.container_count, default=None)
+
+
+def port_free(workers: Iterable[P], port: int) -> list[P]:
+    """The workers whose host has `port` free: the port a @web_server container listens on (0: it
+    needs none). Containers share their host's network (workers on one host, as with `stoker up
+    --workers N`, share it too), so two that need one port cannot run on one host: such containers
+    spread across hosts, and requests beyond their capacity queue."""
+    every = list(workers)
+    if not port:
+        return every
+    taken = {w.host for w in every if port in w.ports_in_use}
+    return [w for w in every if w.host not in taken]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from scheduler.placement import pick_container, pick_worker
+from scheduler.placement import pick_container, pick_worker, port_free
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,12 @@ class Slot:
 class Node:
     name: str
     container_count: int = 0
+    ports_in_use: set[int] = field(default_factory=set)
+    host: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            object.__setattr__(self, "host", self.name)
 
 
 def test_pick_container_takes_the_warm_one_with_most_free_slots() -> None:
@@ -75,3 +81,33 @@ def test_pick_worker_breaks_ties_by_order() -> None:
 
 def test_pick_worker_returns_none_without_workers() -> None:
     assert pick_worker([]) is None
+
+
+def test_port_free_skips_workers_where_a_container_holds_the_port() -> None:
+    workers = [Node("a", 1, {8000}), Node("b", 2, {9000}), Node("c", 3)]
+    assert (port_free(workers, 8000)) == workers[1:]
+    assert (port_free(workers, 9000)) == [workers[0], workers[2]]
+
+
+def test_port_free_keeps_every_worker_for_functions_that_need_no_port() -> None:
+    workers = [Node("a", 1, {8000}), Node("b")]
+    assert (port_free(workers, 0)) == workers
+
+
+def test_a_web_server_goes_to_the_least_busy_worker_with_its_port_free() -> None:
+    # "a" runs fewest containers but already serves port 8000: the next such container spreads.
+    workers = [Node("a", 1, {8000}), Node("b", 4), Node("c", 2)]
+    assert pick_worker(port_free(workers, 8000)) == workers[2]
+    assert pick_worker(port_free(workers, 0)) == workers[0]
+
+
+def test_no_worker_for_a_web_server_whose_port_is_taken_everywhere() -> None:
+    # The scheduler then starts nothing; requests queue until a container of it frees a slot.
+    assert pick_worker(port_free([Node("a", 0, {8000}), Node("b", 0, {8000, 9000})], 8000)) is None
+
+
+def test_workers_on_one_host_share_its_ports() -> None:
+    # `stoker up --workers 2` on one machine: both workers' containers share its network.
+    workers = [Node("a", 1, {8000}, host="m1"), Node("b", 0, host="m1"), Node("c", 5, host="m2")]
+    assert port_free(workers, 8000) == workers[2:]
+    assert port_free(workers, 9000) == workers

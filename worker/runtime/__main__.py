@@ -22,6 +22,7 @@ from worker.runtime.appload import find_app, find_function, import_app_file
 from worker.runtime.exchange import ContainerServicer
 from worker.runtime.lifespan import Lifespan
 from worker.runtime.web import ASGIApp, build_asgi_app
+from worker.runtime.web_server import WebServerStartupError
 
 log = logging.getLogger("stoker.container")
 
@@ -74,13 +75,26 @@ async def serve(app: ASGIApp, max_inputs: int) -> None:
     await lifespan.shutdown()
 
 
+def use_own_interpreter() -> None:
+    """Put this interpreter first on PATH, so that `python` in commands the app runs (a
+    @web_server starting `python -m http.server`) is the one that has the app's packages."""
+    here = os.path.dirname(sys.executable)
+    if here:
+        os.environ["PATH"] = os.pathsep.join([here, *(p for p in os.environ.get("PATH", "").split(os.pathsep) if p)])
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     die_with_parent()
     if os.getppid() == 1:
         sys.exit(1)  # the worker died before we could ask to die with it
+    use_own_interpreter()
     function = find_function(find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"])
-    app = build_asgi_app(function)
+    try:
+        app = build_asgi_app(function)
+    except WebServerStartupError as exc:
+        log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
+        sys.exit(1)
     asyncio.run(serve(app, function.options.max_inputs))
 
 

@@ -36,6 +36,7 @@ def preload() -> None:
     import client  # noqa: F401
     import worker.runtime.__main__
     import worker.runtime.exchange
+    import worker.runtime.forward
     import worker.runtime.web  # noqa: F401
 
 

@@ -39,6 +39,10 @@ def build_asgi_app(function: Function) -> ASGIApp:
         # One thread per concurrent input (a2wsgi's default is 10, below @concurrent's caps).
         threads = max(1, function.options.max_inputs)
         return _no_websocket(WSGIMiddleware(wsgi, workers=threads))  # type: ignore[arg-type]
+    if web.kind == "web_server":
+        from worker.runtime.web_server import start_web_server
+
+        return start_web_server(function)
     raise InvalidError(f"web function kind {web.kind!r} is not supported by this runtime")
 
 
