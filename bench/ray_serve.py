@@ -213,7 +213,7 @@ def report(samples: dict[tuple[str, int], list[Sample]], args: argparse.Namespac
         print(
             f"c={c:<3} stoker vs ray serve: {rps_ratio:.2f}x the req/s (target >= {TARGET_RPS_RATIO:g}x: "
             f"{'met' if rps_ok else 'NOT met'}), {p50_ratio:.2f}x the p50 (target <= {TARGET_P50_RATIO:g}x: "
-            f"{'met' if p50_ok else 'NOT met'})"
+            f"{'met' if p50_ok else 'NOT met'}), {cpu('stoker', c) / cpu(RAY, c):.2f}x the CPU per request"
         )
     high = max(args.concurrency)
     for name in ("stoker", RAY):
