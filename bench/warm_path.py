@@ -246,7 +246,18 @@ def _role(argv: list[bytes], parent_argv: list[bytes]) -> str:
         if module == "worker.runtime.template":
             return "container" if parent_argv == argv else "template"
         return module
-    return "other"
+    return _program(argv)
+
+
+def _program(argv: list[bytes]) -> str:
+    """A process no rule above names, by its program (how bench/ray_serve.py tells Ray's apart)."""
+    if not argv or not argv[0]:
+        return "other"
+    program = Path(argv[0].decode(errors="replace")).name
+    if program.startswith("ray::"):  # Ray's workers retitle themselves: ray::ServeController.listen_for_change
+        return program.split(".")[0]
+    script = next((a for a in argv[1:3] if a.endswith(b".py")), b"")  # python [-u] SCRIPT
+    return Path(script.decode(errors="replace")).name if script else program
 
 
 @dataclass
