@@ -336,3 +336,58 @@ def test_container_credential_is_good_for_calls_only(gpu_cluster: Cluster, calls
                 timeout=10,
             )
         assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_min_containers_warms_a_function_without_traffic_and_map_fans_out(
+    gpu_cluster: Cluster, calls_app: dict[str, str]
+) -> None:
+    def warm() -> list[pb.ContainerInfo]:
+        return [c for c in gpu_cluster.status().containers if c.function == "pid_after" and c.state == "warm"]
+
+    assert wait_until(lambda: len(warm()) >= 1, 60), "min_containers=1 did not start a container"
+    pids = program_result(
+        gpu_cluster,
+        """
+        import json
+        import client as modal
+        print(json.dumps(list(modal.Function.from_name("calls", "pid_after").map([1.0] * 6))))
+        """,
+    )
+    assert isinstance(pids, list) and len(pids) == 6
+    assert len(set(pids)) >= 2, "six one-second inputs all ran in one container"
+
+
+RELAY_APP = """
+import modal
+
+app = modal.App("relay")
+
+
+@app.function()
+def who():
+    return "WHO"
+
+
+@app.function()
+@modal.fastapi_endpoint()
+def ask():
+    return who.remote()
+"""
+
+
+def test_a_served_app_calls_its_own_functions_not_the_deployed_ones(gpu_cluster: Cluster, tmp_path: Path) -> None:
+    from tests.test_serve import Serve
+
+    deployed_file = tmp_path / "deployed" / "relay.py"
+    served_file = tmp_path / "served" / "relay.py"
+    for path, who in [(deployed_file, "deployed"), (served_file, "served")]:
+        path.parent.mkdir()
+        path.write_text(RELAY_APP.replace("WHO", who))
+    deployed_url = gpu_cluster.deploy(deployed_file)["ask"]
+    serve = Serve(served_file, gpu_cluster.env)
+    try:
+        served_url = serve.url("ask")
+        assert gpu_cluster.get(served_url).json() == "served"
+        assert gpu_cluster.get(deployed_url).json() == "deployed"
+    finally:
+        serve.stop()

@@ -96,3 +96,9 @@ def ticker(path):
 @app.function()
 def die_midway():
     os.kill(os.getpid(), 9)
+
+
+@app.function(min_containers=1)
+def pid_after(seconds):
+    time.sleep(seconds)
+    return os.getpid()
