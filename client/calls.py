@@ -1,5 +1,5 @@
 """Calling deployed functions: `.remote()`, `.remote_gen()`, `.map()`, `.spawn()`, and the
-`FunctionCall` handle a spawn returns.
+`FunctionCall` handle a spawn returns. Each also has its `.aio` form (client/aio.py).
 
 Every call goes to the scheduler (which places it on a container and relays its outputs), over
 one channel per process, carrying the token from the client config: the workspace token in a
@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from client import config as client_config
+from client.aio import async_iterable, awaitable
 from client.call_codec import decode_value, encode_args, error_from_proto, output_value
 from client.exceptions import ExecutionError, InvalidError, from_rpc_error
 from client.rpc import CHANNEL_OPTIONS, require, token_metadata
@@ -174,6 +175,7 @@ class FunctionCall:
             raise InvalidError("FunctionCall.from_id needs the object_id of a spawned call")
         return FunctionCall(function_call_id)
 
+    @awaitable
     def get(self, timeout: float | None = None) -> Any:
         """The call's result, waiting up to `timeout` seconds (None: as long as it takes);
         raises TimeoutError when it has not finished by then, or the function's exception."""
@@ -241,14 +243,17 @@ class Invocable:
             )
         return target
 
+    @awaitable
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function in a container of its app and return its result."""
         return call(self._check(generator=False), args, kwargs)
 
+    @async_iterable
     def remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Run a generator function remotely; iterate to get each item as it is yielded."""
         return call_gen(self._check(generator=True), args, kwargs)
 
+    @async_iterable
     def map(
         self,
         *input_iterators: Iterable[Any],
@@ -265,6 +270,7 @@ class Invocable:
         target = self._check(generator=False)
         return map_calls(target, zip(*input_iterators, strict=False), kwargs or {}, order_outputs, return_exceptions)
 
+    @async_iterable
     def starmap(
         self,
         input_iterator: Iterable[Iterable[Any]],
@@ -277,6 +283,7 @@ class Invocable:
         inputs = (tuple(args) for args in input_iterator)
         return map_calls(target, inputs, kwargs or {}, order_outputs, return_exceptions)
 
+    @awaitable
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
         """Start the call and return at once; `.get()` on the handle waits for the result."""
         return spawn(self._check(generator=False), args, kwargs)

@@ -391,3 +391,26 @@ def test_a_served_app_calls_its_own_functions_not_the_deployed_ones(gpu_cluster:
         assert gpu_cluster.get(deployed_url).json() == "deployed"
     finally:
         serve.stop()
+
+
+def test_max_inputs_runs_sync_calls_side_by_side_in_one_container(
+    gpu_cluster: Cluster, calls_app: dict[str, str]
+) -> None:
+    visits = program_result(
+        gpu_cluster,
+        """
+        import json
+        import client as modal
+        print(json.dumps(list(modal.Function.from_name("calls", "overlap").map([2.0] * 4))))
+        """,
+    )
+    assert isinstance(visits, list) and len(visits) == 4
+    assert len({v["pid"] for v in visits}) == 1  # max_containers=1
+    # Four two-second inputs in threads of one container: they overlap rather than queue.
+    assert min(v["end"] for v in visits) > max(v["start"] for v in visits)
+
+
+def test_aio_forms_from_an_async_endpoint(gpu_cluster: Cluster, calls_app: dict[str, str]) -> None:
+    response = gpu_cluster.get(calls_app["async_caller"], "/?n=3")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"square": 9, "items": [3, 2, 1], "mapped": [0, 1, 4], "later": 16}

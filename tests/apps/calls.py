@@ -102,3 +102,23 @@ def die_midway():
 def pid_after(seconds):
     time.sleep(seconds)
     return os.getpid()
+
+
+@app.function(max_containers=1)
+@modal.concurrent(max_inputs=4)
+def overlap(seconds):
+    start = time.time()
+    time.sleep(seconds)
+    return {"pid": os.getpid(), "start": start, "end": time.time()}
+
+
+@app.function()
+@modal.fastapi_endpoint()
+async def async_caller(n: int):
+    # An async endpoint awaits its calls, leaving its event loop free meanwhile.
+    square_of_n = await square.remote.aio(n)
+    items = [item async for item in countdown.remote_gen.aio(n)]
+    mapped = [value async for value in square.map.aio(range(n))]
+    spawned = await square.spawn.aio(n + 1)
+    later = await spawned.get.aio(timeout=60)
+    return {"square": square_of_n, "items": items, "mapped": mapped, "later": later}
