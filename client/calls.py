@@ -290,23 +290,36 @@ class Invocable:
 
 
 class FunctionHandle(Invocable):
-    """A deployed function, found by name (`Function.from_name`)."""
+    """A deployed function, found by name (`Function.from_name`). As in Modal, the name is
+    looked up on first use (a call, `get_web_url()` or `hydrate()`), so app files may create
+    handles at import time; an unknown app or function raises NotFoundError then."""
 
-    def __init__(self, target: CallTarget, found: pb.LookupFunctionResponse) -> None:
+    def __init__(self, target: CallTarget) -> None:
         self.target = target
-        self.app_id = found.app_id
-        self.is_web = found.is_web
-        self.web_url = found.web_url
+        self._found: pb.LookupFunctionResponse | None = None
 
     def __repr__(self) -> str:
         return f"<Function {self.target.app_name}.{self.target.function}>"
+
+    def hydrate(self) -> FunctionHandle:
+        """Look the function up now; raises NotFoundError when it does not exist."""
+        if self._found is None:
+            self._found = lookup(self.target.app_name, self.target.function, self.target.environment)
+        return self
+
+    @property
+    def _lookup(self) -> pb.LookupFunctionResponse:
+        self.hydrate()
+        assert self._found is not None
+        return self._found
 
     def _call_target(self) -> CallTarget:
         return self.target
 
     def _web_url_for_error(self) -> str | None:
-        return self.web_url if self.is_web else None
+        found = self._lookup
+        return found.web_url if found.is_web else None
 
     def get_web_url(self) -> str | None:
         """The function's URL, as deploy printed it; None when it is not a web function."""
-        return self.web_url or None
+        return self._lookup.web_url or None

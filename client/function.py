@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from client.calls import CallTarget, FunctionHandle, Invocable, lookup
+from client.calls import CallTarget, FunctionHandle, Invocable
 from client.exceptions import InvalidError
 from client.image import Image
 from client.partial import WebConfig
@@ -73,13 +73,13 @@ class Function(Invocable):
 
     @staticmethod
     def from_name(app_name: str, name: str, environment_name: str | None = None) -> FunctionHandle:
-        """The function `name` of the deployed app `app_name`, to call or to ask its URL.
-        Raises NotFoundError when there is no such app or function."""
+        """The function `name` of the deployed app `app_name`, to call or to ask its URL. It is
+        looked up on first use, which raises NotFoundError when there is no such app or function."""
         if not app_name or not name:
             raise InvalidError("Function.from_name needs an app name and a function name")
         environment = environment_name if environment_name is not None else os.environ.get(ENVIRONMENT_ENV, "")
         target = CallTarget(app_name=app_name, function=name, environment=environment)
-        return FunctionHandle(target, lookup(app_name, name, environment))
+        return FunctionHandle(target)
 
     def _call_target(self) -> CallTarget:
         if not self.app.name:

@@ -245,11 +245,16 @@ def test_from_name_web_url_and_unknown_names(gpu_cluster: Cluster, calls_app: di
         plain = modal.Function.from_name("calls", "square").get_web_url()
         errors = []
         for app_name, name in [("calls", "nope"), ("no-such-app", "square")]:
+            handle = modal.Function.from_name(app_name, name)  # looked up on first use, as in Modal
             try:
-                modal.Function.from_name(app_name, name)
+                handle.remote(1)
                 errors.append(None)
             except modal.NotFoundError as exc:
                 errors.append(str(exc))
+        try:
+            modal.Function.from_name("calls", "nope").hydrate()
+        except modal.NotFoundError as exc:
+            errors.append(str(exc))
         print(json.dumps([url, plain, errors]))
         """,
     )
@@ -257,6 +262,7 @@ def test_from_name_web_url_and_unknown_names(gpu_cluster: Cluster, calls_app: di
     assert got[1] is None
     assert "app 'calls' has no function named 'nope'" in got[2][0] and "square" in got[2][0]
     assert "no deployed app named 'no-such-app'" in got[2][1]
+    assert got[2][2] == got[2][0]
 
 
 def test_caller_leaving_cancels_the_call_in_the_container(
