@@ -16,13 +16,33 @@ from client.exceptions import InvalidError, RemoteError
 from protos import stoker_pb2 as pb
 
 REMOTE_TRACEBACK_NOTE = "Traceback of the function call, where it raised:\n"
+# The most one pickled argument set, item or result may weigh: under the 64 MiB gRPC message
+# limit of the container's stream, which one oversized frame would break for every call on it.
+MAX_PAYLOAD = 60 * 1024 * 1024
+
+
+class PayloadTooLarge(ValueError):
+    """A pickled value over MAX_PAYLOAD."""
+
+
+def _bounded(data: bytes, what: str) -> bytes:
+    if len(data) > MAX_PAYLOAD:
+        raise PayloadTooLarge(
+            f"{what} pickles to {len(data) / 2**20:.1f} MiB; at most {MAX_PAYLOAD // 2**20} MiB may travel in one "
+            "call: pass a path or a URL to large data instead"
+        )
+    return data
 
 
 def encode_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     try:
-        return bytes(cloudpickle.dumps((tuple(args), dict(kwargs))))
+        data = bytes(cloudpickle.dumps((tuple(args), dict(kwargs))))
     except Exception as exc:
         raise InvalidError(f"the call's arguments cannot be pickled: {type(exc).__name__}: {exc}") from exc
+    try:
+        return _bounded(data, "the call's arguments")
+    except PayloadTooLarge as exc:
+        raise InvalidError(str(exc)) from None
 
 
 def decode_args(data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -32,8 +52,9 @@ def decode_args(data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return args, kwargs
 
 
-def encode_value(value: Any) -> bytes:
-    return bytes(cloudpickle.dumps(value))
+def encode_value(value: Any, what: str = "the value") -> bytes:
+    """The value pickled; PayloadTooLarge past MAX_PAYLOAD."""
+    return _bounded(bytes(cloudpickle.dumps(value)), what)
 
 
 def decode_value(data: bytes) -> Any:

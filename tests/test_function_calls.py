@@ -420,3 +420,23 @@ def test_aio_forms_from_an_async_endpoint(gpu_cluster: Cluster, calls_app: dict[
     response = gpu_cluster.get(calls_app["async_caller"], "/?n=3")
     assert response.status_code == 200, response.text
     assert response.json() == {"square": 9, "items": [3, 2, 1], "mapped": [0, 1, 4], "later": 16}
+
+
+def test_an_oversized_result_fails_that_call_only(gpu_cluster: Cluster, calls_app: dict[str, str]) -> None:
+    got = program_result(
+        gpu_cluster,
+        """
+        import json
+        import client as modal
+        from client.call_codec import PayloadTooLarge
+        sized = modal.Function.from_name("calls", "sized")
+        try:
+            sized.remote(61 * 2**20)
+            error = None
+        except PayloadTooLarge as exc:
+            error = str(exc)
+        print(json.dumps([error, len(sized.remote(10))]))  # the same container still answers
+        """,
+    )
+    assert isinstance(got, list) and "the function's return value pickles to" in got[0]
+    assert got[1] == 10

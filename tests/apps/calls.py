@@ -122,3 +122,8 @@ async def async_caller(n: int):
     spawned = await square.spawn.aio(n + 1)
     later = await spawned.get.aio(timeout=60)
     return {"square": square_of_n, "items": items, "mapped": mapped, "later": later}
+
+
+@app.function(max_containers=1)
+def sized(n):
+    return b"x" * n

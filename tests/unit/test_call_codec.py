@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from client.call_codec import (
+    MAX_PAYLOAD,
     REMOTE_TRACEBACK_NOTE,
+    PayloadTooLarge,
     decode_args,
     encode_args,
     encode_value,
@@ -85,3 +87,11 @@ def test_output_value_by_kind() -> None:
         output_value(pb.CallOutput(error=error_to_proto(_raised(KeyError("k")))))
     with pytest.raises(RemoteError, match="without a result"):
         output_value(pb.CallOutput())
+
+
+def test_payloads_over_the_limit_are_refused_with_the_size() -> None:
+    big = b"x" * (MAX_PAYLOAD + 1)
+    with pytest.raises(InvalidError, match=r"the call's arguments pickles to 60\.0 MiB; at most 60 MiB"):
+        encode_args((big,), {})
+    with pytest.raises(PayloadTooLarge, match="the function's return value pickles to"):
+        encode_value(big, "the function's return value")

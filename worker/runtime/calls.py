@@ -44,7 +44,7 @@ class Call:
 
     async def emit_item(self, value: Any) -> None:
         await self.send_window.acquire()
-        self.emit(pb.CallOutput(item=encode_value(value)))
+        self.emit(pb.CallOutput(item=encode_value(value, "an item the generator yielded")))
 
 
 def is_generator(function: Function) -> bool:
@@ -71,7 +71,7 @@ async def run_call(function: Function, call: Call, request: pb.CallRequest) -> N
         args, kwargs = decode_args(request.args)
         async with asyncio.timeout(function.options.timeout):
             result = await _invoke(function, call, args, kwargs)
-        payload = encode_value(result)
+        payload = encode_value(result, "the function's return value")
     except asyncio.CancelledError:
         raise
     except TimeoutError as exc:
