@@ -3,7 +3,7 @@ container, carrying every call the scheduler places there.
 
 A call is a `call` frame; the container answers with `output` frames (items, then a result or an
 error) and a `done` frame. Each item takes a credit that goes back once the caller's stream took
-it, so a generator never runs more than WINDOW items ahead of its caller. A call whose caller
+it (in batches: CREDIT_BATCH), so a generator never runs more than WINDOW items ahead of its caller. A call whose caller
 leaves is cancelled in the container with an `http.disconnect` event for its id.
 """
 
@@ -18,10 +18,14 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from protos.asgi import WINDOW
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024 * 1024
+# Credits go back in batches of up to a quarter window while items queue up (fewer frames), and
+# at once whenever the caller has caught up, so the container never waits on a credit held here.
+CREDIT_BATCH = max(1, WINDOW // 4)
 
 
 class ContainerLost(Exception):
@@ -86,6 +90,7 @@ class CallLink:
         self._calls[call_id] = inbox
         self._outbox.put_nowait(pb.RequestFrame(id=call_id, call=request))
         finished = False
+        owed = 0  # items the caller took, not yet credited
         try:
             while True:
                 frame = await inbox.get()
@@ -97,7 +102,10 @@ class CallLink:
                     yield frame.output
                     if finished:
                         return
-                    self._outbox.put_nowait(pb.RequestFrame(id=call_id, credit=1))
+                    owed += 1
+                    if owed >= CREDIT_BATCH or inbox.empty():
+                        self._outbox.put_nowait(pb.RequestFrame(id=call_id, credit=owed))
+                        owed = 0
                 elif kind == "done":
                     finished = True
                     raise ContainerLost(reached=True, detail=f"the call ended without a result: {frame.done or '?'}")
