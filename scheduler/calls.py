@@ -14,7 +14,7 @@ from scheduler.apps import AppError, Apps
 from scheduler.call_link import CallLinks, ContainerLost
 from scheduler.cluster import Cluster
 from scheduler.model import FunctionState, SlotRefused
-from scheduler.spawned import SpawnedCalls, TooManySpawned
+from scheduler.spawned import KEEP_SECONDS, SpawnedCalls, TooManySpawned
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ class Calls:
         except KeyError:
             raise AppError(
                 grpc.StatusCode.NOT_FOUND,
-                f"no spawned call {request.call_id!r}: the id is wrong, or its result expired (kept for an hour)",
+                f"no spawned call {request.call_id!r}: the id is wrong, or its result expired "
+                f"(kept {KEEP_SECONDS / 60:g} minutes after the call finished)",
             ) from None
         except TimeoutError:
             raise AppError(
