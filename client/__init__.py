@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from client.app import App
+from client.calls import FunctionCall
 from client.exceptions import (
     AlreadyExistsError,
     AuthError,
@@ -11,6 +12,7 @@ from client.exceptions import (
     ExecutionError,
     InvalidError,
     NotFoundError,
+    RemoteError,
 )
 from client.function import Function
 from client.image import Image
@@ -32,9 +34,11 @@ __all__ = [
     "Error",
     "ExecutionError",
     "Function",
+    "FunctionCall",
     "Image",
     "InvalidError",
     "NotFoundError",
+    "RemoteError",
     "Secret",
     "asgi_app",
     "concurrent",

@@ -52,3 +52,18 @@ def from_rpc_error(exc: grpc.RpcError) -> Error:
     if code == grpc.StatusCode.UNAVAILABLE:
         details = f"the stoker scheduler cannot be reached ({details}); is the cluster running (`stoker up`)?"
     return _BY_CODE.get(code, ExecutionError)(details or str(code))
+
+
+class RemoteError(ExecutionError):
+    """A function call raised an exception that could not be rebuilt here (it did not pickle, or
+    its class does not import in this process): its type, message and traceback, as text."""
+
+    def __init__(self, type_name: str, message: str, traceback: str) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.remote_message = message
+        self.remote_traceback = traceback
+
+    def __str__(self) -> str:
+        head = super().__str__()
+        return f"{head}\n\nRemote traceback:\n{self.remote_traceback}" if self.remote_traceback else head

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from client.calls import CallTarget, FunctionHandle, Invocable
+from client.exceptions import InvalidError
 from client.image import Image
 from client.partial import WebConfig
 from client.secret import Secret
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 
 # Set by the worker in every container: {function name: URL} for the app's web functions.
 WEB_URLS_ENV = "STOKER_WEB_URLS"
+# Set by the scheduler in every container: the environment its app was deployed to.
+ENVIRONMENT_ENV = "STOKER_ENVIRONMENT"
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,9 @@ class FunctionOptions:
     memory_mib: int = 0
 
 
-class Function:
-    """A function of an app. Calling it runs it here, in this process."""
+class Function(Invocable):
+    """A function of an app. Calling it runs it here, in this process; `.remote()`,
+    `.remote_gen()`, `.map()` and `.spawn()` run it in its app's containers."""
 
     def __init__(
         self,
@@ -64,6 +70,27 @@ class Function:
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         return self.raw_f(*args, **kwargs)
+
+    @staticmethod
+    def from_name(app_name: str, name: str, environment_name: str | None = None) -> FunctionHandle:
+        """The function `name` of the deployed app `app_name`, to call or to ask its URL. It is
+        looked up on first use, which raises NotFoundError when there is no such app or function."""
+        if not app_name or not name:
+            raise InvalidError("Function.from_name needs an app name and a function name")
+        environment = environment_name if environment_name is not None else os.environ.get(ENVIRONMENT_ENV, "")
+        target = CallTarget(app_name=app_name, function=name, environment=environment)
+        return FunctionHandle(target)
+
+    def _call_target(self) -> CallTarget:
+        if not self.app.name:
+            raise InvalidError(f"{self.name} belongs to an app without a name: give modal.App a name to call it")
+        return CallTarget(app_name=self.app.name, function=self.name, environment=os.environ.get(ENVIRONMENT_ENV, ""))
+
+    def _web_url_for_error(self) -> str | None:
+        return (self.get_web_url() or "") if self.web is not None else None
+
+    def _is_generator(self) -> bool | None:
+        return inspect.isgeneratorfunction(self.raw_f) or inspect.isasyncgenfunction(self.raw_f)
 
     def get_web_url(self) -> str | None:
         """The URL of this web function, as deploy printed it; None for other functions."""

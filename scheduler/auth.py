@@ -3,7 +3,8 @@
 Clients (CLI, SDK) present a workspace token as `authorization: Bearer <token>`. Workers and
 ingresses present the cluster secret as `x-stoker-cluster-secret`; only they may hold the worker
 and ingress streams or fetch code bundles. `Status` takes either. Everything else is refused
-with UNAUTHENTICATED, before the handler runs.
+with UNAUTHENTICATED, before the handler runs. Containers present a call credential instead
+(scheduler/call_credentials.py), good for the function-call RPCs only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from scheduler import call_credentials
+
 CLUSTER_SECRET_HEADER = "x-stoker-cluster-secret"
 CLUSTER_ONLY = frozenset({"WorkerConnect", "IngressConnect", "GetBundle"})
 EITHER = frozenset({"Status"})
@@ -29,6 +32,8 @@ NO_TOKEN = (
 )
 BAD_TOKEN = "the workspace token is not valid on this cluster; set STOKER_TOKEN to one that is"
 NO_SECRET = "workers and ingresses must present the cluster secret (STOKER_CLUSTER_SECRET)"
+CALLS_ONLY = "a container's call credential is good only for function calls (LookupFunction, Call, Spawn, CallResult)"
+BAD_CALL_CREDENTIAL = "the container's call credential is not valid on this cluster"
 
 
 def digest(secret: str) -> bytes:
@@ -52,9 +57,10 @@ def read_or_create(path: Path, prefix: str) -> tuple[str, bool]:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, cluster_secret: str, workspace_tokens: set[bytes]) -> None:
+    def __init__(self, cluster_secret: str, workspace_tokens: set[bytes], call_key: bytes = b"") -> None:
         self.cluster_secret = cluster_secret.encode()
         self.workspace_tokens = workspace_tokens  # SHA-256 digests; shared, updated in place
+        self.call_key = call_key  # verifies containers' call credentials; empty: none accepted
 
     def _allowed(self, method: str, metadata: dict[str, str]) -> str | None:
         """None when the call may proceed, else why not."""
@@ -67,6 +73,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         scheme, _, token = metadata.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return NO_TOKEN
+        if call_credentials.is_call_credential(token.strip()):
+            if call_credentials.verify(self.call_key, token.strip()) is None:
+                return BAD_CALL_CREDENTIAL
+            return None if method in call_credentials.CALL_METHODS else CALLS_ONLY
         return None if digest(token.strip()) in self.workspace_tokens else BAD_TOKEN
 
     async def intercept_service(

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Iterable
 
 from protos import stoker_pb2 as pb
-from scheduler import autoscaler, gpus, placement
-from scheduler.model import Container, FunctionState, IngressSession, Waiter, WorkerSession
+from scheduler import autoscaler, call_credentials, gpus, placement
+from scheduler.model import Container, FunctionState, IngressSession, SlotRefused, Waiter, WorkerSession
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class Cluster:
         self.route_version = 0
         self.start_budget = START_BUDGET
         self.secrets: dict[str, dict[str, str]] = {}  # name -> values, for container environments
+        self.call_key = b""  # mints containers' call credentials (scheduler/call_credentials.py)
         self._routes_changed = asyncio.Event()  # set whenever an ingress acknowledges a table
         self.functions: dict[str, FunctionState] = {}
         self.containers: dict[str, Container] = {}
@@ -118,14 +119,41 @@ class Cluster:
         fn.queue.append(Waiter(ingress, request_id, time.monotonic() + self.queue_timeout))
         self._scale(fn)
 
+    async def acquire_slot(self, fn: FunctionState) -> Container:
+        """A slot for a function call the scheduler runs itself, placed by the same rules as an
+        HTTP request (queued, scaled for, timed out); the caller must release_slot() it.
+        Raises SlotRefused when it cannot be placed."""
+        container = placement.pick_container(fn.containers.values(), fn.max_inputs)
+        if container is not None and not fn.queue:
+            container.in_flight += 1
+            return container
+        waiter = Waiter(None, 0, time.monotonic() + self.queue_timeout, slot=asyncio.get_running_loop().create_future())
+        fn.queue.append(waiter)
+        self._scale(fn)
+        slot = waiter.slot
+        assert slot is not None
+        try:
+            return await slot
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled() and slot.exception() is None:
+                self.release_slot(slot.result())  # placed just as its caller left
+            else:
+                for queued in [fn, *self.functions.values()]:  # a retired function's queue moves on
+                    if waiter in queued.queue:
+                        queued.queue.remove(waiter)
+            raise
+
     def release(self, ingress: IngressSession, request_id: int, unreachable: bool = False) -> None:
         container = ingress.assigned.pop(request_id, None)
         if container is None:
             self._forget_waiter(ingress, request_id)  # its client left while it was queued
             return
+        self.release_slot(container, unreachable)
+
+    def release_slot(self, container: Container, unreachable: bool = False) -> None:
         if unreachable and container.state != "draining":
             # Its worker will report the exit; until then no request may go there.
-            log.warning("ingress %s cannot reach %s; placing nothing more on it", ingress.id, container.id)
+            log.warning("%s cannot be reached; placing nothing more on it", container.id)
             container.in_flight -= 1
             self._stop(container)
             self._scale(container.function)
@@ -162,10 +190,19 @@ class Cluster:
             if container is None:
                 return
             waiter = fn.queue.popleft()
-            if waiter.ingress.id in self.ingresses:
+            if waiter.slot is not None:
+                if not waiter.slot.done():
+                    container.in_flight += 1
+                    waiter.slot.set_result(container)
+            elif waiter.ingress is not None and waiter.ingress.id in self.ingresses:
                 self._assign(waiter.ingress, waiter.request_id, container)
 
     def _reject(self, waiter: Waiter, status: int, message: str) -> None:
+        if waiter.slot is not None:
+            if not waiter.slot.done():
+                waiter.slot.set_exception(SlotRefused(status, message))
+            return
+        assert waiter.ingress is not None
         self._send(
             waiter.ingress,
             pb.IngressEvent(rejection=pb.Rejection(request_id=waiter.request_id, http_status=status, message=message)),
@@ -242,7 +279,7 @@ class Cluster:
                     bundle_hash=fn.app.bundle_hash,
                     entry=fn.app.definition.entry,
                     function=fn.spec,
-                    env={**self._secret_env(fn.spec), "STOKER_WEB_URLS": json.dumps(urls)},
+                    env={**self._secret_env(fn.spec), "STOKER_WEB_URLS": json.dumps(urls), **self._call_env(fn)},
                     gpu_indices=devices,
                     web_url=fn.url,
                 )
@@ -264,6 +301,15 @@ class Cluster:
             env.update(self.secrets.get(name, {}))
         env.update(spec.secret_env)
         return env
+
+    def _call_env(self, fn: FunctionState) -> dict[str, str]:
+        """What the container's code needs to call functions: a credential scoped to calls from
+        its app (never a workspace token), and its app's environment. The worker adds the
+        scheduler's address."""
+        return {
+            "STOKER_TOKEN": call_credentials.mint(self.call_key, fn.app.app_id),
+            "STOKER_ENVIRONMENT": fn.app.environment,
+        }
 
     def _no_gpu_message(self, fn: FunctionState) -> str:
         have = "; ".join(f"{w.id}: {gpus.describe_inventory(w.info.gpus)}" for w in self.workers.values())

@@ -55,11 +55,22 @@ class IngressSession:
 
 @dataclass(eq=False)
 class Waiter:
-    """A request waiting for a free slot."""
+    """A request waiting for a free slot: an ingress's HTTP request, or (ingress None) a function
+    call the scheduler runs itself, whose `slot` future gets the container or a SlotRefused."""
 
-    ingress: IngressSession
+    ingress: IngressSession | None
     request_id: int
     deadline: float
+    slot: asyncio.Future[Container] | None = None
+
+
+class SlotRefused(Exception):
+    """A function call could not be placed; `http_status` as an HTTP request would have got."""
+
+    def __init__(self, http_status: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.message = message
 
 
 @dataclass(eq=False)

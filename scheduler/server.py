@@ -11,7 +11,7 @@ import time
 import grpc
 
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler import auth
+from scheduler import auth, call_credentials
 from scheduler.apps import Apps
 from scheduler.cluster import Cluster
 from scheduler.config import SchedulerConfig
@@ -34,6 +34,7 @@ class SchedulerServer:
         self._grpc: grpc.aio.Server | None = None
         self._store: Store | None = None
         self._tick: asyncio.Task[None] | None = None
+        self._servicer: SchedulerServicer | None = None
         self.cluster = Cluster(queue_timeout=config.queue_timeout, workspace=config.workspace)
 
     async def startup(self) -> None:
@@ -51,7 +52,8 @@ class SchedulerServer:
         self._store.add_workspace_token(auth.digest(workspace_token), time.time())
         if created:
             log.info("created a workspace token in %s", c.state_dir / "workspace-token")
-        interceptor = auth.AuthInterceptor(cluster_secret, self._store.workspace_tokens())
+        self.cluster.call_key = call_credentials.derive_key(cluster_secret)
+        interceptor = auth.AuthInterceptor(cluster_secret, self._store.workspace_tokens(), self.cluster.call_key)
         self._grpc = grpc.aio.server(
             interceptors=[interceptor],
             options=[
@@ -63,9 +65,8 @@ class SchedulerServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ],
         )
-        pb_grpc.add_SchedulerServicer_to_server(
-            SchedulerServicer(self.apps, self.cluster, self._store, tokens, secrets), self._grpc
-        )
+        self._servicer = SchedulerServicer(self.apps, self.cluster, self._store, tokens, secrets)
+        pb_grpc.add_SchedulerServicer_to_server(self._servicer, self._grpc)
         if c.tls_cert and c.tls_key:
             credentials = grpc.ssl_server_credentials([(c.tls_key.read_bytes(), c.tls_cert.read_bytes())])
             self.port = self._grpc.add_secure_port(f"{c.host}:{c.port}", credentials)
@@ -96,6 +97,8 @@ class SchedulerServer:
     async def shutdown(self) -> None:
         if self._grpc is not None:
             await self._grpc.stop(grace=2)
+        if self._servicer is not None:
+            await self._servicer.calls.close()  # spawned calls still running end here
         if self._tick is not None:
             self._tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -13,7 +14,9 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from scheduler import call_credentials
 from scheduler.apps import AppError, Apps
+from scheduler.calls import Calls
 from scheduler.cluster import Cluster
 from scheduler.logs import LogHub, find_app, with_lines
 from scheduler.model import IngressSession, WorkerSession
@@ -48,6 +51,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self.tokens = tokens
         self.secrets = secrets
         self.logs = LogHub(is_live=lambda app_id: app_id in apps.live)
+        self.calls = Calls(apps, cluster)
 
     # ------------------------------------------------------------ secrets
 
@@ -213,6 +217,44 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                 for fn in functions
             ],
         )
+
+    # ------------------------------------------------------------ function calls
+
+    def _caller_app_id(self, context: Context) -> str:
+        """The app whose container is calling, from its call credential (checked by the auth
+        interceptor already); empty for a program or the CLI."""
+        metadata = dict((k, v) for k, v in context.invocation_metadata() or () if isinstance(v, str))
+        token = metadata.get("authorization", "").partition(" ")[2].strip()
+        return call_credentials.verify(self.cluster.call_key, token) or ""
+
+    async def LookupFunction(self, request: pb.LookupFunctionRequest, context: Context) -> pb.LookupFunctionResponse:
+        try:
+            return self.calls.lookup(request, self._caller_app_id(context))
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+            raise
+
+    async def Call(self, request: pb.CallRequest, context: Context) -> AsyncIterator[pb.CallOutput]:
+        try:
+            async with contextlib.aclosing(self.calls.outputs(request, self._caller_app_id(context))) as outputs:
+                async for output in outputs:
+                    yield output
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+
+    async def Spawn(self, request: pb.CallRequest, context: Context) -> pb.SpawnResponse:
+        try:
+            return pb.SpawnResponse(call_id=self.calls.spawn(request, self._caller_app_id(context)))
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+            raise
+
+    async def CallResult(self, request: pb.CallResultRequest, context: Context) -> pb.CallOutput:
+        try:
+            return await self.calls.result(request)
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+            raise
 
     # ------------------------------------------------------------ workers
 

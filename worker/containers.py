@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from protos import stoker_pb2 as pb
+from scheduler.connection import TLS_CA_ENV
 from worker.config import WorkerConfig
 from worker.redact import Redactor, secret_values
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
@@ -68,9 +69,14 @@ class ContainerProcess:
             STOKER_FUNCTION=self.command.function.name,
             STOKER_BIND_HOST=self.config.bind_host,
             STOKER_ADVERTISE_HOST=self.config.advertise_host,
+            # Where the container's code sends function calls; the scheduler gave it a credential
+            # for them (STOKER_TOKEN, in command.env).
+            STOKER_SCHEDULER=self.config.scheduler,
             # Only the devices the scheduler gave this container; none hides them all.
             CUDA_VISIBLE_DEVICES=",".join(str(i) for i in self.command.gpu_indices),
         )
+        if os.environ.get(TLS_CA_ENV):
+            env[TLS_CA_ENV] = os.environ[TLS_CA_ENV]  # calls to the scheduler then use TLS too
         return env
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:

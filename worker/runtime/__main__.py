@@ -13,10 +13,12 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 
+from client.function import Function
 from protos import stoker_pb2_grpc as pb_grpc
 from worker.runtime.appload import find_app, find_function, import_app_file
 from worker.runtime.exchange import ContainerServicer
@@ -39,7 +41,7 @@ def die_with_parent() -> None:
         pass
 
 
-async def serve(app: ASGIApp, max_inputs: int) -> None:
+async def serve(app: ASGIApp | None, function: Function) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -49,18 +51,22 @@ async def serve(app: ASGIApp, max_inputs: int) -> None:
     # thread per concurrent input this container may be handed.
     import anyio.to_thread
 
+    max_inputs = function.options.max_inputs
     limiter = anyio.to_thread.current_default_thread_limiter()
     limiter.total_tokens = max(limiter.total_tokens, max_inputs)
+    # Sync function calls and generators run in the loop's executor: one thread per input too.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=max(8, max_inputs), thread_name_prefix="call"))
 
-    lifespan = Lifespan(app)
-    await lifespan.startup()
+    lifespan = Lifespan(app) if app is not None else None
+    if lifespan is not None:
+        await lifespan.startup()
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ]
     )
-    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(app), server)
+    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(app, function), server)
     port = server.add_insecure_port(f"{os.environ.get('STOKER_BIND_HOST', '127.0.0.1')}:0")
     await server.start()
     address = f"{os.environ.get('STOKER_ADVERTISE_HOST', '127.0.0.1')}:{port}"
@@ -72,7 +78,8 @@ async def serve(app: ASGIApp, max_inputs: int) -> None:
 
     await stop.wait()
     await server.stop(grace=5)
-    await lifespan.shutdown()
+    if lifespan is not None:
+        await lifespan.shutdown()
 
 
 def use_own_interpreter() -> None:
@@ -90,12 +97,13 @@ def main() -> None:
         sys.exit(1)  # the worker died before we could ask to die with it
     use_own_interpreter()
     function = find_function(find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"])
+    # A function without a web endpoint serves only function calls: no ASGI app at all.
     try:
-        app = build_asgi_app(function)
+        app = build_asgi_app(function) if function.web is not None else None
     except WebServerStartupError as exc:
         log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
         sys.exit(1)
-    asyncio.run(serve(app, function.options.max_inputs))
+    asyncio.run(serve(app, function))
 
 
 if __name__ == "__main__":

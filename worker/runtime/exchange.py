@@ -1,7 +1,8 @@
 """The Container service: many requests multiplexed over each long-lived Exchange stream.
 
 Each request opened by a Scope frame runs the ASGI app as its own task. Its receive() is fed by
-event frames for its id; its send() turns ASGI messages into frames on the shared stream.
+event frames for its id; its send() turns ASGI messages into frames on the shared stream. A call
+frame opens a function call instead (worker/runtime/calls.py), on the same stream.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 
 import grpc
 
+from client.function import Function
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_from_proto
+from worker.runtime.calls import Call, run_call
 from worker.runtime.web import ASGIApp, Message
 
 log = logging.getLogger(__name__)
@@ -67,8 +70,9 @@ class _Request:
 
 
 class ContainerServicer(pb_grpc.ContainerServicer):
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp | None, function: Function) -> None:
+        self.app = app  # None: not a web function, only calls reach it
+        self.function = function
         self.in_flight = 0
 
     async def Exchange(
@@ -76,27 +80,36 @@ class ContainerServicer(pb_grpc.ContainerServicer):
     ) -> AsyncIterator[pb.ResponseFrame]:
         out: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
         requests: dict[int, _Request] = {}
+        calls: dict[int, Call] = {}
         # Hello before any request is read: an ingress that never saw it knows none reached the app.
         yield pb.ResponseFrame(id=0)
-        pump = asyncio.create_task(self._pump(request_iterator, requests, out), name="exchange-pump")
+        pump = asyncio.create_task(self._pump(request_iterator, requests, calls, out), name="exchange-pump")
         try:
             while (frame := await out.get()) is not None:
                 yield frame
         finally:
             pump.cancel()
-            for request in requests.values():
-                if request.task is not None:
-                    request.task.cancel()
+            for task in [r.task for r in requests.values()] + [c.task for c in calls.values()]:
+                if task is not None:
+                    task.cancel()
 
     async def _pump(
         self,
         frames: AsyncIterator[pb.RequestFrame],
         requests: dict[int, _Request],
+        calls: dict[int, Call],
         out: asyncio.Queue[pb.ResponseFrame | None],
     ) -> None:
         try:
             async for frame in frames:
                 kind = frame.WhichOneof("kind")
+                if kind == "call":
+                    call = calls[frame.id] = Call(frame.id, out)
+                    call.task = asyncio.create_task(self._call(call, frame.call, calls), name=f"call-{frame.id}")
+                    continue
+                if frame.id in calls:
+                    self._call_frame(calls[frame.id], frame)
+                    continue
                 if kind == "scope":
                     request = _Request(frame.id, out)
                     requests[frame.id] = request
@@ -120,12 +133,39 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             # The ingress went away: every open request's client is gone with it.
             for request in requests.values():
                 request.disconnect()
+            for call in calls.values():
+                if call.task is not None:
+                    call.task.cancel()  # and so is every caller
             out.put_nowait(None)
+
+    @staticmethod
+    def _call_frame(call: Call, frame: pb.RequestFrame) -> None:
+        kind = frame.WhichOneof("kind")
+        if kind == "credit":
+            for _ in range(frame.credit):
+                call.send_window.release()
+        elif kind == "event" and frame.event.type == "http.disconnect" and call.task is not None:
+            call.task.cancel()  # the caller went away
+
+    async def _call(self, call: Call, request: pb.CallRequest, calls: dict[int, Call]) -> None:
+        self.in_flight += 1
+        done = ""
+        try:
+            await run_call(self.function, call, request)
+        except asyncio.CancelledError:
+            done = "cancelled"
+            raise
+        finally:
+            self.in_flight -= 1
+            calls.pop(call.id, None)
+            call.out.put_nowait(pb.ResponseFrame(id=call.id, done=done))
 
     async def _run(self, request: _Request, scope_pb: pb.Scope, requests: dict[int, _Request]) -> None:
         self.in_flight += 1
         error = ""
         try:
+            if self.app is None:
+                raise RuntimeError(f"{self.function.name} is not a web function; it takes function calls only")
             await self.app(scope_from_proto(scope_pb), request.receive, request.send)
         except asyncio.CancelledError:
             error = "cancelled"

@@ -1,0 +1,137 @@
+"""Function calls through the scheduler: find the function, place the call like an HTTP request
+(Cluster.acquire_slot), relay it over the container's call link, keep spawned outcomes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+
+import grpc
+
+from protos import stoker_pb2 as pb
+from scheduler.apps import AppError, Apps
+from scheduler.call_link import CallLinks, ContainerLost
+from scheduler.cluster import Cluster
+from scheduler.model import FunctionState, SlotRefused
+from scheduler.spawned import KEEP_SECONDS, SpawnedCalls, TooManySpawned
+
+log = logging.getLogger(__name__)
+
+PLACE_ATTEMPTS = 3  # a call whose container was never reached is placed again, this many times in all
+_REFUSAL_CODES = {404: grpc.StatusCode.NOT_FOUND}
+
+
+class Calls:
+    def __init__(self, apps: Apps, cluster: Cluster) -> None:
+        self.apps = apps
+        self.cluster = cluster
+        self.links = CallLinks()
+        self.spawned = SpawnedCalls()
+
+    def find(self, app_name: str, environment: str, function: str, caller_app_id: str = "") -> FunctionState:
+        """The live function a call names. A container's calls to its own app's name reach its
+        own app (a `serve`d one included); other names resolve to deployed apps only."""
+        own = self.apps.live.get(caller_app_id, []) if caller_app_id else []
+        functions = own if own and own[0].app.name == app_name else None
+        if functions is None:
+            functions = next(
+                (
+                    fns
+                    for fns in self.apps.live.values()
+                    if fns
+                    and not fns[0].app.ephemeral
+                    and (fns[0].app.name, fns[0].app.environment) == (app_name, environment)
+                ),
+                None,
+            )
+        if functions is None:
+            where = f" in environment {environment!r}" if environment else ""
+            raise AppError(grpc.StatusCode.NOT_FOUND, f"no deployed app named {app_name!r}{where}; deploy it first")
+        for fn in functions:
+            if fn.spec.name == function:
+                return fn
+        names = ", ".join(sorted(fn.spec.name for fn in functions))
+        raise AppError(
+            grpc.StatusCode.NOT_FOUND, f"app {app_name!r} has no function named {function!r} (it has: {names})"
+        )
+
+    def lookup(self, request: pb.LookupFunctionRequest, caller_app_id: str = "") -> pb.LookupFunctionResponse:
+        fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
+        return pb.LookupFunctionResponse(
+            app_id=fn.app.app_id, function=fn.spec.name, is_web=fn.spec.HasField("web"), web_url=fn.url
+        )
+
+    async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
+        """The call's outputs as its container sends them; AppError when it cannot be run."""
+        for attempt in range(1, PLACE_ATTEMPTS + 1):
+            fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
+            if fn.spec.HasField("web"):
+                raise AppError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"{fn.spec.name} is a web function and cannot be called with .remote(), .map() or .spawn(); "
+                    f"send HTTP requests to its URL instead: {fn.url}",
+                )
+            try:
+                container = await self.cluster.acquire_slot(fn)
+            except SlotRefused as refused:
+                code = _REFUSAL_CODES.get(refused.http_status, grpc.StatusCode.RESOURCE_EXHAUSTED)
+                raise AppError(code, refused.message) from None
+            unreachable = False
+            try:
+                async with contextlib.aclosing(self.links.get(container.address).call(request)) as relayed:
+                    async for output in relayed:
+                        yield output
+                return
+            except ContainerLost as lost:
+                if lost.reached or attempt == PLACE_ATTEMPTS:
+                    raise AppError(
+                        grpc.StatusCode.INTERNAL,
+                        f"the container {container.id} running {fn.spec.name!r} stopped during the call ({lost}); "
+                        "the app's logs may say why",
+                    ) from None
+                unreachable = True
+                log.warning("call to %s: %s could not be reached; placing it again", fn.spec.name, container.id)
+            finally:
+                self.cluster.release_slot(container, unreachable)
+
+    async def run_to_end(self, request: pb.CallRequest, caller_app_id: str = "") -> pb.CallOutput:
+        """The call's final output (its result or error), for Spawn."""
+        async with contextlib.aclosing(self.outputs(request, caller_app_id)) as outputs:
+            async for output in outputs:
+                if output.WhichOneof("kind") != "item":
+                    return output
+        raise AppError(grpc.StatusCode.INTERNAL, "the call ended without a result")
+
+    def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
+        if request.generator:
+            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, "generator functions cannot be spawned; use .remote_gen()")
+        fn = self.find(request.app_name, request.environment, request.function, caller_app_id)  # fail now, not later
+        if fn.spec.HasField("web"):
+            raise AppError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{fn.spec.name} is a web function and cannot be spawned; send HTTP requests to {fn.url}",
+            )
+        try:
+            return self.spawned.start(self.run_to_end(request, caller_app_id))
+        except TooManySpawned as exc:
+            raise AppError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
+
+    async def result(self, request: pb.CallResultRequest) -> pb.CallOutput:
+        try:
+            return await self.spawned.outcome(request.call_id, request.timeout)
+        except KeyError:
+            raise AppError(
+                grpc.StatusCode.NOT_FOUND,
+                f"no spawned call {request.call_id!r}: the id is wrong, or its result expired "
+                f"(kept {KEEP_SECONDS / 60:g} minutes after the call finished)",
+            ) from None
+        except TimeoutError:
+            raise AppError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the call {request.call_id} has not finished within {request.timeout:g} s",
+            ) from None
+
+    async def close(self) -> None:
+        await self.spawned.close()
+        await self.links.close()

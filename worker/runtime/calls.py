@@ -1,0 +1,115 @@
+"""Function calls inside a container: run one input, stream what it yields, send its result.
+
+A call opened by a `call` frame runs as its own task on the Exchange stream that carried it. Sync
+functions and sync generators run in threads (the loop's executor has one thread per input the
+container may be handed), async ones as tasks. Each yielded item takes a credit (protos.asgi
+WINDOW), so a fast generator cannot outrun a slow caller. A `http.disconnect` event for the call's
+id means the caller went away: the task is cancelled (a sync function's thread runs on to its
+end, but nothing more of a sync generator is pulled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Generator
+from typing import Any
+
+from client.call_codec import decode_args, encode_value, error_to_proto
+from client.exceptions import InvalidError
+from client.function import Function
+from protos import stoker_pb2 as pb
+from protos.asgi import WINDOW
+
+log = logging.getLogger(__name__)
+
+_EXHAUSTED = object()
+
+
+class Call:
+    """One function call on a stream."""
+
+    __slots__ = ("id", "out", "send_window", "task")
+
+    def __init__(self, call_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
+        self.id = call_id
+        self.out = out
+        self.send_window = asyncio.Semaphore(WINDOW)
+        self.task: asyncio.Task[None] | None = None
+
+    def emit(self, output: pb.CallOutput) -> None:
+        self.out.put_nowait(pb.ResponseFrame(id=self.id, output=output))
+
+    async def emit_item(self, value: Any) -> None:
+        await self.send_window.acquire()
+        self.emit(pb.CallOutput(item=encode_value(value, "an item the generator yielded")))
+
+
+def is_generator(function: Function) -> bool:
+    return inspect.isgeneratorfunction(function.raw_f) or inspect.isasyncgenfunction(function.raw_f)
+
+
+def check_call_kind(function: Function, wants_generator: bool) -> None:
+    """Modal's rules: web functions are not called, generators only with remote_gen."""
+    if function.web is not None:
+        raise InvalidError(
+            f"{function.name} is a web function: call it over HTTP at {function.get_web_url()}, not with .remote()"
+        )
+    generator = is_generator(function)
+    if generator and not wants_generator:
+        raise InvalidError(f"{function.name} is a generator function: call it with .remote_gen(), not .remote()")
+    if wants_generator and not generator:
+        raise InvalidError(f"{function.name} is not a generator function: call it with .remote(), not .remote_gen()")
+
+
+async def run_call(function: Function, call: Call, request: pb.CallRequest) -> None:
+    """Run the call to its end, sending its items and then its result or error."""
+    try:
+        check_call_kind(function, request.generator)
+        args, kwargs = decode_args(request.args)
+        async with asyncio.timeout(function.options.timeout):
+            result = await _invoke(function, call, args, kwargs)
+        payload = encode_value(result, "the function's return value")
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError as exc:
+        if not exc.args:
+            exc = TimeoutError(f"{function.name} ran longer than its timeout of {function.options.timeout:g} s")
+        call.emit(pb.CallOutput(error=error_to_proto(exc)))
+    except Exception as exc:
+        log.info("call %s of %s raised %s: %s", call.id, function.name, type(exc).__name__, exc)
+        call.emit(pb.CallOutput(error=error_to_proto(exc)))
+    else:
+        call.emit(pb.CallOutput(result=payload))
+
+
+async def _invoke(function: Function, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    f = function.raw_f
+    if inspect.isasyncgenfunction(f):
+        async for item in _aclosing(f(*args, **kwargs)):
+            await call.emit_item(item)
+        return None
+    if inspect.isgeneratorfunction(f):
+        generator: Generator[Any, Any, Any] = f(*args, **kwargs)
+        try:
+            while (item := await asyncio.to_thread(next, generator, _EXHAUSTED)) is not _EXHAUSTED:
+                await call.emit_item(item)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(generator.close)
+        return None
+    if inspect.iscoroutinefunction(f):
+        return await f(*args, **kwargs)
+    return await asyncio.to_thread(f, *args, **kwargs)
+
+
+async def _aclosing(generator: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    try:
+        async for item in generator:
+            yield item
+    finally:
+        close = getattr(generator, "aclose", None)
+        if close is not None:
+            await close()
