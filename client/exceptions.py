@@ -47,8 +47,10 @@ _BY_CODE: dict[grpc.StatusCode, type[Error]] = {
 
 def from_rpc_error(exc: grpc.RpcError) -> Error:
     """Map a gRPC error to the SDK exception a user can act on."""
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    # grpc.aio's errors (serve's stream) carry a status like sync ones but are no grpc.Call.
+    has_status = isinstance(exc, grpc.Call | grpc.aio.AioRpcError)
+    code = exc.code() if has_status else grpc.StatusCode.UNKNOWN
+    details = exc.details() if has_status else str(exc)
     if code == grpc.StatusCode.UNAVAILABLE:
         details = f"the stoker scheduler cannot be reached ({details}); is the cluster running (`stoker up`)?"
     return _BY_CODE.get(code, ExecutionError)(details or str(code))

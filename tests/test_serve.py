@@ -149,3 +149,14 @@ def test_a_newer_serve_takes_the_label_over_until_it_exits(
         assert newer.stop() == 0
     # The older serve is still running: the label is its own again.
     assert wait_until(lambda: cluster.get(url).json() == {"greeting": "hello"}, 10)
+
+
+def test_a_serve_the_scheduler_refuses_says_why(cluster: Cluster, tmp_path: Path) -> None:
+    app_file = tmp_path / "bad.py"
+    app_file.write_text(RELOAD_APP.replace('"live"', '"not a dns name!"'))
+    serve = Serve(app_file, cluster.env)
+    code = serve.process.wait(60)
+    output = serve.output.text()
+    assert code == 1, output
+    assert "Error: app name 'not a dns name!' is not valid" in output
+    assert "AioRpcError" not in output and "Traceback" not in output
