@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,12 +24,16 @@ from protos import stoker_pb2_grpc as pb_grpc
 
 APPS = Path(__file__).parent / "apps"
 STARTUP_TIMEOUT = 60.0
+# Every cluster's HOME is its own, so uv's default cache would be too: share one across clusters
+# and test runs, so an image build after the first installs from the cache in about a second.
+UV_CACHE_DIR = Path(tempfile.gettempdir()) / "stoker-test-uv-cache"
 
 
 def base_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
     env["HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
+    env["STOKER_UV_CACHE_DIR"] = str(UV_CACHE_DIR)
     return env
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from protos import stoker_pb2 as pb
 from worker.config import WorkerConfig
+from worker.images import BuiltImage
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,19 @@ class ContainerFailed(Exception):
 
 class ContainerProcess:
     def __init__(
-        self, command: pb.StartContainer, directory: Path, config: WorkerConfig, template: ForkTemplate | None
+        self,
+        command: pb.StartContainer,
+        directory: Path,
+        config: WorkerConfig,
+        template: ForkTemplate | None,
+        image: BuiltImage | None = None,
     ) -> None:
         self.command = command
         self.id = command.container_id
         self.directory = directory
         self.config = config
         self.template = template
+        self.image = image  # None: the worker's own environment
         self.pid = 0
         self.forked = False
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
@@ -49,6 +56,8 @@ class ContainerProcess:
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
         env.update(self.command.env)
+        if self.image is not None:
+            env.update(self.image.environment(env))
         env.update(self.command.function.image.env)
         env.update(
             PYTHONUNBUFFERED="1",
@@ -73,7 +82,7 @@ class ContainerProcess:
             except TemplateError as exc:
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
+            str(self.image.python) if self.image is not None else sys.executable,
             "-m",
             "worker.runtime",
             cwd=self.directory,
