@@ -37,7 +37,9 @@ def test_deploy_builds_the_image_and_shows_its_output(first_deploy: subprocess.C
     assert out.index("built on worker") < out.index("Created web function info")
 
 
-def test_the_endpoint_runs_in_the_image(shared_cluster: Cluster, first_deploy: subprocess.CompletedProcess[str]) -> None:
+def test_the_endpoint_runs_in_the_image(
+    shared_cluster: Cluster, first_deploy: subprocess.CompletedProcess[str]
+) -> None:
     url = parse_endpoints(first_deploy.stdout)["info"]
     got = shared_cluster.get(url).json()
     assert got["camel"] == "StokerImages"  # imported from the image's own site-packages
