@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -27,6 +28,10 @@ STARTUP_TIMEOUT = 60.0
 # Every cluster's HOME is its own, so uv's default cache would be too: share one across clusters
 # and test runs, so an image build after the first installs from the cache in about a second.
 UV_CACHE_DIR = Path(tempfile.gettempdir()) / "stoker-test-uv-cache"
+# Built images are shared too (workers lock each build), one directory per checkout: an image's
+# .pth file names the checkout it was built from. tests/test_images.py uses its own.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+IMAGE_DIR = UV_CACHE_DIR.with_name(f"stoker-test-images-{hashlib.sha256(bytes(_CHECKOUT)).hexdigest()[:12]}")
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -34,6 +39,7 @@ def base_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
     env["STOKER_UV_CACHE_DIR"] = str(UV_CACHE_DIR)
+    env["STOKER_IMAGE_DIR"] = str(IMAGE_DIR)
     return env
 
 

@@ -1,12 +1,12 @@
 """Images, built on the worker as uv virtual environments: one per image id, reused by every
 container of that spec, and one build shared by everyone who needs it at the same time.
 
-An image lives in `<work dir>/images/<image id>/` and counts as built once its marker file is
-there (a build cut short leaves no marker and is redone). Interpreters are local only: uv runs
-with downloads disabled, so `python_version` must name the worker's own Python or another one uv
-finds on the machine. The stoker runtime stays importable inside the image through a `.pth` file
-that appends the worker's import paths after the image's own site-packages, so the image's
-packages win where both have one.
+An image lives in `<image dir>/<image id>/` (by default the image dir is `<work dir>/images`) and
+counts as built once its marker file is there (a build cut short leaves no marker and is redone).
+Interpreters are local only: uv runs with downloads disabled, so `python_version` must name the
+worker's own Python or another one uv finds on the machine. The stoker runtime stays importable
+inside the image through a `.pth` file that appends the worker's import paths after the image's
+own site-packages, so the image's packages win where both have one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import importlib
 import importlib.metadata
 import logging
@@ -117,10 +118,22 @@ class ImageBuilder:
     # ------------------------------------------------------------ the build itself
 
     async def _build(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
-        image = BuiltImage(image_id, self.root / image_id)
-        shutil.rmtree(image.root, ignore_errors=True)  # what a cut-short build left
         self.root.mkdir(parents=True, exist_ok=True)
+        # Workers on one machine may share an image directory (--image-dir): one builds, the
+        # others wait on the lock and find it built.
+        lock = await asyncio.to_thread(_lock, self.root / f"{image_id}.lock")
+        try:
+            return await self._build_locked(image_id, spec)
+        finally:
+            os.close(lock)
+
+    async def _build_locked(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
+        image = BuiltImage(image_id, self.root / image_id)
         emit: Output = lambda line: self._emit(image_id, line)  # noqa: E731
+        if (image.root / MARKER).exists():
+            emit(f"image {image_id} was built by another worker sharing {self.root}: reusing it")
+            return image
+        shutil.rmtree(image.root, ignore_errors=True)  # what a cut-short build left
         log.info("building image %s", image_id)
         try:
             async with asyncio.timeout(self.timeout):
@@ -225,6 +238,12 @@ class ImageBuilder:
             step = " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))
             raise ImageBuildError(f"`{step}` failed with exit code {code}:\n" + "\n".join(tail))
         return "\n".join(every)
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def runtime_paths(same_python: bool) -> list[str]:

@@ -40,7 +40,10 @@ class WorkerServer:
         self._template: ForkTemplate | None = None
         self._metadata = ((CLUSTER_SECRET_HEADER, config.cluster_secret),)
         self.images = ImageBuilder(
-            config.work_dir / "images", config.worker_id, config.uv_cache_dir, config.image_build_timeout
+            config.image_dir or config.work_dir / "images",
+            config.worker_id,
+            config.uv_cache_dir,
+            config.image_build_timeout,
         )
         self._image_templates = TemplatePool(config.work_dir)
 
