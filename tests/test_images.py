@@ -136,3 +136,34 @@ def _worker_pid(cluster: Cluster) -> int:
         if ppid == cluster.process.pid and b"worker" in args and b"client" in args:
             return int(entry.name)
     return 0
+
+
+def test_serve_prints_the_build_output(shared_cluster: Cluster) -> None:
+    from tests.test_serve import Serve
+
+    serve = Serve(Path(__file__).parent / "apps" / APP, shared_cluster.env)
+    try:
+        url = serve.url("info", timeout=300)
+        text = serve.output.text()
+        # The module's first deploy built it: serve says it reuses that build, before the URLs.
+        assert "is already built on worker" in text
+        assert text.index("is already built") < text.index("Created web function info")
+        assert shared_cluster.get(url).json()["camel"] == "StokerImages"
+    finally:
+        assert serve.stop() == 0
+
+
+def test_a_python_version_that_is_not_one_is_refused_before_any_build(shared_cluster: Cluster, tmp_path: Path) -> None:
+    app = tmp_path / "badpython.py"
+    app.write_text(
+        "import modal\n"
+        "app = modal.App('badpython')\n"
+        "@app.function(image=modal.Image.debian_slim(python_version='3.x'))\n"
+        "@modal.fastapi_endpoint()\n"
+        "def f():\n"
+        "    return 1\n"
+    )
+    failed = shared_cluster.stoker("deploy", str(app))
+    assert failed.returncode == 1
+    assert "python_version '3.x' is not a Python version" in failed.stderr
+    assert "uv" not in failed.stdout

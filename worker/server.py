@@ -149,7 +149,10 @@ class WorkerServer:
 
     async def _build_image(self, command: pb.BuildImage) -> None:
         with contextlib.suppress(ImageBuildError):
-            await self._image(command.image_id, command.spec)
+            image = await self._image(command.image_id, command.spec)
+            if self.config.fork_containers:
+                # Warm its template now, so the first container of a deploy does not wait for it.
+                await self._image_templates.get(command.image_id, str(image.python))
 
     async def _run_container(self, command: pb.StartContainer) -> None:
         outbox = self._outbox
