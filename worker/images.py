@@ -194,7 +194,9 @@ class ImageBuilder:
 
     def _uv_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-        env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
+        # Bytecode is compiled at build time: containers must not compile their imports on every
+        # cold start (and may not write .pyc files at all, under PYTHONDONTWRITEBYTECODE).
+        env.update(UV_PYTHON_DOWNLOADS="never", UV_COMPILE_BYTECODE="1", UV_NO_PROGRESS="1", NO_COLOR="1")
         if self.cache_dir:
             env["UV_CACHE_DIR"] = self.cache_dir
         return env
