@@ -165,7 +165,9 @@ class WorkerServer:
             if command.image_id:
                 # A container never waits for a deploy's build: on a worker that joined later,
                 # or lost the image, it builds here first.
-                container.image = await self._image(command.image_id, command.function.image)
+                container.image = self.images.built(command.image_id) or await self._image(
+                    command.image_id, command.function.image
+                )
                 container.template = (
                     await self._image_templates.get(command.image_id, str(container.image.python))
                     if self.config.fork_containers
