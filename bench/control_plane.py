@@ -494,9 +494,13 @@ async def bench(scheduler: Scheduler, args: argparse.Namespace) -> list[tuple[st
             lost_before = fleet.lost
             began = time.perf_counter()
             window = CpuWindow(pid)
-            deployed = await stub.Deploy(
+            events = stub.Deploy(
                 pb.DeployRequest(app=definition(args.functions, args.per_function)), metadata=auth, timeout=600
             )
+            deployed = pb.DeployResponse()
+            async for event in events:
+                if event.WhichOneof("kind") == "deployed":
+                    deployed = event.deployed
             deploy_s = time.perf_counter() - began
             await asyncio.wait_for(fleet.all_started.wait(), timeout=300)
             await poll_until(all_warm, 300, f"{total} containers warm", every=1.0)

@@ -56,7 +56,8 @@ class Cluster:
     def deploy(self, app_file: Path) -> dict[str, str]:
         """Deploy (a new version each time, with no container yet); {function: Host header}."""
         request = pb.DeployRequest(app=load_definition(app_file))
-        deployed = self.stub.Deploy(request, timeout=60, metadata=self.metadata)
+        events = self.stub.Deploy(request, timeout=600, metadata=self.metadata)
+        deployed = next(e.deployed for e in events if e.WhichOneof("kind") == "deployed")
         return {e.function: urlsplit(e.url).netloc for e in deployed.endpoints}
 
     def status(self) -> pb.StatusResponse:

@@ -100,6 +100,13 @@ def worker(
     advertise_host: Annotated[str, typer.Option(envvar="STOKER_ADVERTISE_HOST")] = "127.0.0.1",
     gpus: Annotated[str, typer.Option(envvar="STOKER_WORKER_GPUS", help="Declare GPUs: 'A10G:24,H100:80'.")] = "",
     fork: Annotated[bool, typer.Option(envvar="STOKER_WORKER_FORK", help="Fork containers from a template.")] = True,
+    image_dir: Annotated[
+        Path | None, typer.Option(envvar="STOKER_IMAGE_DIR", help="Where images are built. Default: in the work dir.")
+    ] = None,
+    uv_cache_dir: Annotated[str, typer.Option(envvar="STOKER_UV_CACHE_DIR", help="uv's cache for image builds.")] = "",
+    image_build_timeout: Annotated[
+        float, typer.Option(min=1, envvar="STOKER_IMAGE_BUILD_TIMEOUT", help="Seconds one image build may take.")
+    ] = 600.0,
     cluster_secret: ClusterSecret = "",
     log_level: LogLevel = "info",
 ) -> None:
@@ -116,6 +123,9 @@ def worker(
         advertise_host=advertise_host,
         gpus=gpus,
         fork_containers=fork,
+        image_dir=image_dir,
+        uv_cache_dir=uv_cache_dir,
+        image_build_timeout=image_build_timeout,
         cluster_secret=cluster_secret,
     )
     if worker_id:
@@ -222,7 +232,7 @@ def deploy(
     from client.serve import print_endpoints
 
     try:
-        deployed = do_deploy(file, env)
+        deployed = do_deploy(file, env, build_output=lambda line: print(line, flush=True))
     except AppFileError as exc:
         raise _fail(f"{file} could not be loaded; nothing was deployed.", exc.details) from None
     except Error as exc:

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from client.appfile import load_definition
+from client.exceptions import ExecutionError
 from client.rpc import scheduler_stub
 from protos import stoker_pb2 as pb
 
+# Image builds run within the deploy; the scheduler bounds its wait for them (15 min).
+DEPLOY_TIMEOUT = 20 * 60
 
-def deploy(path: Path, environment: str) -> pb.DeployResponse:
+
+def deploy(path: Path, environment: str, build_output: Callable[[str], None] = print) -> pb.DeployResponse:
+    """Deploy the app file, passing image build output lines on as they come."""
     definition = load_definition(path)  # before any RPC: a broken file changes nothing
     with scheduler_stub() as stub:
-        return stub.Deploy(pb.DeployRequest(app=definition, environment=environment), timeout=60)
+        request = pb.DeployRequest(app=definition, environment=environment)
+        for event in stub.Deploy(request, timeout=DEPLOY_TIMEOUT):
+            if event.WhichOneof("kind") == "build_output":
+                build_output(event.build_output)
+            elif event.WhichOneof("kind") == "deployed":
+                return event.deployed
+    raise ExecutionError("the scheduler ended the deploy without a result")
 
 
 def list_apps() -> list[pb.AppInfo]:

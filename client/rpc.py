@@ -41,8 +41,8 @@ def token_metadata(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
-class _WithToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
-    """Adds the workspace token to every unary call on a channel."""
+class _WithToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    """Adds the workspace token to every unary and server-streaming call on a channel."""
 
     def __init__(self, token: str) -> None:
         self.metadata = token_metadata(token)
@@ -57,6 +57,9 @@ class _WithToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
             details.compression,
         )
         return continuation(details, request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return self.intercept_unary_unary(continuation, details, request)
 
 
 class _CallDetails(

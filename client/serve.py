@@ -119,6 +119,9 @@ async def _serve(path: Path, environment: str, scheduler: str, token: str) -> in
                 if response.WhichOneof("kind") == "rejected":
                     print(f"Reload refused: {response.rejected}", file=sys.stderr, flush=True)
                     continue
+                if response.WhichOneof("kind") == "build_output":
+                    print(response.build_output, flush=True)
+                    continue
                 print_endpoints(response.deployed)
                 if watcher is None:
                     watcher = asyncio.create_task(_watch(path, environment, outbox, loaded), name="watch")

@@ -66,10 +66,10 @@ class SchedulerStub:
                 request_serializer=protos_dot_stoker__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=protos_dot_stoker__pb2.RevokeTokenResponse.FromString,
                 _registered_method=True)
-        self.Deploy = channel.unary_unary(
+        self.Deploy = channel.unary_stream(
                 '/stoker.Scheduler/Deploy',
                 request_serializer=protos_dot_stoker__pb2.DeployRequest.SerializeToString,
-                response_deserializer=protos_dot_stoker__pb2.DeployResponse.FromString,
+                response_deserializer=protos_dot_stoker__pb2.DeployEvent.FromString,
                 _registered_method=True)
         self.Serve = channel.stream_stream(
                 '/stoker.Scheduler/Serve',
@@ -285,10 +285,10 @@ def add_SchedulerServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_stoker__pb2.RevokeTokenRequest.FromString,
                     response_serializer=protos_dot_stoker__pb2.RevokeTokenResponse.SerializeToString,
             ),
-            'Deploy': grpc.unary_unary_rpc_method_handler(
+            'Deploy': grpc.unary_stream_rpc_method_handler(
                     servicer.Deploy,
                     request_deserializer=protos_dot_stoker__pb2.DeployRequest.FromString,
-                    response_serializer=protos_dot_stoker__pb2.DeployResponse.SerializeToString,
+                    response_serializer=protos_dot_stoker__pb2.DeployEvent.SerializeToString,
             ),
             'Serve': grpc.stream_stream_rpc_method_handler(
                     servicer.Serve,
@@ -536,12 +536,12 @@ class Scheduler:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/stoker.Scheduler/Deploy',
             protos_dot_stoker__pb2.DeployRequest.SerializeToString,
-            protos_dot_stoker__pb2.DeployResponse.FromString,
+            protos_dot_stoker__pb2.DeployEvent.FromString,
             options,
             channel_credentials,
             insecure,

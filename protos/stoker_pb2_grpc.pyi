@@ -49,7 +49,7 @@ class SchedulerStub:
     CreateToken: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CreateTokenRequest, _stoker_pb2.CreateTokenResponse]
     ListTokens: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ListTokensRequest, _stoker_pb2.ListTokensResponse]
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.RevokeTokenRequest, _stoker_pb2.RevokeTokenResponse]
-    Deploy: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.DeployRequest, _stoker_pb2.DeployResponse]
+    Deploy: _grpc.UnaryStreamMultiCallable[_stoker_pb2.DeployRequest, _stoker_pb2.DeployEvent]
     Serve: _grpc.StreamStreamMultiCallable[_stoker_pb2.ServeRequest, _stoker_pb2.ServeResponse]
     ListApps: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ListAppsRequest, _stoker_pb2.ListAppsResponse]
     StopApp: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.StopAppRequest, _stoker_pb2.StopAppResponse]
@@ -76,7 +76,7 @@ class SchedulerAsyncStub(SchedulerStub):
     CreateToken: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CreateTokenRequest, _stoker_pb2.CreateTokenResponse]  # type: ignore[assignment]
     ListTokens: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ListTokensRequest, _stoker_pb2.ListTokensResponse]  # type: ignore[assignment]
     RevokeToken: _aio.UnaryUnaryMultiCallable[_stoker_pb2.RevokeTokenRequest, _stoker_pb2.RevokeTokenResponse]  # type: ignore[assignment]
-    Deploy: _aio.UnaryUnaryMultiCallable[_stoker_pb2.DeployRequest, _stoker_pb2.DeployResponse]  # type: ignore[assignment]
+    Deploy: _aio.UnaryStreamMultiCallable[_stoker_pb2.DeployRequest, _stoker_pb2.DeployEvent]  # type: ignore[assignment]
     Serve: _aio.StreamStreamMultiCallable[_stoker_pb2.ServeRequest, _stoker_pb2.ServeResponse]  # type: ignore[assignment]
     ListApps: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ListAppsRequest, _stoker_pb2.ListAppsResponse]  # type: ignore[assignment]
     StopApp: _aio.UnaryUnaryMultiCallable[_stoker_pb2.StopAppRequest, _stoker_pb2.StopAppResponse]  # type: ignore[assignment]
@@ -142,7 +142,7 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _stoker_pb2.DeployRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_stoker_pb2.DeployResponse, _abc.Awaitable[_stoker_pb2.DeployResponse]]: ...
+    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.DeployEvent], _abc.AsyncIterator[_stoker_pb2.DeployEvent]]: ...
 
     @_abc_1.abstractmethod
     def Serve(

@@ -14,6 +14,7 @@ from scheduler.cluster import Cluster
 from scheduler.model import FunctionState
 from scheduler.store import AppRecord, Store
 from worker.bundle import BundleError, bundle_hash, check_bundle
+from worker.image_spec import ImageSpecError, check_spec
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_NAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?)?$")
@@ -60,6 +61,10 @@ class Apps:
                     fn.url = urls.web_url(self.scheme, fn.hosts[0], port)
 
     # ------------------------------------------------------------ deploy
+
+    def check(self, app: pb.AppDefinition, environment: str) -> None:
+        """Raise AppError if `app` cannot be deployed as it is (before its images are built)."""
+        self._validate(app, environment)
 
     def deploy(self, app: pb.AppDefinition, environment: str, ephemeral: bool, app_id: str = "") -> pb.DeployResponse:
         self._validate(app, environment)
@@ -139,7 +144,9 @@ class Apps:
         for spec in app.functions:
             try:
                 gpus.parse_gpu(spec.gpu)
-            except ValueError as exc:
+                if spec.HasField("image"):
+                    check_spec(spec.image)
+            except (ValueError, ImageSpecError) as exc:
                 raise invalid(f"{spec.name}: {exc}") from None
             for secret in spec.secret_names:
                 if secret not in self.cluster.secrets:

@@ -18,6 +18,7 @@ from scheduler import call_credentials
 from scheduler.apps import AppError, Apps
 from scheduler.calls import Calls
 from scheduler.cluster import Cluster
+from scheduler.images import BuildFailed, ImageBuilds, images_of
 from scheduler.logs import LogHub, find_app, with_lines
 from scheduler.model import IngressSession, WorkerSession
 from scheduler.secrets import Secrets
@@ -52,6 +53,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self.secrets = secrets
         self.logs = LogHub(is_live=lambda app_id: app_id in apps.live)
         self.calls = Calls(apps, cluster)
+        self.builds = ImageBuilds()
 
     # ------------------------------------------------------------ secrets
 
@@ -98,14 +100,33 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
 
     # ------------------------------------------------------------ control plane
 
-    async def Deploy(self, request: pb.DeployRequest, context: Context) -> pb.DeployResponse:
+    async def _build_images(self, app: pb.AppDefinition) -> AsyncIterator[str]:
+        """Build the app's images on every connected worker first: a version whose image does not
+        build never becomes live. Workers that join later build it when they register."""
+        images = images_of(app.functions)
+        if not images:
+            return
+        workers = list(self.cluster.workers.values())
+        if not workers:
+            yield "no worker is connected: images are built when workers join"
+            return
         try:
+            async for line in self.builds.build(workers, images):
+                yield line
+        except BuildFailed as exc:
+            raise AppError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+
+    async def Deploy(self, request: pb.DeployRequest, context: Context) -> AsyncIterator[pb.DeployEvent]:
+        try:
+            self.apps.check(request.app, request.environment)  # before any build
+            async for line in self._build_images(request.app):
+                yield pb.DeployEvent(build_output=line)
             deployed = self.apps.deploy(request.app, request.environment, ephemeral=False)
             await self._routes_live()
-            return deployed
         except AppError as exc:
             await context.abort(exc.code, exc.message)
-            raise
+            return
+        yield pb.DeployEvent(deployed=deployed)
 
     async def Serve(
         self, request_iterator: AsyncIterator[pb.ServeRequest], context: Context
@@ -123,6 +144,9 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         try:
             async for request in request_iterator:
                 try:
+                    self.apps.check(request.app, request.environment)
+                    async for line in self._build_images(request.app):
+                        yield pb.ServeResponse(build_output=line)
                     deployed = self.apps.deploy(request.app, request.environment, ephemeral=True, app_id=app_id)
                 except AppError as exc:
                     if not live:
@@ -271,12 +295,15 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             self.cluster.remove_worker(stale)
         log.info("worker %s registered (%d GPUs)", session.id, len(session.info.gpus))
         self.cluster.add_worker(session)
+        # Build what live apps need before their containers land here (a start builds it anyway).
+        self.builds.request(session, images_of(fn.spec for fns in self.apps.live.values() for fn in fns))
         session.reader = asyncio.ensure_future(self._worker_messages(session, request_iterator))
         try:
             async for command in _duplex(session.reader, session.outbox):
                 yield command
         finally:
             log.info("worker %s disconnected", session.id)
+            self.builds.worker_lost(session.id)
             self.cluster.remove_worker(session)
 
     async def _worker_messages(self, session: WorkerSession, messages: AsyncIterator[pb.WorkerMessage]) -> None:
@@ -291,6 +318,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                 self.cluster.container_exited(message.exited.container_id, message.exited.reason)
             elif kind == "logs":
                 self.logs.publish(message.logs.lines)
+            elif kind == "image":
+                self.builds.on_event(session.id, message.image)
 
     # ------------------------------------------------------------ ingresses
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,12 +25,21 @@ from protos import stoker_pb2_grpc as pb_grpc
 
 APPS = Path(__file__).parent / "apps"
 STARTUP_TIMEOUT = 60.0
+# Every cluster's HOME is its own, so uv's default cache would be too: share one across clusters
+# and test runs, so an image build after the first installs from the cache in about a second.
+UV_CACHE_DIR = Path(tempfile.gettempdir()) / "stoker-test-uv-cache"
+# Built images are shared too (workers lock each build), one directory per checkout: an image's
+# .pth file names the checkout it was built from. tests/test_images.py uses its own.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+IMAGE_DIR = UV_CACHE_DIR.with_name(f"stoker-test-images-{hashlib.sha256(bytes(_CHECKOUT)).hexdigest()[:12]}")
 
 
 def base_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
     env["HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
+    env["STOKER_UV_CACHE_DIR"] = str(UV_CACHE_DIR)
+    env["STOKER_IMAGE_DIR"] = str(IMAGE_DIR)
     return env
 
 

@@ -90,7 +90,7 @@ def test_the_control_plane_refuses_calls_without_a_valid_token(
         stub = pb_grpc.SchedulerStub(channel)
         for call in (
             lambda: stub.ListApps(pb.ListAppsRequest(), timeout=10, metadata=metadata),
-            lambda: stub.Deploy(pb.DeployRequest(app=pb.AppDefinition(name="x")), timeout=10, metadata=metadata),
+            lambda: list(stub.Deploy(pb.DeployRequest(app=pb.AppDefinition(name="x")), timeout=10, metadata=metadata)),
             lambda: stub.CreateToken(pb.CreateTokenRequest(), timeout=10, metadata=metadata),
         ):
             with pytest.raises(grpc.RpcError) as caught:

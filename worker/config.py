@@ -19,3 +19,6 @@ class WorkerConfig:
     heartbeat_interval: float = 2.0
     container_ready_timeout: float = 120.0
     fork_containers: bool = True  # fork containers from a pre-imported template (fast cold starts)
+    image_dir: Path | None = None  # where images are built; None: <work_dir>/images
+    uv_cache_dir: str = ""  # where uv caches downloads for image builds; empty: uv's default
+    image_build_timeout: float = 600.0  # seconds one image build may take before it fails

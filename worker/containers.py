@@ -23,6 +23,7 @@ from typing import Any
 from protos import stoker_pb2 as pb
 from scheduler.connection import TLS_CA_ENV
 from worker.config import WorkerConfig
+from worker.images import BuiltImage
 from worker.redact import Redactor, secret_values
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
@@ -43,12 +44,14 @@ class ContainerProcess:
         config: WorkerConfig,
         template: ForkTemplate | None,
         on_output: Callable[[pb.LogLine], None] | None = None,
+        image: BuiltImage | None = None,
     ) -> None:
         self.command = command
         self.id = command.container_id
         self.directory = directory
         self.config = config
         self.template = template
+        self.image = image  # None: the worker's own environment
         self.pid = 0
         self.forked = False
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
@@ -60,6 +63,8 @@ class ContainerProcess:
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
         env.update(self.command.env)
+        if self.image is not None:
+            env.update(self.image.environment(env))
         env.update(self.command.function.image.env)
         env.update(
             PYTHONUNBUFFERED="1",
@@ -89,7 +94,7 @@ class ContainerProcess:
             except TemplateError as exc:
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
+            str(self.image.python) if self.image is not None else sys.executable,
             "-m",
             "worker.runtime",
             cwd=self.directory,

@@ -19,8 +19,9 @@ from worker import gpus
 from worker.bundle import extract_bundle
 from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
+from worker.images import BuiltImage, ImageBuilder, ImageBuildError
 from worker.log_shipper import LogShipper
-from worker.template_client import ForkTemplate, TemplateError
+from worker.template_client import ForkTemplate, TemplateError, TemplatePool
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ class WorkerServer:
         self._metadata = ((CLUSTER_SECRET_HEADER, config.cluster_secret),)
         # Container output goes to the scheduler over the current stream (whichever that is).
         self._logs = LogShipper(lambda batch: self._outbox.put_nowait(pb.WorkerMessage(logs=batch)))
+        self.images = ImageBuilder(
+            config.image_dir or config.work_dir / "images",
+            config.worker_id,
+            config.uv_cache_dir,
+            config.image_build_timeout,
+        )
+        self._image_templates = TemplatePool(config.work_dir)
 
     async def startup(self) -> None:
         self._gpus = gpus.inventory(self.config.gpus)
@@ -89,6 +97,8 @@ class WorkerServer:
                     self._stop_container(command.stop.container_id, command.stop.grace_seconds),
                     f"stop-{command.stop.container_id}",
                 )
+            elif kind == "build":
+                self._spawn(self._build_image(command.build), f"build-{command.build.image_id}")
 
     async def _messages(self) -> AsyncIterator[pb.WorkerMessage]:
         outbox = self._outbox
@@ -127,6 +137,31 @@ class WorkerServer:
         tmp.replace(path)
         return bytes(reply.bundle)
 
+    async def _image(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
+        """Build the image (or find it built), telling the scheduler each line, then done."""
+        outbox = self._outbox
+
+        def send(line: str) -> None:
+            outbox.put_nowait(pb.WorkerMessage(image=pb.ImageBuildEvent(image_id=image_id, output=line)))
+
+        try:
+            image = await self.images.ensure(image_id, spec, send)
+        except Exception as exc:
+            if not isinstance(exc, ImageBuildError):
+                log.exception("building image %s failed", image_id)
+                exc = ImageBuildError(f"the worker failed while building: {exc!r}")
+            outbox.put_nowait(pb.WorkerMessage(image=pb.ImageBuildEvent(image_id=image_id, done=True, error=str(exc))))
+            raise exc from None
+        outbox.put_nowait(pb.WorkerMessage(image=pb.ImageBuildEvent(image_id=image_id, done=True)))
+        return image
+
+    async def _build_image(self, command: pb.BuildImage) -> None:
+        with contextlib.suppress(ImageBuildError):
+            image = await self._image(command.image_id, command.spec)
+            if self.config.fork_containers:
+                # Warm its template now, so the first container of a deploy does not wait for it.
+                await self._image_templates.get(command.image_id, str(image.python))
+
     async def _run_container(self, command: pb.StartContainer) -> None:
         outbox = self._outbox
         directory = self.config.work_dir / "containers" / command.container_id
@@ -135,6 +170,17 @@ class WorkerServer:
         code = -1
         reason = ""
         try:
+            if command.image_id:
+                # A container never waits for a deploy's build: on a worker that joined later,
+                # or lost the image, it builds here first.
+                container.image = self.images.built(command.image_id) or await self._image(
+                    command.image_id, command.function.image
+                )
+                container.template = (
+                    await self._image_templates.get(command.image_id, str(container.image.python))
+                    if self.config.fork_containers
+                    else None
+                )
             extract_bundle(await self._bundle(command.bundle_hash), directory)
             address = await container.start()
             outbox.put_nowait(pb.WorkerMessage(started=pb.ContainerStarted(container_id=container.id, address=address)))
@@ -142,6 +188,9 @@ class WorkerServer:
             reason = f"exited with code {code}" if code else ""
             if code not in (0, -15):
                 log.warning("container %s exited with code %d:\n%s", container.id, code, container.tail())
+        except ImageBuildError as exc:
+            reason = f"its image could not be built: {exc}"
+            log.error("container %s: %s", container.id, reason)
         except ContainerFailed as exc:
             reason = str(exc)
             log.error("container %s failed to start: %s", container.id, reason)
@@ -170,6 +219,8 @@ class WorkerServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.images.stop()
+        await self._image_templates.stop()
         if self._template is not None:
             await self._template.stop()
         if self._channel is not None:

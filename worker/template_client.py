@@ -22,14 +22,15 @@ class TemplateError(Exception):
 class ForkTemplate:
     """A running `python -m worker.runtime.template` process."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path, python: str = sys.executable) -> None:
         self.socket_path = socket_path
+        self.python = python  # an image's venv interpreter, or the worker's own
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
+            self.python,
             "-m",
             "worker.runtime.template",
             str(self.socket_path),
@@ -79,6 +80,45 @@ class ForkTemplate:
             await self.process.wait()
         with contextlib.suppress(OSError):
             self.socket_path.unlink()
+
+
+class TemplatePool:
+    """One template per image, started when its first container needs it and shared after."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._templates: dict[str, asyncio.Task[ForkTemplate | None]] = {}
+
+    async def get(self, key: str, python: str) -> ForkTemplate | None:
+        """The running template for `key` (None when it cannot start: containers then start fresh)."""
+        task = self._templates.get(key)
+        if task is None or (task.done() and not _alive(task)):
+            task = asyncio.create_task(self._start(key, python), name=f"template-{key}")
+            self._templates[key] = task
+        return await asyncio.shield(task)
+
+    async def _start(self, key: str, python: str) -> ForkTemplate | None:
+        # Short names: a Unix socket path holds at most 107 bytes.
+        template = ForkTemplate(self.directory / f"t-{key[-12:]}.sock", python)
+        try:
+            await template.start()
+        except TemplateError as exc:
+            log.warning("%s (image %s); its containers will start as new processes", exc, key)
+            return None
+        return template
+
+    async def stop(self) -> None:
+        for task in self._templates.values():
+            task.cancel()
+        results = await asyncio.gather(*self._templates.values(), return_exceptions=True)
+        await asyncio.gather(*(t.stop() for t in results if isinstance(t, ForkTemplate)), return_exceptions=True)
+
+
+def _alive(task: asyncio.Task[ForkTemplate | None]) -> bool:
+    if task.cancelled() or task.exception() is not None:
+        return False
+    template = task.result()
+    return template is None or template.alive
 
 
 def _read_line(conn: socket.socket) -> bytes:

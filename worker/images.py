@@ -1,0 +1,271 @@
+"""Images, built on the worker as uv virtual environments: one per image id, reused by every
+container of that spec, and one build shared by everyone who needs it at the same time.
+
+An image lives in `<image dir>/<image id>/` (by default the image dir is `<work dir>/images`) and
+counts as built once its marker file is there (a build cut short leaves no marker and is redone).
+Interpreters are local only: uv runs with downloads disabled, so `python_version` must name the
+worker's own Python or another one uv finds on the machine. The stoker runtime stays importable
+inside the image through a `.pth` file that appends the worker's import paths after the image's
+own site-packages, so the image's packages win where both have one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import fcntl
+import importlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import signal
+import site
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uv
+
+from protos import stoker_pb2 as pb
+from worker.image_spec import version_matches
+
+log = logging.getLogger(__name__)
+
+MARKER = ".stoker-built"
+PTH_NAME = "_stoker_runtime.pth"
+ERROR_TAIL_LINES = 25
+RUNTIME_PACKAGES = ("client", "protos", "scheduler", "worker")
+
+Output = Callable[[str], None]
+
+
+class ImageBuildError(Exception):
+    """The image could not be built; the message carries the installer's own error."""
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    id: str
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    def environment(self, base: dict[str, str]) -> dict[str, str]:
+        """What a process running in this image sees, as an activated venv would set it."""
+        path = base.get("PATH", os.defpath)
+        return {"VIRTUAL_ENV": str(self.root), "PATH": f"{self.root / 'bin'}{os.pathsep}{path}"}
+
+
+@dataclass
+class _Build:
+    task: asyncio.Task[BuiltImage]
+    listeners: list[Output] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # so far, for listeners who join late
+
+
+class ImageBuilder:
+    def __init__(self, root: Path, worker_id: str, cache_dir: str = "", timeout: float = 600.0) -> None:
+        self.root = root.absolute()  # containers run elsewhere: VIRTUAL_ENV must not be relative
+        self.worker_id = worker_id
+        self.cache_dir = cache_dir
+        self.timeout = timeout
+        self._builds: dict[str, _Build] = {}
+
+    def built(self, image_id: str) -> BuiltImage | None:
+        image = BuiltImage(image_id, self.root / image_id)
+        return image if (image.root / MARKER).exists() else None
+
+    async def ensure(self, image_id: str, spec: pb.ImageSpec, output: Output) -> BuiltImage:
+        """The built image, building it first if needed; `output` gets the build's lines."""
+        image = self.built(image_id)
+        if image is not None:
+            output(f"image {image_id} is already built on worker {self.worker_id}: reusing it")
+            return image
+        build = self._builds.get(image_id)
+        if build is None:
+            build = _Build(asyncio.create_task(self._build(image_id, spec), name=f"build-{image_id}"))
+            self._builds[image_id] = build
+            build.task.add_done_callback(lambda _: self._builds.pop(image_id, None))
+        else:
+            output(f"image {image_id} is being built on worker {self.worker_id}: waiting for that build")
+            for line in build.lines:
+                output(line)
+        build.listeners.append(output)
+        try:
+            return await asyncio.shield(build.task)
+        finally:
+            with contextlib.suppress(ValueError):
+                build.listeners.remove(output)
+
+    def _emit(self, image_id: str, line: str) -> None:
+        build = self._builds.get(image_id)
+        if build is None:
+            return
+        build.lines.append(line)
+        for listener in list(build.listeners):
+            listener(line)
+
+    async def stop(self) -> None:
+        for build in list(self._builds.values()):
+            build.task.cancel()
+        await asyncio.gather(*(b.task for b in list(self._builds.values())), return_exceptions=True)
+
+    # ------------------------------------------------------------ the build itself
+
+    async def _build(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Workers on one machine may share an image directory (--image-dir): one builds, the
+        # others wait on the lock and find it built.
+        lock = await asyncio.to_thread(_lock, self.root / f"{image_id}.lock")
+        try:
+            return await self._build_locked(image_id, spec)
+        finally:
+            os.close(lock)
+
+    async def _build_locked(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
+        image = BuiltImage(image_id, self.root / image_id)
+        emit: Output = lambda line: self._emit(image_id, line)  # noqa: E731
+        if (image.root / MARKER).exists():
+            emit(f"image {image_id} was built by another worker sharing {self.root}: reusing it")
+            return image
+        shutil.rmtree(image.root, ignore_errors=True)  # what a cut-short build left
+        log.info("building image %s", image_id)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._steps(image, spec, emit)
+        except TimeoutError:
+            shutil.rmtree(image.root, ignore_errors=True)
+            raise ImageBuildError(
+                f"the build of image {image_id} did not finish within {self.timeout:g} s "
+                "(the worker's --image-build-timeout)"
+            ) from None
+        except BaseException:
+            shutil.rmtree(image.root, ignore_errors=True)
+            raise
+        (image.root / MARKER).write_text(image_id)
+        emit(f"image {image_id} built on worker {self.worker_id}")
+        log.info("built image %s", image_id)
+        return image
+
+    async def _steps(self, image: BuiltImage, spec: pb.ImageSpec, emit: Output) -> None:
+        python = await self._interpreter(spec.python_version)
+        await self._run([uv.find_uv_bin(), "venv", "--python", python, str(image.root)], emit)
+        same_python = await self._same_python_as_worker(image.python)
+        packages = list(spec.pip_packages)
+        if not same_python:
+            # The worker's compiled packages (grpcio…) do not load in another Python: install the
+            # runtime's own requirements too, resolved together with the image's packages.
+            packages += _runtime_requirements()
+        _write_runtime_pth(image, same_python)
+        if packages:
+            emit("$ uv pip install " + " ".join(packages))
+            await self._run([uv.find_uv_bin(), "pip", "install", "--python", str(image.python), *packages], emit)
+        env = {**os.environ, **image.environment(dict(os.environ)), **spec.env}
+        for command in spec.commands:
+            emit(f"$ {command}")
+            await self._run(["/bin/sh", "-c", command], emit, env=env, cwd=image.root)
+
+    async def _interpreter(self, version: str) -> str:
+        """The local interpreter for `version`: the worker's own when it fits, else what uv finds."""
+        if version_matches(version, sys.version_info[:3]):
+            return sys.executable
+        try:
+            found = await self._run([uv.find_uv_bin(), "python", "find", version], lambda _: None, quiet=True)
+        except ImageBuildError:
+            found = ""
+        if not found:
+            mine = ".".join(str(p) for p in sys.version_info[:3])
+            raise ImageBuildError(
+                f"Python {version} is not installed on worker {self.worker_id}, and stoker never downloads "
+                f"interpreters: use python_version={mine[: mine.rfind('.')]!r} (the worker's own), "
+                f"or install Python {version} on the worker"
+            )
+        return found.splitlines()[-1].strip()
+
+    async def _same_python_as_worker(self, python: Path) -> bool:
+        probe = "import sys; print(sys.version_info[:2])"
+        found = await self._run([str(python), "-c", probe], lambda _: None, quiet=True)
+        return found.strip() == str(sys.version_info[:2])
+
+    def _uv_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        # Bytecode is compiled at build time: containers must not compile their imports on every
+        # cold start (and may not write .pyc files at all, under PYTHONDONTWRITEBYTECODE).
+        env.update(UV_PYTHON_DOWNLOADS="never", UV_COMPILE_BYTECODE="1", UV_NO_PROGRESS="1", NO_COLOR="1")
+        if self.cache_dir:
+            env["UV_CACHE_DIR"] = self.cache_dir
+        return env
+
+    async def _run(
+        self,
+        argv: list[str],
+        emit: Output,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        quiet: bool = False,
+    ) -> str:
+        """Run one build step, passing its output on line by line; its output, or ImageBuildError."""
+        run_env = {**self._uv_env(), **(env or {})}
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=run_env,
+            cwd=cwd,
+            start_new_session=True,  # a timeout or cancel stops the whole step
+        )
+        assert process.stdout is not None
+        tail: collections.deque[str] = collections.deque(maxlen=ERROR_TAIL_LINES)
+        every: list[str] = []
+        try:
+            async for raw in process.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                tail.append(line)
+                every.append(line)
+                if not quiet:
+                    emit(line)
+            code = await process.wait()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            raise
+        if code != 0:
+            step = " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))
+            raise ImageBuildError(f"`{step}` failed with exit code {code}:\n" + "\n".join(tail))
+        return "\n".join(every)
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def runtime_paths(same_python: bool) -> list[str]:
+    """Where the stoker runtime is imported from in this process; with the worker's own Python,
+    its site-packages too (grpc, FastAPI…), which are of no use to another Python."""
+    paths: list[str] = []
+    for name in RUNTIME_PACKAGES:
+        module = importlib.import_module(name)  # `protos` is a namespace package: no __file__
+        paths.append(str(Path(next(iter(module.__path__))).resolve().parent))
+    if same_python:
+        paths.extend(site.getsitepackages())
+    return list(dict.fromkeys(paths))
+
+
+def _write_runtime_pth(image: BuiltImage, same_python: bool) -> None:
+    # A .pth line appends its directory to sys.path after the venv's own site-packages.
+    for site_packages in (image.root / "lib").glob("python*/site-packages"):
+        (site_packages / PTH_NAME).write_text("\n".join(runtime_paths(same_python)) + "\n")
+
+
+def _runtime_requirements() -> list[str]:
+    requires = importlib.metadata.requires("stoker") or []
+    return [r for r in requires if "extra ==" not in r]
