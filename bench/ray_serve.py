@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from harness import ROOT, Cluster, median
-from warm_path import APP, BASELINE, FUNCTION, Sample, Server, Target, drive, process_tree_cpu, wait_ready
+from warm_path import APP, BASELINE, FUNCTION, Sample, Server, Target, process_tree_cpu, run_rounds
 
 RAY = "ray serve"
 VARIANTS = (BASELINE, "stoker", RAY)
@@ -150,20 +150,7 @@ def measure(args: argparse.Namespace, python: Path) -> dict[tuple[str, int], lis
             Target("stoker", cluster.http_port, cluster.deploy(APP)[FUNCTION], cluster.process),
             Target(RAY, ray.port, f"127.0.0.1:{ray.port}", ray.process),
         ]
-        bodies = {target.name: wait_ready(target) for target in targets}
-        if len(set(bodies.values())) != 1:
-            raise RuntimeError(f"the variants answer differently: {bodies}")
-        for rep in range(args.reps):
-            for connections in args.concurrency:
-                for target in targets:
-                    sample = drive(target, connections, args)
-                    samples.setdefault((target.name, connections), []).append(sample)
-                    print(
-                        f"  round {rep + 1}/{args.reps} c={connections:<3} {target.name:<10} "
-                        f"{sample.rps:>8.0f} req/s  p50 {sample.p50_ms:.2f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+        run_rounds(targets, args, samples)
     finally:
         if ray is not None:
             ray.close()

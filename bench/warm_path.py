@@ -315,6 +315,26 @@ def check_loadgen(connections: int, args: argparse.Namespace) -> list[Sample]:
         server.close()
 
 
+def run_rounds(targets: list[Target], args: argparse.Namespace, samples: dict[tuple[str, int], list[Sample]]) -> None:
+    """Check every target answers alike, then drive them back to back, round after round, into
+    `samples` (so a benchmark cut short still has what it measured)."""
+    bodies = {target.name: wait_ready(target) for target in targets}
+    if len(set(bodies.values())) != 1:
+        raise RuntimeError(f"the variants answer differently: {bodies}")
+    width = max(len(target.name) for target in targets)
+    for rep in range(args.reps):
+        for connections in args.concurrency:
+            for target in targets:
+                sample = drive(target, connections, args)
+                samples.setdefault((target.name, connections), []).append(sample)
+                print(
+                    f"  round {rep + 1}/{args.reps} c={connections:<3} {target.name:<{width}} "
+                    f"{sample.rps:>8.0f} req/s  p50 {sample.p50_ms:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
 def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[Sample]]:
     samples: dict[tuple[str, int], list[Sample]] = {}
     servers: list[Server] = []
@@ -334,20 +354,7 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[Sample]]:
             Target("httpx proxy", httpx_proxy.port, f"127.0.0.1:{httpx_proxy.port}", httpx_proxy.process),
             Target("stoker", cluster.http_port, cluster.deploy(APP)[FUNCTION], cluster.process),
         ]
-        bodies = {target.name: wait_ready(target) for target in targets}
-        if len(set(bodies.values())) != 1:
-            raise RuntimeError(f"the variants answer differently: {bodies}")
-        for rep in range(args.reps):
-            for connections in args.concurrency:
-                for target in targets:
-                    sample = drive(target, connections, args)
-                    samples.setdefault((target.name, connections), []).append(sample)
-                    print(
-                        f"  round {rep + 1}/{args.reps} c={connections:<3} {target.name:<14} "
-                        f"{sample.rps:>8.0f} req/s  p50 {sample.p50_ms:.2f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+        run_rounds(targets, args, samples)
     finally:
         if cluster is not None:
             cluster.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -235,19 +236,26 @@ def make_cluster(tmp_path: Path) -> Cluster:
     return Cluster(home=tmp_path / "home", state_dir=tmp_path / "state")
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path)
+@contextlib.contextmanager
+def running_cluster(directory: Path, **extra_env: str) -> Iterator[Cluster]:
+    """A cluster in `directory` (home and state), its daemons given `extra_env`, stopped after."""
+    c = make_cluster(directory)
+    c.extra_env.update(extra_env)
     c.home.mkdir()
     c.start()
-    yield c
-    c.stop()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with running_cluster(tmp_path) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path_factory.mktemp("cluster"))
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+        yield c

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.conftest import Cluster, descendants, make_cluster, split_url, wait_until
+from tests.conftest import Cluster, descendants, running_cluster, split_url, wait_until
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -29,16 +29,13 @@ HEADER_TIMEOUT = 1.5
 @pytest.fixture(scope="module")
 def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster with small limits, set through the daemons' environment."""
-    c = make_cluster(tmp_path_factory.mktemp("tight"))
-    c.extra_env = {
-        "STOKER_MAX_BODY_BYTES": str(TIGHT_BODY),
-        "STOKER_MAX_HEADER_BYTES": str(TIGHT_HEADERS),
-        "STOKER_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-    }
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(
+        tmp_path_factory.mktemp("tight"),
+        STOKER_MAX_BODY_BYTES=str(TIGHT_BODY),
+        STOKER_MAX_HEADER_BYTES=str(TIGHT_HEADERS),
+        STOKER_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
+    ) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,14 @@ import pytest
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from tests.conftest import Cluster, make_cluster, split_url, wait_until
+from tests.conftest import Cluster, running_cluster, split_url, wait_until
 
 
 @pytest.fixture(scope="module")
 def gpu_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster whose worker declares one GPU, so `gpu="any"` functions can be placed."""
-    c = make_cluster(tmp_path_factory.mktemp("calls"))
-    c.extra_env = {"STOKER_WORKER_GPUS": "A10G:24"}
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(tmp_path_factory.mktemp("calls"), STOKER_WORKER_GPUS="A10G:24") as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, make_cluster, parse_endpoints, wait_until
+from tests.conftest import Cluster, parse_endpoints, running_cluster, wait_until
 
 APP = "images.py"
 
@@ -20,12 +20,9 @@ APP = "images.py"
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster whose worker builds into its own image directory, not the one tests share."""
-    c = make_cluster(tmp_path_factory.mktemp("cluster"))
-    c.extra_env["STOKER_IMAGE_DIR"] = str(c.state_dir / "worker" / "images")
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    directory = tmp_path_factory.mktemp("cluster")
+    with running_cluster(directory, STOKER_IMAGE_DIR=str(directory / "state" / "worker" / "images")) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

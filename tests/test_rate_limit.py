@@ -15,7 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import STARTUP_TIMEOUT, Cluster, make_cluster, split_url, stoker_command, stop_process
+from tests.conftest import (
+    STARTUP_TIMEOUT,
+    Cluster,
+    running_cluster,
+    split_url,
+    stoker_command,
+    stop_process,
+)
 
 RATE = 5  # requests/s: a burst of 25
 BURST = RATE * 5
@@ -36,12 +43,8 @@ class Outcome:
 @pytest.fixture
 def limited(tmp_path: Path) -> Iterator[Cluster]:
     """A cluster whose limit is RATE requests/s."""
-    c = make_cluster(tmp_path)
-    c.extra_env = {"STOKER_RATE_LIMIT_RPS": str(RATE)}
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(tmp_path, STOKER_RATE_LIMIT_RPS=str(RATE)) as c:
+        yield c
 
 
 def _get_until_ok(base: str, host: str, timeout: float = STARTUP_TIMEOUT) -> None:

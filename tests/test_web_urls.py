@@ -8,17 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, make_cluster, split_url
+from tests.conftest import APPS, Cluster, running_cluster, split_url
 
 
 @pytest.fixture(scope="module")
 def urls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # Its own cluster: the labels and domains here must not meet other tests' apps.
-    c = make_cluster(tmp_path_factory.mktemp("urls"))
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(tmp_path_factory.mktemp("urls")) as c:
+        yield c
 
 
 def by_host(cluster: Cluster, host: str, params: dict[str, str] | None = None) -> tuple[int, str]:
