@@ -888,8 +888,8 @@ class ContainerStub:
         """
         self.Exchange = channel.stream_stream(
                 '/stoker.Container/Exchange',
-                request_serializer=protos_dot_stoker__pb2.RequestFrame.SerializeToString,
-                response_deserializer=protos_dot_stoker__pb2.ResponseFrame.FromString,
+                request_serializer=protos_dot_stoker__pb2.RequestFrames.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.ResponseFrames.FromString,
                 _registered_method=True)
 
 
@@ -907,8 +907,8 @@ def add_ContainerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Exchange': grpc.stream_stream_rpc_method_handler(
                     servicer.Exchange,
-                    request_deserializer=protos_dot_stoker__pb2.RequestFrame.FromString,
-                    response_serializer=protos_dot_stoker__pb2.ResponseFrame.SerializeToString,
+                    request_deserializer=protos_dot_stoker__pb2.RequestFrames.FromString,
+                    response_serializer=protos_dot_stoker__pb2.ResponseFrames.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -936,8 +936,8 @@ class Container:
             request_iterator,
             target,
             '/stoker.Container/Exchange',
-            protos_dot_stoker__pb2.RequestFrame.SerializeToString,
-            protos_dot_stoker__pb2.ResponseFrame.FromString,
+            protos_dot_stoker__pb2.RequestFrames.SerializeToString,
+            protos_dot_stoker__pb2.ResponseFrames.FromString,
             options,
             channel_credentials,
             insecure,

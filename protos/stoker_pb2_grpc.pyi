@@ -235,19 +235,19 @@ class ContainerStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ContainerAsyncStub: ...
-    Exchange: _grpc.StreamStreamMultiCallable[_stoker_pb2.RequestFrame, _stoker_pb2.ResponseFrame]
+    Exchange: _grpc.StreamStreamMultiCallable[_stoker_pb2.RequestFrames, _stoker_pb2.ResponseFrames]
 
 @_typing.type_check_only
 class ContainerAsyncStub(ContainerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    Exchange: _aio.StreamStreamMultiCallable[_stoker_pb2.RequestFrame, _stoker_pb2.ResponseFrame]  # type: ignore[assignment]
+    Exchange: _aio.StreamStreamMultiCallable[_stoker_pb2.RequestFrames, _stoker_pb2.ResponseFrames]  # type: ignore[assignment]
 
 class ContainerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def Exchange(
         self,
-        request_iterator: _MaybeAsyncIterator[_stoker_pb2.RequestFrame],
+        request_iterator: _MaybeAsyncIterator[_stoker_pb2.RequestFrames],
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.ResponseFrame], _abc.AsyncIterator[_stoker_pb2.ResponseFrame]]: ...
+    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.ResponseFrames], _abc.AsyncIterator[_stoker_pb2.ResponseFrames]]: ...
 
 def add_ContainerServicer_to_server(servicer: ContainerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
