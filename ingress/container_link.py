@@ -13,7 +13,7 @@ from ingress.responses import plain_response
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_to_proto
-from protos.frames import request_batches
+from protos.batches import request_batches
 
 log = logging.getLogger(__name__)
 

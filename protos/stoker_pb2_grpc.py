@@ -128,8 +128,8 @@ class SchedulerStub:
                 _registered_method=True)
         self.IngressConnect = channel.stream_stream(
                 '/stoker.Scheduler/IngressConnect',
-                request_serializer=protos_dot_stoker__pb2.IngressMessage.SerializeToString,
-                response_deserializer=protos_dot_stoker__pb2.IngressEvent.FromString,
+                request_serializer=protos_dot_stoker__pb2.IngressMessages.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.IngressEvents.FromString,
                 _registered_method=True)
 
 
@@ -347,8 +347,8 @@ def add_SchedulerServicer_to_server(servicer, server):
             ),
             'IngressConnect': grpc.stream_stream_rpc_method_handler(
                     servicer.IngressConnect,
-                    request_deserializer=protos_dot_stoker__pb2.IngressMessage.FromString,
-                    response_serializer=protos_dot_stoker__pb2.IngressEvent.SerializeToString,
+                    request_deserializer=protos_dot_stoker__pb2.IngressMessages.FromString,
+                    response_serializer=protos_dot_stoker__pb2.IngressEvents.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -864,8 +864,8 @@ class Scheduler:
             request_iterator,
             target,
             '/stoker.Scheduler/IngressConnect',
-            protos_dot_stoker__pb2.IngressMessage.SerializeToString,
-            protos_dot_stoker__pb2.IngressEvent.FromString,
+            protos_dot_stoker__pb2.IngressMessages.SerializeToString,
+            protos_dot_stoker__pb2.IngressEvents.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,7 +19,7 @@ import grpc
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW
-from protos.frames import request_batches
+from protos.batches import request_batches
 
 log = logging.getLogger(__name__)
 

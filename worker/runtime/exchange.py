@@ -19,7 +19,7 @@ from client.function import Function
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_from_proto
-from protos.frames import response_batches
+from protos.batches import response_batches
 from worker.runtime.calls import Call, run_call
 from worker.runtime.web import ASGIApp, Message
 
