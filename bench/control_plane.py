@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,7 @@ from harness import ROOT, p
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from protos.batches import MAX_BATCH_ITEMS
 
 T = TypeVar("T")
 SECRET_HEADER = "x-stoker-cluster-secret"
@@ -206,6 +207,23 @@ class _Drain(Generic[T]):
         return await self.outbox.get()
 
 
+class _DrainBatched:
+    """What lands in the ingress's queue, batched per message as the real ingress does
+    (protos/batches.py): the first message awaited, then everything already queued."""
+
+    def __init__(self, outbox: asyncio.Queue[pb.IngressMessage]) -> None:
+        self.outbox = outbox
+
+    def __aiter__(self) -> _DrainBatched:
+        return self
+
+    async def __anext__(self) -> pb.IngressMessages:
+        messages = [await self.outbox.get()]
+        while not self.outbox.empty() and len(messages) < MAX_BATCH_ITEMS:
+            messages.append(self.outbox.get_nowait())
+        return pb.IngressMessages(messages=messages)
+
+
 class SimWorker:
     """A worker without containers: registers, heartbeats, and reports every start as done."""
 
@@ -291,12 +309,15 @@ class SimIngress:
         self.outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
         self.outbox.put_nowait(pb.IngressMessage(hello=pb.IngressHello(ingress_id="bench-ingress", scheme="http")))
         stub = pb_grpc.SchedulerStub(self.channel)
-        self.events = aiter(stub.IngressConnect(_Drain(self.outbox), metadata=((SECRET_HEADER, secret),)))
+        self.batches = aiter(stub.IngressConnect(_DrainBatched(self.outbox), metadata=((SECRET_HEADER, secret),)))
+        self.events: deque[pb.IngressEvent] = deque()  # of the last batch, not yet taken
         self.function_ids: list[str] = []
         self.ids = itertools.count(1)
 
     async def _next(self, within: float) -> pb.IngressEvent:
-        event = await asyncio.wait_for(anext(self.events), within)
+        while not self.events:
+            self.events.extend((await asyncio.wait_for(anext(self.batches), within)).events)
+        event = self.events.popleft()
         if event.WhichOneof("kind") == "routes":
             self.function_ids = [route.function_id for route in event.routes.routes]
             if "routes_applied" in pb.IngressMessage.DESCRIPTOR.fields_by_name:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -13,6 +13,7 @@ from ingress.responses import plain_response
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_to_proto
+from protos.batches import request_batches
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +48,19 @@ class ContainerLink:
             address,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
         )
-        self._call = pb_grpc.ContainerStub(self._channel).Exchange(self._frames())
+        self._call = pb_grpc.ContainerStub(self._channel).Exchange(request_batches(self._outbox))
         self._reader = asyncio.create_task(self._read(), name=f"link-{address}")
-
-    async def _frames(self) -> AsyncIterator[pb.RequestFrame]:
-        while True:
-            yield await self._outbox.get()
 
     async def _read(self) -> None:
         try:
-            async for frame in self._call:
-                if frame.id == 0:
-                    self.reached = True
-                    continue
-                stream = self._streams.get(frame.id)
-                if stream is not None:
-                    stream.put_nowait(frame)
+            async for batch in self._call:
+                for frame in batch.frames:
+                    if frame.id == 0:
+                        self.reached = True
+                        continue
+                    stream = self._streams.get(frame.id)
+                    if stream is not None:
+                        stream.put_nowait(frame)
         except grpc.RpcError as exc:
             log.warning(
                 "stream to container %s ended: %s", self.address, exc.details() if isinstance(exc, grpc.Call) else exc
@@ -90,10 +88,12 @@ class ContainerLink:
         window = asyncio.Semaphore(WINDOW)
         consumed: list[dict[str, Any]] = []
         answered = asyncio.Event()  # the last chunk of the HTTP response went to the client
-        self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
+        # The pump is scheduled before the outbox's writer wakes for the scope, so a request body
+        # that is already here (a GET's empty one) goes out in the same message as the scope.
         pump = asyncio.create_task(
             self._pump(request_id, receive, window, consumed, answered), name=f"pump-{request_id}"
         )
+        self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         started = False
         finished = False  # the whole HTTP response reached the client
         try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from ingress.routes import RouteTable
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from protos.batches import ingress_message_batches
 from scheduler.auth import CLUSTER_SECRET_HEADER
 from scheduler.connection import scheduler_aio_channel, stay_connected
 
@@ -62,34 +63,30 @@ class SchedulerLink:
     async def _connect(self) -> None:
         self._outbox = asyncio.Queue()
         self._outbox.put_nowait(pb.IngressMessage(hello=self.hello))
-        call = self._stub.IngressConnect(self._messages(self._outbox), metadata=self._metadata)
-        async for event in call:
-            kind = event.WhichOneof("kind")
-            if kind == "assignment":
-                future = self._pending.pop(event.assignment.request_id, None)
-                if future is not None and not future.done():
-                    future.set_result(event.assignment)
-                elif future is None:
-                    self.release(event.assignment.request_id)  # its client left meanwhile
-            elif kind == "rejection":
-                future = self._pending.pop(event.rejection.request_id, None)
-                if future is not None and not future.done():
-                    future.set_exception(Rejected(event.rejection.http_status, event.rejection.message))
-            elif kind == "edge":
-                self.edge = event.edge
-                for listener in self.edge_listeners:
-                    listener(event.edge)
-            elif kind == "routes":
-                self.routes = RouteTable(event.routes)
-                self._outbox.put_nowait(pb.IngressMessage(routes_applied=event.routes.version))
-                if not self.connected.is_set():
-                    log.info("connected to scheduler %s", self.address)
-                self.connected.set()
-
-    @staticmethod
-    async def _messages(outbox: asyncio.Queue[pb.IngressMessage]) -> AsyncIterator[pb.IngressMessage]:
-        while True:
-            yield await outbox.get()
+        call = self._stub.IngressConnect(ingress_message_batches(self._outbox), metadata=self._metadata)
+        async for batch in call:
+            for event in batch.events:
+                kind = event.WhichOneof("kind")
+                if kind == "assignment":
+                    future = self._pending.pop(event.assignment.request_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(event.assignment)
+                    elif future is None:
+                        self.release(event.assignment.request_id)  # its client left meanwhile
+                elif kind == "rejection":
+                    future = self._pending.pop(event.rejection.request_id, None)
+                    if future is not None and not future.done():
+                        future.set_exception(Rejected(event.rejection.http_status, event.rejection.message))
+                elif kind == "edge":
+                    self.edge = event.edge
+                    for listener in self.edge_listeners:
+                        listener(event.edge)
+                elif kind == "routes":
+                    self.routes = RouteTable(event.routes)
+                    self._outbox.put_nowait(pb.IngressMessage(routes_applied=event.routes.version))
+                    if not self.connected.is_set():
+                        log.info("connected to scheduler %s", self.address)
+                    self.connected.set()
 
     def _lost(self) -> None:
         self.connected.clear()

@@ -1427,6 +1427,48 @@ class IngressEvent(_message.Message):
 Global___IngressEvent: _TypeAlias = IngressEvent  # noqa: Y015
 
 @_typing.final
+class IngressMessages(_message.Message):
+    """IngressConnect travels batched: each gRPC message carries everything its writer had queued."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngressMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___IngressMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngressMessages: _TypeAlias = IngressMessages  # noqa: Y015
+
+@_typing.final
+class IngressEvents(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngressEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___IngressEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngressEvents: _TypeAlias = IngressEvents  # noqa: Y015
+
+@_typing.final
 class CreateTokenRequest(_message.Message):
     """---------------------------------------------------------------- tokens"""
 
@@ -2199,3 +2241,45 @@ class ResponseFrame(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___ResponseFrame: _TypeAlias = ResponseFrame  # noqa: Y015
+
+@_typing.final
+class RequestFrames(_message.Message):
+    """Frames travel batched: each gRPC message carries every frame its writer had queued."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestFrame]: ...
+    def __init__(
+        self,
+        *,
+        frames: _abc.Iterable[Global___RequestFrame] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frames", b"frames"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestFrames: _TypeAlias = RequestFrames  # noqa: Y015
+
+@_typing.final
+class ResponseFrames(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResponseFrame]: ...
+    def __init__(
+        self,
+        *,
+        frames: _abc.Iterable[Global___ResponseFrame] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frames", b"frames"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResponseFrames: _TypeAlias = ResponseFrames  # noqa: Y015

@@ -128,8 +128,8 @@ class SchedulerStub:
                 _registered_method=True)
         self.IngressConnect = channel.stream_stream(
                 '/stoker.Scheduler/IngressConnect',
-                request_serializer=protos_dot_stoker__pb2.IngressMessage.SerializeToString,
-                response_deserializer=protos_dot_stoker__pb2.IngressEvent.FromString,
+                request_serializer=protos_dot_stoker__pb2.IngressMessages.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.IngressEvents.FromString,
                 _registered_method=True)
 
 
@@ -347,8 +347,8 @@ def add_SchedulerServicer_to_server(servicer, server):
             ),
             'IngressConnect': grpc.stream_stream_rpc_method_handler(
                     servicer.IngressConnect,
-                    request_deserializer=protos_dot_stoker__pb2.IngressMessage.FromString,
-                    response_serializer=protos_dot_stoker__pb2.IngressEvent.SerializeToString,
+                    request_deserializer=protos_dot_stoker__pb2.IngressMessages.FromString,
+                    response_serializer=protos_dot_stoker__pb2.IngressEvents.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -864,8 +864,8 @@ class Scheduler:
             request_iterator,
             target,
             '/stoker.Scheduler/IngressConnect',
-            protos_dot_stoker__pb2.IngressMessage.SerializeToString,
-            protos_dot_stoker__pb2.IngressEvent.FromString,
+            protos_dot_stoker__pb2.IngressMessages.SerializeToString,
+            protos_dot_stoker__pb2.IngressEvents.FromString,
             options,
             channel_credentials,
             insecure,
@@ -888,8 +888,8 @@ class ContainerStub:
         """
         self.Exchange = channel.stream_stream(
                 '/stoker.Container/Exchange',
-                request_serializer=protos_dot_stoker__pb2.RequestFrame.SerializeToString,
-                response_deserializer=protos_dot_stoker__pb2.ResponseFrame.FromString,
+                request_serializer=protos_dot_stoker__pb2.RequestFrames.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.ResponseFrames.FromString,
                 _registered_method=True)
 
 
@@ -907,8 +907,8 @@ def add_ContainerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Exchange': grpc.stream_stream_rpc_method_handler(
                     servicer.Exchange,
-                    request_deserializer=protos_dot_stoker__pb2.RequestFrame.FromString,
-                    response_serializer=protos_dot_stoker__pb2.ResponseFrame.SerializeToString,
+                    request_deserializer=protos_dot_stoker__pb2.RequestFrames.FromString,
+                    response_serializer=protos_dot_stoker__pb2.ResponseFrames.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -936,8 +936,8 @@ class Container:
             request_iterator,
             target,
             '/stoker.Container/Exchange',
-            protos_dot_stoker__pb2.RequestFrame.SerializeToString,
-            protos_dot_stoker__pb2.ResponseFrame.FromString,
+            protos_dot_stoker__pb2.RequestFrames.SerializeToString,
+            protos_dot_stoker__pb2.ResponseFrames.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,7 +61,7 @@ class SchedulerStub:
     Spawn: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.SpawnResponse]
     CallResult: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CallResultRequest, _stoker_pb2.CallOutput]
     WorkerConnect: _grpc.StreamStreamMultiCallable[_stoker_pb2.WorkerMessage, _stoker_pb2.WorkerCommand]
-    IngressConnect: _grpc.StreamStreamMultiCallable[_stoker_pb2.IngressMessage, _stoker_pb2.IngressEvent]
+    IngressConnect: _grpc.StreamStreamMultiCallable[_stoker_pb2.IngressMessages, _stoker_pb2.IngressEvents]
 
 @_typing.type_check_only
 class SchedulerAsyncStub(SchedulerStub):
@@ -88,7 +88,7 @@ class SchedulerAsyncStub(SchedulerStub):
     Spawn: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.SpawnResponse]  # type: ignore[assignment]
     CallResult: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CallResultRequest, _stoker_pb2.CallOutput]  # type: ignore[assignment]
     WorkerConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.WorkerMessage, _stoker_pb2.WorkerCommand]  # type: ignore[assignment]
-    IngressConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.IngressMessage, _stoker_pb2.IngressEvent]  # type: ignore[assignment]
+    IngressConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.IngressMessages, _stoker_pb2.IngressEvents]  # type: ignore[assignment]
 
 class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     """Every client RPC carries `authorization: Bearer <workspace token>` metadata; worker and
@@ -224,9 +224,9 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def IngressConnect(
         self,
-        request_iterator: _MaybeAsyncIterator[_stoker_pb2.IngressMessage],
+        request_iterator: _MaybeAsyncIterator[_stoker_pb2.IngressMessages],
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.IngressEvent], _abc.AsyncIterator[_stoker_pb2.IngressEvent]]: ...
+    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.IngressEvents], _abc.AsyncIterator[_stoker_pb2.IngressEvents]]: ...
 
 def add_SchedulerServicer_to_server(servicer: SchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -235,19 +235,19 @@ class ContainerStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ContainerAsyncStub: ...
-    Exchange: _grpc.StreamStreamMultiCallable[_stoker_pb2.RequestFrame, _stoker_pb2.ResponseFrame]
+    Exchange: _grpc.StreamStreamMultiCallable[_stoker_pb2.RequestFrames, _stoker_pb2.ResponseFrames]
 
 @_typing.type_check_only
 class ContainerAsyncStub(ContainerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    Exchange: _aio.StreamStreamMultiCallable[_stoker_pb2.RequestFrame, _stoker_pb2.ResponseFrame]  # type: ignore[assignment]
+    Exchange: _aio.StreamStreamMultiCallable[_stoker_pb2.RequestFrames, _stoker_pb2.ResponseFrames]  # type: ignore[assignment]
 
 class ContainerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def Exchange(
         self,
-        request_iterator: _MaybeAsyncIterator[_stoker_pb2.RequestFrame],
+        request_iterator: _MaybeAsyncIterator[_stoker_pb2.RequestFrames],
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.ResponseFrame], _abc.AsyncIterator[_stoker_pb2.ResponseFrame]]: ...
+    ) -> _typing.Union[_abc.Iterator[_stoker_pb2.ResponseFrames], _abc.AsyncIterator[_stoker_pb2.ResponseFrames]]: ...
 
 def add_ContainerServicer_to_server(servicer: ContainerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

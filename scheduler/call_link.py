@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW
+from protos.batches import request_batches
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +51,19 @@ class CallLink:
             address,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
         )
-        self._stream = pb_grpc.ContainerStub(self._channel).Exchange(self._frames())
+        self._stream = pb_grpc.ContainerStub(self._channel).Exchange(request_batches(self._outbox))
         self._reader = asyncio.create_task(self._read(), name=f"call-link-{address}")
-
-    async def _frames(self) -> AsyncIterator[pb.RequestFrame]:
-        while True:
-            yield await self._outbox.get()
 
     async def _read(self) -> None:
         try:
-            async for frame in self._stream:
-                if frame.id == 0:
-                    self.reached = True
-                    continue
-                inbox = self._calls.get(frame.id)
-                if inbox is not None:
-                    inbox.put_nowait(frame)
+            async for batch in self._stream:
+                for frame in batch.frames:
+                    if frame.id == 0:
+                        self.reached = True
+                        continue
+                    inbox = self._calls.get(frame.id)
+                    if inbox is not None:
+                        inbox.put_nowait(frame)
         except grpc.RpcError as exc:
             detail = exc.details() if isinstance(exc, grpc.Call) else exc
             log.warning("call stream to %s ended: %s", self.address, detail)

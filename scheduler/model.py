@@ -48,7 +48,7 @@ class IngressSession:
     """A connected ingress: its event stream and the requests placed for it."""
 
     id: str
-    outbox: asyncio.Queue[pb.IngressEvent] = field(default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[pb.IngressEvent | None] = field(default_factory=asyncio.Queue)  # None: the stream ends
     assigned: dict[int, Container] = field(default_factory=dict)
     routes_applied: int = 0  # the newest route table version it acknowledged
 

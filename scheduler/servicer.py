@@ -14,6 +14,7 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from protos.batches import ingress_event_batches, ingress_messages
 from scheduler import call_credentials
 from scheduler.apps import AppError, Apps
 from scheduler.calls import Calls
@@ -324,9 +325,10 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     # ------------------------------------------------------------ ingresses
 
     async def IngressConnect(
-        self, request_iterator: AsyncIterator[pb.IngressMessage], context: Context
-    ) -> AsyncIterator[pb.IngressEvent]:
-        first = await anext(aiter(request_iterator), None)
+        self, request_iterator: AsyncIterator[pb.IngressMessages], context: Context
+    ) -> AsyncIterator[pb.IngressEvents]:
+        messages = ingress_messages(request_iterator)
+        first = await anext(messages, None)
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an ingress stream must open with hello")
             return
@@ -334,10 +336,13 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             self.apps.set_public(first.hello.scheme or "http", first.hello.http_port)
         session = IngressSession(id=first.hello.ingress_id or uuid.uuid4().hex)
         self.cluster.add_ingress(session)
+        reader = asyncio.ensure_future(self._ingress_messages(session, messages))
+        reader.add_done_callback(lambda _: session.outbox.put_nowait(None))  # ends the batches
         try:
-            async for event in _duplex(self._ingress_messages(session, request_iterator), session.outbox):
-                yield event
+            async for events in ingress_event_batches(session.outbox):
+                yield events
         finally:
+            reader.cancel()
             self.cluster.remove_ingress(session)
 
     async def _ingress_messages(self, session: IngressSession, messages: AsyncIterator[pb.IngressMessage]) -> None:

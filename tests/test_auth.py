@@ -112,7 +112,7 @@ def test_daemons_without_the_cluster_secret_are_refused(shared_cluster: Cluster)
     with grpc.insecure_channel(shared_cluster.scheduler) as channel:
         stub = pb_grpc.SchedulerStub(channel)
         register = pb.WorkerMessage(register=pb.WorkerRegister(worker_id="intruder"))
-        hello = pb.IngressMessage(hello=pb.IngressHello(ingress_id="intruder"))
+        hello = pb.IngressMessages(messages=[pb.IngressMessage(hello=pb.IngressHello(ingress_id="intruder"))])
         for call in (
             lambda: list(stub.WorkerConnect(iter([register]), timeout=10, metadata=forged)),
             lambda: list(stub.IngressConnect(iter([hello]), timeout=10)),

@@ -19,6 +19,7 @@ from client.function import Function
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_from_proto
+from protos.batches import response_batches
 from worker.runtime.calls import Call, run_call
 from worker.runtime.web import ASGIApp, Message
 
@@ -76,17 +77,17 @@ class ContainerServicer(pb_grpc.ContainerServicer):
         self.in_flight = 0
 
     async def Exchange(
-        self, request_iterator: AsyncIterator[pb.RequestFrame], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.ResponseFrame]:
+        self, request_iterator: AsyncIterator[pb.RequestFrames], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.ResponseFrames]:
         out: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
         requests: dict[int, _Request] = {}
         calls: dict[int, Call] = {}
         # Hello before any request is read: an ingress that never saw it knows none reached the app.
-        yield pb.ResponseFrame(id=0)
+        yield pb.ResponseFrames(frames=[pb.ResponseFrame(id=0)])
         pump = asyncio.create_task(self._pump(request_iterator, requests, calls, out), name="exchange-pump")
         try:
-            while (frame := await out.get()) is not None:
-                yield frame
+            async for batch in response_batches(out):
+                yield batch
         finally:
             pump.cancel()
             for task in [r.task for r in requests.values()] + [c.task for c in calls.values()]:
@@ -95,38 +96,39 @@ class ContainerServicer(pb_grpc.ContainerServicer):
 
     async def _pump(
         self,
-        frames: AsyncIterator[pb.RequestFrame],
+        batches: AsyncIterator[pb.RequestFrames],
         requests: dict[int, _Request],
         calls: dict[int, Call],
         out: asyncio.Queue[pb.ResponseFrame | None],
     ) -> None:
         try:
-            async for frame in frames:
-                kind = frame.WhichOneof("kind")
-                if kind == "call":
-                    call = calls[frame.id] = Call(frame.id, out)
-                    call.task = asyncio.create_task(self._call(call, frame.call, calls), name=f"call-{frame.id}")
-                    continue
-                if frame.id in calls:
-                    self._call_frame(calls[frame.id], frame)
-                    continue
-                if kind == "scope":
-                    request = _Request(frame.id, out)
-                    requests[frame.id] = request
-                    request.task = asyncio.create_task(
-                        self._run(request, frame.scope, requests), name=f"request-{frame.id}"
-                    )
-                    continue
-                found = requests.get(frame.id)
-                if found is None:
-                    continue  # the request already finished; late frames are harmless
-                if kind == "event":
-                    if frame.event.type in _CLIENT_GONE:
-                        found.client_gone = True
-                    found.inbox.put_nowait(frame.event)
-                elif kind == "credit":
-                    for _ in range(frame.credit):
-                        found.send_window.release()
+            async for batch in batches:
+                for frame in batch.frames:
+                    kind = frame.WhichOneof("kind")
+                    if kind == "call":
+                        call = calls[frame.id] = Call(frame.id, out)
+                        call.task = asyncio.create_task(self._call(call, frame.call, calls), name=f"call-{frame.id}")
+                        continue
+                    if frame.id in calls:
+                        self._call_frame(calls[frame.id], frame)
+                        continue
+                    if kind == "scope":
+                        request = _Request(frame.id, out)
+                        requests[frame.id] = request
+                        request.task = asyncio.create_task(
+                            self._run(request, frame.scope, requests), name=f"request-{frame.id}"
+                        )
+                        continue
+                    found = requests.get(frame.id)
+                    if found is None:
+                        continue  # the request already finished; late frames are harmless
+                    if kind == "event":
+                        if frame.event.type in _CLIENT_GONE:
+                            found.client_gone = True
+                        found.inbox.put_nowait(frame.event)
+                    elif kind == "credit":
+                        for _ in range(frame.credit):
+                            found.send_window.release()
         except (asyncio.CancelledError, grpc.RpcError):
             pass
         finally:
