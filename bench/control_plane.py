@@ -7,8 +7,9 @@ Starts `python -m client scheduler` alone on a loopback port, then from this pro
 one channel and one TCP connection per worker, as separate worker processes would have) opens a
 WorkerConnect stream per simulated worker: it registers (every 10th declares 4 GPUs), heartbeats
 every 2 s with its container ids, and answers every StartContainer with a ContainerStarted at
-127.0.0.1:1 (no real container). One deploy of `--functions` web functions with
-`min_containers=--per-function` makes the scheduler start them all. Then it measures:
+127.0.0.1:1 (no real container), and every BuildImage with "built" (as if built before). One
+deploy of `--functions` web functions with `min_containers=--per-function` makes the scheduler
+start them all. Then it measures:
 
   bring-up   Deploy call to every container warm in the scheduler's Status, and the longest
              time a cheap RPC waited meanwhile (how long the scheduler's loop stood still)
@@ -265,6 +266,10 @@ class SimWorker:
                     self.fleet.starts += 1
                     if self.fleet.starts >= self.fleet.expected:
                         self.fleet.all_started.set()
+                elif kind == "build":
+                    # As a worker that has the image already: built, nothing to print.
+                    built = pb.ImageBuildEvent(image_id=command.build.image_id, done=True)
+                    outbox.put_nowait(pb.WorkerMessage(image=built))
                 elif kind == "stop":
                     self.containers.pop(command.stop.container_id, None)
                     exited = pb.ContainerExited(container_id=command.stop.container_id, reason="stopped")
