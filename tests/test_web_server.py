@@ -191,3 +191,14 @@ def test_workers_on_one_machine_run_one_container_per_port(tmp_path: Path) -> No
         assert cluster.output is not None and "already in use" not in cluster.output.text()
     finally:
         cluster.stop()
+
+
+def test_a_server_that_dies_gives_502_saying_so(shared_cluster: Cluster) -> None:
+    url = shared_cluster.deploy("web_servers.py")["mortal"]
+    assert shared_cluster.get(url, "/alive").status_code == 200
+    dying = shared_cluster.get(url, "/exit")
+    assert dying.status_code == 502
+    assert "the web server on port 18434 did not answer" in dying.text
+    after = shared_cluster.get(url, "/alive")
+    assert after.status_code == 502
+    assert "port 18434" in after.text

@@ -2,6 +2,7 @@
 # it was sent, streams slowly, and echoes WebSocket messages.
 import asyncio
 import json
+import os
 
 last_close = {"code": None}
 
@@ -20,6 +21,8 @@ async def respond(send, status, body, content_type=b"application/json"):
 
 async def http(scope, receive, send):
     path = scope["path"]
+    if path == "/exit":
+        os._exit(0)  # the server dies mid-request, before answering
     if path == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         for i in range(3):

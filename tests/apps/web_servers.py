@@ -28,3 +28,10 @@ def never_listens():
 def one_slot():
     # One input at a time: more callers need more containers, and all of them want port 18433.
     subprocess.Popen(["python", "-m", "uvicorn", "echo_backend:app", "--port", "18433", "--log-level", "warning"])
+
+
+@app.function()
+@modal.web_server(18434, startup_timeout=60)
+def mortal():
+    # Its server can be told to die (GET /exit), leaving the container without a backend.
+    subprocess.Popen(["python", "-m", "uvicorn", "echo_backend:app", "--port", "18434", "--log-level", "warning"])
