@@ -87,7 +87,7 @@ class ContainerLink:
         self._streams[request_id] = inbox
         window = asyncio.Semaphore(WINDOW)
         consumed: list[dict[str, Any]] = []
-        answered = asyncio.Event()  # the last chunk of the HTTP response went to the client
+        answered = asyncio.Event()  # the whole HTTP response went to the client
         # The pump is scheduled before the outbox's writer wakes for the scope, so a request body
         # that is already here (a GET's empty one) goes out in the same message as the scope.
         pump = asyncio.create_task(
@@ -95,7 +95,6 @@ class ContainerLink:
         )
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         started = False
-        finished = False  # the whole HTTP response reached the client
         try:
             while True:
                 frame = await inbox.get()
@@ -110,7 +109,6 @@ class ContainerLink:
                     if frame.event.type in _STARTING_TYPES:
                         started = True
                     elif frame.event.type == "http.response.body" and not frame.event.more_body:
-                        finished = True
                         answered.set()
                         complete()
                     await send(message)
@@ -120,7 +118,7 @@ class ContainerLink:
                     for _ in range(frame.credit):
                         window.release()
                 elif kind == "done":
-                    if frame.done and started and not finished:
+                    if frame.done and started and not answered.is_set():
                         # The app failed mid-response: cut the connection so the client sees it.
                         raise ConnectionAbortedError(f"the web function failed mid-response: {frame.done}")
                     return

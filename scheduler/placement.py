@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Protocol, TypeVar
 
 
@@ -48,13 +48,12 @@ def pick_worker(workers: Iterable[W]) -> W | None:
     return min(workers, key=lambda w: w.container_count, default=None)
 
 
-def port_free(workers: Iterable[P], port: int) -> list[P]:
+def port_free(workers: Collection[P], port: int) -> Collection[P]:
     """The workers whose host has `port` free: the port a @web_server container listens on (0: it
     needs none). Containers share their host's network (workers on one host, as with `stoker up
     --workers N`, share it too), so two that need one port cannot run on one host: such containers
     spread across hosts, and requests beyond their capacity queue."""
-    every = list(workers)
     if not port:
-        return every
-    taken = {w.host for w in every if port in w.ports_in_use}
-    return [w for w in every if w.host not in taken]
+        return workers  # the common case: no copy per container start
+    taken = {w.host for w in workers if port in w.ports_in_use}
+    return [w for w in workers if w.host not in taken]

@@ -39,6 +39,17 @@ class Call:
         self.send_window = asyncio.Semaphore(WINDOW)
         self.task: asyncio.Task[None] | None = None
 
+    def on_frame(self, kind: str | None, frame: pb.RequestFrame) -> None:
+        if kind == "credit":
+            for _ in range(frame.credit):
+                self.send_window.release()
+        elif kind == "event" and frame.event.type == "http.disconnect":
+            self.hang_up()  # the caller went away
+
+    def hang_up(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
     def emit(self, output: pb.CallOutput) -> None:
         self.out.put_nowait(pb.ResponseFrame(id=self.id, output=output))
 

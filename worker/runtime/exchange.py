@@ -65,7 +65,17 @@ class _Request:
             self.started = True
         self.out.put_nowait(pb.ResponseFrame(id=self.id, event=event))
 
-    def disconnect(self) -> None:
+    def on_frame(self, kind: str | None, frame: pb.RequestFrame) -> None:
+        if kind == "event":
+            if frame.event.type in _CLIENT_GONE:
+                self.client_gone = True
+            self.inbox.put_nowait(frame.event)
+        elif kind == "credit":
+            for _ in range(frame.credit):
+                self.send_window.release()
+
+    def hang_up(self) -> None:
+        """The stream is gone, and the client with it."""
         self.client_gone = True
         self.inbox.put_nowait(pb.AsgiEvent(type="http.disconnect"))
 
@@ -74,83 +84,54 @@ class ContainerServicer(pb_grpc.ContainerServicer):
     def __init__(self, app: ASGIApp | None, function: Function) -> None:
         self.app = app  # None: not a web function, only calls reach it
         self.function = function
-        self.in_flight = 0
 
     async def Exchange(
         self, request_iterator: AsyncIterator[pb.RequestFrames], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.ResponseFrames]:
         out: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
-        requests: dict[int, _Request] = {}
-        calls: dict[int, Call] = {}
+        open_: dict[int, _Request | Call] = {}  # the requests and calls open on this stream, by id
         # Hello before any request is read: an ingress that never saw it knows none reached the app.
         yield pb.ResponseFrames(frames=[pb.ResponseFrame(id=0)])
-        pump = asyncio.create_task(self._pump(request_iterator, requests, calls, out), name="exchange-pump")
+        pump = asyncio.create_task(self._pump(request_iterator, open_, out), name="exchange-pump")
         try:
             async for batch in response_batches(out):
                 yield batch
         finally:
             pump.cancel()
-            for task in [r.task for r in requests.values()] + [c.task for c in calls.values()]:
-                if task is not None:
-                    task.cancel()
+            for opened in open_.values():
+                if opened.task is not None:
+                    opened.task.cancel()
 
     async def _pump(
         self,
         batches: AsyncIterator[pb.RequestFrames],
-        requests: dict[int, _Request],
-        calls: dict[int, Call],
+        open_: dict[int, _Request | Call],
         out: asyncio.Queue[pb.ResponseFrame | None],
     ) -> None:
         try:
             async for batch in batches:
                 for frame in batch.frames:
                     kind = frame.WhichOneof("kind")
-                    if kind == "call":
-                        call = calls[frame.id] = Call(frame.id, out)
-                        call.task = asyncio.create_task(self._call(call, frame.call, calls), name=f"call-{frame.id}")
-                        continue
-                    if frame.id in calls:
-                        self._call_frame(calls[frame.id], frame)
-                        continue
                     if kind == "scope":
-                        request = _Request(frame.id, out)
-                        requests[frame.id] = request
+                        request = open_[frame.id] = _Request(frame.id, out)
                         request.task = asyncio.create_task(
-                            self._run(request, frame.scope, requests), name=f"request-{frame.id}"
+                            self._run(request, frame.scope, open_), name=f"request-{frame.id}"
                         )
-                        continue
-                    found = requests.get(frame.id)
-                    if found is None:
-                        continue  # the request already finished; late frames are harmless
-                    if kind == "event":
-                        if frame.event.type in _CLIENT_GONE:
-                            found.client_gone = True
-                        found.inbox.put_nowait(frame.event)
-                    elif kind == "credit":
-                        for _ in range(frame.credit):
-                            found.send_window.release()
+                    elif kind == "call":
+                        call = open_[frame.id] = Call(frame.id, out)
+                        call.task = asyncio.create_task(self._call(call, frame.call, open_), name=f"call-{frame.id}")
+                    elif (found := open_.get(frame.id)) is not None:
+                        found.on_frame(kind, frame)
+                    # else: the request or call already finished; late frames are harmless
         except (asyncio.CancelledError, grpc.RpcError):
             pass
         finally:
-            # The ingress went away: every open request's client is gone with it.
-            for request in requests.values():
-                request.disconnect()
-            for call in calls.values():
-                if call.task is not None:
-                    call.task.cancel()  # and so is every caller
+            # The ingress (or the scheduler, for calls) went away, and every client with it.
+            for opened in open_.values():
+                opened.hang_up()
             out.put_nowait(None)
 
-    @staticmethod
-    def _call_frame(call: Call, frame: pb.RequestFrame) -> None:
-        kind = frame.WhichOneof("kind")
-        if kind == "credit":
-            for _ in range(frame.credit):
-                call.send_window.release()
-        elif kind == "event" and frame.event.type == "http.disconnect" and call.task is not None:
-            call.task.cancel()  # the caller went away
-
-    async def _call(self, call: Call, request: pb.CallRequest, calls: dict[int, Call]) -> None:
-        self.in_flight += 1
+    async def _call(self, call: Call, request: pb.CallRequest, open_: dict[int, _Request | Call]) -> None:
         done = ""
         try:
             await run_call(self.function, call, request)
@@ -158,12 +139,10 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             done = "cancelled"
             raise
         finally:
-            self.in_flight -= 1
-            calls.pop(call.id, None)
+            open_.pop(call.id, None)
             call.out.put_nowait(pb.ResponseFrame(id=call.id, done=done))
 
-    async def _run(self, request: _Request, scope_pb: pb.Scope, requests: dict[int, _Request]) -> None:
-        self.in_flight += 1
+    async def _run(self, request: _Request, scope_pb: pb.Scope, open_: dict[int, _Request | Call]) -> None:
         error = ""
         try:
             if self.app is None:
@@ -183,8 +162,7 @@ class ContainerServicer(pb_grpc.ContainerServicer):
                 if not request.started and scope_pb.type == "http":
                     await self._internal_error(request)
         finally:
-            self.in_flight -= 1
-            requests.pop(request.id, None)
+            open_.pop(request.id, None)
             summary = error.strip().splitlines()[-1] if error else ""
             request.out.put_nowait(pb.ResponseFrame(id=request.id, done=summary))
 
