@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
-import grpc
-
 from ingress.responses import plain_response
 from protos import stoker_pb2 as pb
-from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_to_proto
-from protos.batches import request_batches
+from protos.exchange_link import ExchangeLink, ExchangeLinks
 
-log = logging.getLogger(__name__)
-
-MAX_MESSAGE = 64 * 1024 * 1024
 _END_TYPES = frozenset({"http.disconnect", "websocket.disconnect"})
 _STARTING_TYPES = frozenset(
     {"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"}
@@ -36,45 +29,8 @@ class ContainerUnreachable(Exception):
         self.consumed = consumed
 
 
-class ContainerLink:
-    def __init__(self, address: str, on_broken: Callable[[ContainerLink], None]) -> None:
-        self.address = address
-        self._on_broken = on_broken
-        self.broken = False
-        self.reached = False  # the container's hello frame arrived
-        self._outbox: asyncio.Queue[pb.RequestFrame] = asyncio.Queue()
-        self._streams: dict[int, asyncio.Queue[pb.ResponseFrame | None]] = {}
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
-        )
-        self._call = pb_grpc.ContainerStub(self._channel).Exchange(request_batches(self._outbox))
-        self._reader = asyncio.create_task(self._read(), name=f"link-{address}")
-
-    async def _read(self) -> None:
-        try:
-            async for batch in self._call:
-                for frame in batch.frames:
-                    if frame.id == 0:
-                        self.reached = True
-                        continue
-                    stream = self._streams.get(frame.id)
-                    if stream is not None:
-                        stream.put_nowait(frame)
-        except grpc.RpcError as exc:
-            log.warning(
-                "stream to container %s ended: %s", self.address, exc.details() if isinstance(exc, grpc.Call) else exc
-            )
-        finally:
-            self.broken = True
-            self._on_broken(self)
-            for stream in self._streams.values():
-                stream.put_nowait(None)
-            await self._channel.close(None)
-
-    async def close(self) -> None:
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+class ContainerLink(ExchangeLink):
+    """The ingress's stream to one container, carrying every HTTP request and WebSocket it places there."""
 
     async def proxy(
         self, request_id: int, scope: dict[str, Any], receive: Receive, send: Send, complete: Callable[[], None]
@@ -83,8 +39,7 @@ class ContainerLink:
 
         `complete()` is called as the last chunk of an HTTP response goes out, before the client
         can have it: a client's next request must find this one's slot already free."""
-        inbox: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
-        self._streams[request_id] = inbox
+        inbox = self.open(request_id)
         window = asyncio.Semaphore(WINDOW)
         consumed: list[dict[str, Any]] = []
         answered = asyncio.Event()  # the whole HTTP response went to the client
@@ -124,7 +79,7 @@ class ContainerLink:
                     return
         finally:
             pump.cancel()
-            self._streams.pop(request_id, None)
+            self.close_id(request_id)
 
     async def _pump(
         self,
@@ -160,23 +115,6 @@ class ContainerLink:
         await plain_response(scope, send, 502, message)
 
 
-class ContainerLinks:
-    """The pool of links, one per container address, replaced when a stream breaks."""
-
+class ContainerLinks(ExchangeLinks[ContainerLink]):
     def __init__(self) -> None:
-        self._links: dict[str, ContainerLink] = {}
-
-    def get(self, address: str) -> ContainerLink:
-        link = self._links.get(address)
-        if link is None or link.broken:
-            link = self._links[address] = ContainerLink(address, self._forget)
-        return link
-
-    def _forget(self, link: ContainerLink) -> None:
-        # A stopped container's link goes, so the pool holds only live containers.
-        if self._links.get(link.address) is link:
-            del self._links[link.address]
-
-    async def close(self) -> None:
-        await asyncio.gather(*(link.close() for link in self._links.values()), return_exceptions=True)
-        self._links.clear()
+        super().__init__(ContainerLink)

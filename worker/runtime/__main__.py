@@ -20,6 +20,7 @@ import grpc
 
 from client.function import Function
 from protos import stoker_pb2_grpc as pb_grpc
+from protos.exchange_link import CHANNEL_OPTIONS
 from worker.runtime.appload import find_app, find_function, import_app_file
 from worker.runtime.exchange import ContainerServicer
 from worker.runtime.lifespan import Lifespan
@@ -28,7 +29,6 @@ from worker.runtime.web_server import WebServerStartupError
 
 log = logging.getLogger("stoker.container")
 
-MAX_MESSAGE = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
@@ -60,12 +60,7 @@ async def serve(app: ASGIApp | None, function: Function) -> None:
     lifespan = Lifespan(app) if app is not None else None
     if lifespan is not None:
         await lifespan.startup()
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-        ]
-    )
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
     pb_grpc.add_ContainerServicer_to_server(ContainerServicer(app, function), server)
     port = server.add_insecure_port(f"{os.environ.get('STOKER_BIND_HOST', '127.0.0.1')}:0")
     await server.start()
