@@ -22,9 +22,12 @@ class ClientConfig:
 
 def load() -> ClientConfig | None:
     """The configured cluster, or None when nothing names one."""
-    data = _read_file()
     scheduler = os.environ.get("STOKER_SCHEDULER", "")
-    token = os.environ.get("STOKER_TOKEN", "") or data.get("token", "")
+    token = os.environ.get("STOKER_TOKEN", "")
+    if scheduler and token:
+        return ClientConfig(scheduler=scheduler, token=token)  # no file to read (every call in a container)
+    data = _read_file()
+    token = token or data.get("token", "")
     if scheduler:
         return ClientConfig(scheduler=scheduler, token=token)
     if not data.get("scheduler"):

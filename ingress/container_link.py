@@ -8,10 +8,9 @@ from typing import Any
 
 from ingress.responses import plain_response
 from protos import stoker_pb2 as pb
-from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_to_proto
+from protos.asgi import DISCONNECT_TYPES, WINDOW, event_from_proto, event_to_proto, needs_credit, scope_to_proto
 from protos.exchange_link import ExchangeLink, ExchangeLinks
 
-_END_TYPES = frozenset({"http.disconnect", "websocket.disconnect"})
 _STARTING_TYPES = frozenset(
     {"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"}
 )
@@ -105,7 +104,7 @@ class ContainerLink(ExchangeLink):
             if needs_credit(event.type, event.more_body):
                 await window.acquire()
             self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=event))
-            if event.type in _END_TYPES:
+            if event.type in DISCONNECT_TYPES:
                 return
 
     async def _lost(self, scope: dict[str, Any], send: Send, started: bool) -> None:

@@ -43,23 +43,25 @@ def body_too_large(limit: int) -> str:
     )
 
 
-def head_size(scope: dict[str, Any]) -> int:
-    """The bytes of the request line and header lines as sent, CRLFs included."""
+def read_head(scope: dict[str, Any]) -> tuple[int, int | None, bool]:
+    """In one pass over the headers: the bytes of the request line and header lines as sent (CRLFs
+    included), the declared Content-Length, and whether the body is chunked."""
     target = len(scope.get("raw_path") or scope["path"].encode())
     if scope.get("query_string"):
         target += 1 + len(scope["query_string"])
-    line = len(scope.get("method", "GET")) + 1 + target + len(" HTTP/1.1\r\n")
-    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
-
-
-def declared_length(scope: dict[str, Any]) -> int | None:
+    size = len(scope.get("method", "GET")) + 1 + target + len(" HTTP/1.1\r\n") + 2
+    length: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
+        size += len(name) + len(value) + 4
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the HTTP parser has refused malformed ones already
-    return None
+                pass  # the HTTP parser has refused malformed ones already
+        elif name == b"transfer-encoding":
+            chunked = True
+    return size, length, chunked
 
 
 class Limits:
@@ -74,15 +76,19 @@ class Limits:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if head_size(scope) > self.max_header_bytes:
+        size, length, chunked = read_head(scope)
+        if size > self.max_header_bytes:
             await plain_response(scope, send, 431, headers_too_large(self.max_header_bytes), _CLOSE)
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)  # message sizes are uvicorn's ws_max_size
             return
-        length = declared_length(scope)
         if length is not None and length > self.max_body_bytes:
             await plain_response(scope, send, 413, body_too_large(self.max_body_bytes), _CLOSE)
+            return
+        if not chunked:
+            # The parser delivers at most Content-Length bytes, and none without it: nothing to count.
+            await self.app(scope, receive, send)
             return
         await _CountedBody(scope, self.max_body_bytes, receive, send).run(self.app)
 

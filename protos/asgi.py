@@ -17,6 +17,7 @@ WINDOW = 16  # credit-bearing events in flight per request and direction
 
 _CREDITED_TYPES = frozenset({"websocket.send", "websocket.receive"})
 _BODY_TYPES = frozenset({"http.request", "http.response.body", "websocket.http.response.body"})
+DISCONNECT_TYPES = frozenset({"http.disconnect", "websocket.disconnect"})  # the client went away
 
 
 def needs_credit(message_type: str, more_body: bool) -> bool:

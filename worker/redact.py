@@ -12,11 +12,12 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
     """The values to hide, from a StartContainer's env.
 
     The scheduler fills that env with the function's secrets (named ones and `Secret.from_dict`)
-    plus stoker's own `STOKER_*` variables; every other value is a secret. A multi-line value
-    (a PEM key) is also hidden line by line, since output is forwarded line by line."""
+    plus stoker's own `STOKER_*` variables; every other value is a secret, and so is
+    STOKER_TOKEN, the container's call credential. A multi-line value (a PEM key) is also hidden
+    line by line, since output is forwarded line by line."""
     values: set[str] = set()
     for key, value in env.items():
-        if key.startswith("STOKER_") or not value:
+        if (key.startswith("STOKER_") and key != "STOKER_TOKEN") or not value:
             continue
         values.add(value)
         values.update(part.strip() for part in value.splitlines() if part.strip())

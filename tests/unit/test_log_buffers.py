@@ -90,6 +90,11 @@ def test_secret_values_are_hidden_longest_first_and_line_by_line() -> None:
     assert Redactor(["a.b"])("axb a.b") == "axb ***"  # values are literal, not patterns
 
 
+def test_the_call_credential_is_hidden_though_other_stoker_variables_are_not() -> None:
+    redact = Redactor(secret_values({"STOKER_TOKEN": "call.ap-1.f00d", "STOKER_ENVIRONMENT": "staging"}))
+    assert redact("token call.ap-1.f00d in staging") == "token *** in staging"
+
+
 # ---------------------------------------------------------------- scheduler side
 
 

@@ -18,14 +18,13 @@ import grpc
 from client.function import Function
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from protos.asgi import WINDOW, event_from_proto, event_to_proto, needs_credit, scope_from_proto
+from protos.asgi import DISCONNECT_TYPES, WINDOW, event_from_proto, event_to_proto, needs_credit, scope_from_proto
 from protos.batches import response_batches
 from worker.runtime.calls import Call, run_call
 from worker.runtime.web import ASGIApp, Message
 
 log = logging.getLogger(__name__)
 
-_CLIENT_GONE = frozenset({"http.disconnect", "websocket.disconnect"})
 _ERROR_BODY = b"Internal Server Error: the web function raised an exception (see the app's logs)"
 
 
@@ -67,7 +66,7 @@ class _Request:
 
     def on_frame(self, kind: str | None, frame: pb.RequestFrame) -> None:
         if kind == "event":
-            if frame.event.type in _CLIENT_GONE:
+            if frame.event.type in DISCONNECT_TYPES:
                 self.client_gone = True
             self.inbox.put_nowait(frame.event)
         elif kind == "credit":
