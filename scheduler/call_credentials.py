@@ -9,6 +9,7 @@ names the caller's app, so a `serve`d app's calls reach its own functions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -24,6 +25,9 @@ def mint(key: bytes, app_id: str) -> str:
     return f"{PREFIX}{app_id}.{hmac.new(key, app_id.encode(), hashlib.sha256).hexdigest()}"
 
 
+# Cached: the auth interceptor and then the servicer check the credential of every call, and a
+# cluster has few of them (one per app).
+@functools.lru_cache(maxsize=1024)
 def verify(key: bytes, token: str) -> str | None:
     """The app id the credential was minted for, or None when it is not a valid one."""
     if not key or not token.startswith(PREFIX):

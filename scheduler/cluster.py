@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from protos import stoker_pb2 as pb
 from scheduler import autoscaler, call_credentials, gpus, placement
 from scheduler.model import Container, FunctionState, IngressSession, SlotRefused, Waiter, WorkerSession
-from worker.image_spec import image_id
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +282,7 @@ class Cluster:
                     env={**self._secret_env(fn.spec), "STOKER_WEB_URLS": json.dumps(urls), **self._call_env(fn)},
                     gpu_indices=devices,
                     web_url=fn.url,
-                    image_id=image_id(fn.spec.image) if fn.spec.HasField("image") else "",
+                    image_id=fn.image_id,
                 )
             )
         )

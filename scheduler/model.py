@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from protos import stoker_pb2 as pb
 from scheduler.gpus import GpuOption
 from scheduler.store import AppRecord
+from worker.image_spec import image_id
 
 
 @dataclass(eq=False)
@@ -102,6 +104,11 @@ class FunctionState:
     @property
     def max_inputs(self) -> int:
         return max(1, self.spec.max_inputs)
+
+    @functools.cached_property
+    def image_id(self) -> str:
+        """The id of its image, as workers know it; "" for the worker's own environment."""
+        return image_id(self.spec.image) if self.spec.HasField("image") else ""
 
     @property
     def port(self) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Generator
+from collections.abc import Generator
 from typing import Any
 
 from client.call_codec import decode_args, encode_value, error_to_proto
@@ -58,17 +58,13 @@ class Call:
         self.emit(pb.CallOutput(item=encode_value(value, "an item the generator yielded")))
 
 
-def is_generator(function: Function) -> bool:
-    return inspect.isgeneratorfunction(function.raw_f) or inspect.isasyncgenfunction(function.raw_f)
-
-
 def check_call_kind(function: Function, wants_generator: bool) -> None:
     """Modal's rules: web functions are not called, generators only with remote_gen."""
     if function.web is not None:
         raise InvalidError(
             f"{function.name} is a web function: call it over HTTP at {function.get_web_url()}, not with .remote()"
         )
-    generator = is_generator(function)
+    generator = function._is_generator()
     if generator and not wants_generator:
         raise InvalidError(f"{function.name} is a generator function: call it with .remote_gen(), not .remote()")
     if wants_generator and not generator:
@@ -77,16 +73,17 @@ def check_call_kind(function: Function, wants_generator: bool) -> None:
 
 async def run_call(function: Function, call: Call, request: pb.CallRequest) -> None:
     """Run the call to its end, sending its items and then its result or error."""
+    deadline: asyncio.Timeout | None = None
     try:
         check_call_kind(function, request.generator)
         args, kwargs = decode_args(request.args)
-        async with asyncio.timeout(function.options.timeout):
+        async with asyncio.timeout(function.options.timeout) as deadline:
             result = await _invoke(function, call, args, kwargs)
         payload = encode_value(result, "the function's return value")
     except asyncio.CancelledError:
         raise
-    except TimeoutError as exc:
-        if not exc.args:
+    except TimeoutError:
+        if deadline is not None and deadline.expired():  # ours, not one the function raised
             exc = TimeoutError(f"{function.name} ran longer than its timeout of {function.options.timeout:g} s")
         call.emit(pb.CallOutput(error=error_to_proto(exc)))
     except Exception as exc:
@@ -99,8 +96,9 @@ async def run_call(function: Function, call: Call, request: pb.CallRequest) -> N
 async def _invoke(function: Function, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     f = function.raw_f
     if inspect.isasyncgenfunction(f):
-        async for item in _aclosing(f(*args, **kwargs)):
-            await call.emit_item(item)
+        async with contextlib.aclosing(f(*args, **kwargs)) as items:
+            async for item in items:
+                await call.emit_item(item)
         return None
     if inspect.isgeneratorfunction(f):
         generator: Generator[Any, Any, Any] = f(*args, **kwargs)
@@ -114,13 +112,3 @@ async def _invoke(function: Function, call: Call, args: tuple[Any, ...], kwargs:
     if inspect.iscoroutinefunction(f):
         return await f(*args, **kwargs)
     return await asyncio.to_thread(f, *args, **kwargs)
-
-
-async def _aclosing(generator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    try:
-        async for item in generator:
-            yield item
-    finally:
-        close = getattr(generator, "aclose", None)
-        if close is not None:
-            await close()
