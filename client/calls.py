@@ -19,7 +19,7 @@ import grpc
 
 from client import config as client_config
 from client.aio import async_iterable, awaitable
-from client.call_codec import decode_value, encode_args, error_from_proto, output_value
+from client.call_codec import encode_args, output_value
 from client.exceptions import ExecutionError, InvalidError, from_rpc_error
 from client.rpc import CHANNEL_OPTIONS, require, token_metadata
 from protos import stoker_pb2 as pb
@@ -81,13 +81,9 @@ def call_gen(target: CallTarget, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     outputs = _stream(target.request(args, kwargs, generator=True))
     try:
         for output in outputs:
-            kind = output.WhichOneof("kind")
-            if kind == "item":
-                yield decode_value(output.item)
-            elif kind == "error":
-                raise error_from_proto(output.error)
-            else:
-                return
+            if output.WhichOneof("kind") not in ("item", "error"):
+                return  # the result: a generator's return value is not an item
+            yield output_value(output)  # the item, or the callee's exception raised
     finally:
         outputs.close()
 

@@ -16,7 +16,7 @@ from scheduler.store import AppRecord, Store
 from worker.bundle import BundleError, bundle_hash, check_bundle
 from worker.image_spec import ImageSpecError, check_spec
 
-_APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # apps and secrets
 _ENV_NAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?)?$")
 WEB_KINDS = frozenset({"fastapi_endpoint", "asgi_app", "wsgi_app", "web_server"})
 
@@ -62,12 +62,8 @@ class Apps:
 
     # ------------------------------------------------------------ deploy
 
-    def check(self, app: pb.AppDefinition, environment: str) -> None:
-        """Raise AppError if `app` cannot be deployed as it is (before its images are built)."""
-        self._validate(app, environment)
-
     def deploy(self, app: pb.AppDefinition, environment: str, ephemeral: bool, app_id: str = "") -> pb.DeployResponse:
-        self._validate(app, environment)
+        self.check(app, environment)
         digest = bundle_hash(app.bundle)
         previous = self._find(app.name, environment, ephemeral, app_id)
         stored = pb.AppDefinition()
@@ -124,11 +120,13 @@ class Apps:
             )
         return result
 
-    def _validate(self, app: pb.AppDefinition, environment: str) -> None:
+    def check(self, app: pb.AppDefinition, environment: str) -> None:
+        """Raise AppError if `app` cannot be deployed as it is (before its images are built)."""
+
         def invalid(message: str) -> AppError:
             return AppError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
-        if not _APP_NAME.match(app.name):
+        if not APP_NAME.match(app.name):
             raise invalid(f"app name {app.name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-'")
         if not _ENV_NAME.match(environment):
             raise invalid(f"environment {environment!r} is not valid: use lowercase letters, digits and '-'")
@@ -192,26 +190,29 @@ class Apps:
                         ),
                     )
 
-    def _find(self, name: str, environment: str, ephemeral: bool, app_id: str) -> AppRecord | None:
+    def deployed(self, name: str, environment: str) -> list[FunctionState] | None:
+        """The live functions of the deployed (not served) app of that name and environment."""
         for functions in self.live.values():
             record = functions[0].app if functions else None
-            if record is None:
-                continue
-            if app_id and record.app_id == app_id:
-                return record
-            same_name = (record.name, record.environment) == (name, environment)
-            if not app_id and not ephemeral and not record.ephemeral and same_name:
-                return record
+            if record is not None and not record.ephemeral and (record.name, record.environment) == (name, environment):
+                return functions
         return None
+
+    def _find(self, name: str, environment: str, ephemeral: bool, app_id: str) -> AppRecord | None:
+        if app_id:
+            functions = self.live.get(app_id)
+        else:
+            functions = None if ephemeral else self.deployed(name, environment)
+        return functions[0].app if functions else None
 
     # ------------------------------------------------------------ stop and list
 
     def stop(self, name: str, environment: str) -> str:
-        for app_id, functions in self.live.items():
-            record = functions[0].app if functions else None
-            if record is not None and not record.ephemeral and (record.name, record.environment) == (name, environment):
-                self.stop_app_id(app_id)
-                return app_id
+        functions = self.deployed(name, environment)
+        if functions:
+            app_id = functions[0].app.app_id
+            self.stop_app_id(app_id)
+            return app_id
         raise AppError(
             grpc.StatusCode.NOT_FOUND,
             f"no deployed app named {name!r}" + (f" in environment {environment!r}" if environment else ""),

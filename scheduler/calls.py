@@ -35,16 +35,7 @@ class Calls:
         own = self.apps.live.get(caller_app_id, []) if caller_app_id else []
         functions = own if own and own[0].app.name == app_name else None
         if functions is None:
-            functions = next(
-                (
-                    fns
-                    for fns in self.apps.live.values()
-                    if fns
-                    and not fns[0].app.ephemeral
-                    and (fns[0].app.name, fns[0].app.environment) == (app_name, environment)
-                ),
-                None,
-            )
+            functions = self.apps.deployed(app_name, environment)
         if functions is None:
             where = f" in environment {environment!r}" if environment else ""
             raise AppError(grpc.StatusCode.NOT_FOUND, f"no deployed app named {app_name!r}{where}; deploy it first")
@@ -113,7 +104,7 @@ class Calls:
                 f"{fn.spec.name} is a web function and cannot be spawned; send HTTP requests to {fn.url}",
             )
         try:
-            return self.spawned.start(self.run_to_end(request, caller_app_id))
+            return self.spawned.start(lambda: self.run_to_end(request, caller_app_id))
         except TooManySpawned as exc:
             raise AppError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
 

@@ -10,11 +10,10 @@ import time
 import grpc
 
 from protos import stoker_pb2 as pb
-from scheduler.apps import AppError
+from scheduler.apps import APP_NAME, AppError
 from scheduler.cluster import Cluster
 from scheduler.store import Store
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -25,7 +24,7 @@ class Secrets:
         self._publish()
 
     def create(self, name: str, values: dict[str, str], overwrite: bool) -> None:
-        if not _NAME.match(name):
+        if not APP_NAME.match(name):
             raise AppError(grpc.StatusCode.INVALID_ARGUMENT, f"secret name {name!r} is not valid: use letters, "
                            "digits, '.', '_' or '-'")  # fmt: skip
         if not values:

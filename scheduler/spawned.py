@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from protos import stoker_pb2 as pb
 
@@ -42,14 +43,13 @@ class SpawnedCalls:
         self.max_kept = max_kept
         self._calls: dict[str, _Spawned] = {}  # in spawn order
 
-    def start(self, outcome: Awaitable[pb.CallOutput]) -> str:
+    def start(self, outcome: Callable[[], Coroutine[Any, Any, pb.CallOutput]]) -> str:
+        """Run `outcome()` as a spawned call, unless too many are held; its call id."""
         self._evict(time.monotonic())
         if len(self._calls) >= self.max_kept:
-            if asyncio.iscoroutine(outcome):
-                outcome.close()
             raise TooManySpawned(f"{self.max_kept} spawned calls are still running; wait for some to finish")
         call_id = f"fc-{uuid.uuid4().hex}"
-        spawned = _Spawned(asyncio.ensure_future(outcome))
+        spawned = _Spawned(asyncio.ensure_future(outcome()))
         spawned.task.set_name(f"spawned-{call_id}")
         spawned.task.add_done_callback(lambda task: _finished(spawned, task))
         self._calls[call_id] = spawned

@@ -34,7 +34,8 @@ class Tokens:
 
     def revoke(self, key: str) -> bool:
         found = self.store.delete_proxy_token(key)
-        self._publish()
+        if found:
+            self._publish()
         return found
 
     def _publish(self) -> None:
