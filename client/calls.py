@@ -21,7 +21,7 @@ from client import config as client_config
 from client.aio import async_iterable, awaitable
 from client.call_codec import encode_args, output_value
 from client.exceptions import ExecutionError, InvalidError, from_rpc_error
-from client.rpc import CHANNEL_OPTIONS, require, token_metadata
+from client.rpc import CHANNEL_OPTIONS, require, rpc_errors, token_metadata
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from scheduler.connection import scheduler_channel
@@ -92,9 +92,8 @@ def _stream(request: pb.CallRequest) -> Generator[pb.CallOutput, None, None]:
     stub, metadata = _stub()
     rpc = stub.Call(request, metadata=metadata)
     try:
-        yield from rpc
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc) from None
+        with rpc_errors():
+            yield from rpc
     finally:
         rpc.cancel()  # type: ignore[no-untyped-call]  # a no-op once the call is over; tells the scheduler when we leave early
 
@@ -148,10 +147,8 @@ def map_calls(
 
 def spawn(target: CallTarget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FunctionCall:
     stub, metadata = _stub()
-    try:
+    with rpc_errors():
         reply = stub.Spawn(target.request(args, kwargs), metadata=metadata, timeout=60)
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc) from None
     return FunctionCall(reply.call_id)
 
 
@@ -197,14 +194,12 @@ class FunctionCall:
 
 def lookup(app_name: str, name: str, environment: str) -> pb.LookupFunctionResponse:
     stub, metadata = _stub()
-    try:
+    with rpc_errors():
         return stub.LookupFunction(
             pb.LookupFunctionRequest(app_name=app_name, environment=environment, function=name),
             metadata=metadata,
             timeout=30,
         )
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc) from None
 
 
 class Invocable:

@@ -72,12 +72,18 @@ class _CallDetails(
 
 
 @contextmanager
+def rpc_errors() -> Iterator[None]:
+    """gRPC errors raised inside leave as the `client.exceptions` a user can act on."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc) from None
+
+
+@contextmanager
 def scheduler_stub() -> Iterator[pb_grpc.SchedulerStub]:
     """A stub to the configured scheduler, for one-shot calls, carrying the workspace token;
     gRPC errors leave as `client.exceptions`."""
     cfg = require(client_config.load())
-    with scheduler_channel(cfg.scheduler, options=CHANNEL_OPTIONS) as channel:
-        try:
-            yield pb_grpc.SchedulerStub(grpc.intercept_channel(channel, _WithToken(cfg.token)))
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+    with scheduler_channel(cfg.scheduler, options=CHANNEL_OPTIONS) as channel, rpc_errors():
+        yield pb_grpc.SchedulerStub(grpc.intercept_channel(channel, _WithToken(cfg.token)))

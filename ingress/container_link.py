@@ -6,9 +6,16 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ingress.responses import plain_response
 from protos import stoker_pb2 as pb
-from protos.asgi import DISCONNECT_TYPES, WINDOW, event_from_proto, event_to_proto, needs_credit, scope_to_proto
+from protos.asgi import (
+    DISCONNECT_TYPES,
+    WINDOW,
+    event_from_proto,
+    event_to_proto,
+    needs_credit,
+    plain_response,
+    scope_to_proto,
+)
 from protos.exchange_link import ExchangeLink, ExchangeLinks
 
 _STARTING_TYPES = frozenset(

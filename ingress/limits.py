@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ingress.responses import plain_response
+from protos.asgi import plain_response
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 from ingress.auth import ProxyAuth, strip_credentials
 from ingress.container_link import ContainerLinks, ContainerUnreachable
 from ingress.ratelimit import RateLimiter
-from ingress.responses import plain_response
 from ingress.scheduler_link import Rejected, SchedulerLink
+from protos.asgi import plain_response
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ This bounds memory per request in every process however large a body is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from protos import stoker_pb2 as pb
@@ -133,3 +133,23 @@ def event_from_proto(e: pb.AsgiEvent) -> dict[str, Any]:
     if t == "websocket.http.response.body":
         return {"type": t, "body": e.body, "more_body": e.more_body}
     return {"type": t}
+
+
+async def plain_response(
+    scope: Mapping[str, Any], send: Any, status: int, message: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """A short text response; for a WebSocket, a denial response or a close with a reason."""
+    body = (message + "\n").encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *extra_headers,
+    ]
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1011 if status >= 500 else 1008, "reason": message[:120]})

@@ -18,14 +18,22 @@ import grpc
 from client.function import Function
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from protos.asgi import DISCONNECT_TYPES, WINDOW, event_from_proto, event_to_proto, needs_credit, scope_from_proto
+from protos.asgi import (
+    DISCONNECT_TYPES,
+    WINDOW,
+    event_from_proto,
+    event_to_proto,
+    needs_credit,
+    plain_response,
+    scope_from_proto,
+)
 from protos.batches import response_batches
 from worker.runtime.calls import Call, run_call
 from worker.runtime.web import ASGIApp, Message
 
 log = logging.getLogger(__name__)
 
-_ERROR_BODY = b"Internal Server Error: the web function raised an exception (see the app's logs)"
+_ERROR_MESSAGE = "Internal Server Error: the web function raised an exception (see the app's logs)"
 
 
 class ClientDisconnected(OSError):
@@ -143,10 +151,11 @@ class ContainerServicer(pb_grpc.ContainerServicer):
 
     async def _run(self, request: _Request, scope_pb: pb.Scope, open_: dict[int, _Request | Call]) -> None:
         error = ""
+        scope = scope_from_proto(scope_pb)
         try:
             if self.app is None:
                 raise RuntimeError(f"{self.function.name} is not a web function; it takes function calls only")
-            await self.app(scope_from_proto(scope_pb), request.receive, request.send)
+            await self.app(scope, request.receive, request.send)
         except asyncio.CancelledError:
             error = "cancelled"
             raise
@@ -159,22 +168,8 @@ class ContainerServicer(pb_grpc.ContainerServicer):
                 error = traceback.format_exc()
                 log.error("request %s %s failed:\n%s", scope_pb.method, scope_pb.path, error)
                 if not request.started and scope_pb.type == "http":
-                    await self._internal_error(request)
+                    await plain_response(scope, request.send, 500, _ERROR_MESSAGE)
         finally:
             open_.pop(request.id, None)
             summary = error.strip().splitlines()[-1] if error else ""
             request.out.put_nowait(pb.ResponseFrame(id=request.id, done=summary))
-
-    @staticmethod
-    async def _internal_error(request: _Request) -> None:
-        await request.send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(_ERROR_BODY)).encode()),
-                ],
-            }
-        )
-        await request.send({"type": "http.response.body", "body": _ERROR_BODY})

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from yarl import URL
 
+from protos.asgi import plain_response
 from worker.runtime.forward_headers import RESPONSE_DROPPED, WEBSOCKET_DROPPED, response_headers, upstream_headers
 from worker.runtime.web import Message, Receive, Scope, Send
 
@@ -122,18 +123,8 @@ class Forwarder:
             log.warning(
                 "the web server on port %d did not answer %s %s: %r", self.port, scope["method"], scope["path"], exc
             )
-            message = f"Bad Gateway: the web server on port {self.port} did not answer: {exc}".encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 502,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(message)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": message})
+            message = f"Bad Gateway: the web server on port {self.port} did not answer: {exc}"
+            await plain_response(scope, send, 502, message)
 
     # ------------------------------------------------------------------ WebSocket
 
