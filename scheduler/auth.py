@@ -59,7 +59,7 @@ def read_or_create(path: Path, prefix: str) -> tuple[str, bool]:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, cluster_secret: str, workspace_tokens: set[bytes], call_key: bytes = b"") -> None:
         self.cluster_secret = cluster_secret.encode()
-        self.workspace_tokens = workspace_tokens  # SHA-256 digests; shared, updated in place
+        self.workspace_tokens = workspace_tokens  # SHA-256 digests, as the store held them at startup
         self.call_key = call_key  # verifies containers' call credentials; empty: none accepted
 
     def _allowed(self, method: str, metadata: dict[str, str]) -> str | None:

@@ -64,7 +64,11 @@ class ContainerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
         env.update(self.command.env)
         if self.image is not None:
-            env.update(self.image.environment(env))
+            env.update(self.image.environment(env))  # its venv's bin first on PATH
+        else:
+            # `python` in commands the app runs (a @web_server's `python -m http.server`) is the
+            # container's own interpreter, the one with the app's packages.
+            env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         env.update(self.command.function.image.env)
         env.update(
             PYTHONUNBUFFERED="1",

@@ -12,7 +12,6 @@ own site-packages, so the image's packages win where both have one.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import fcntl
 import importlib
@@ -128,11 +127,11 @@ class ImageBuilder:
             os.close(lock)
 
     async def _build_locked(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
-        image = BuiltImage(image_id, self.root / image_id)
         emit: Output = lambda line: self._emit(image_id, line)  # noqa: E731
-        if (image.root / MARKER).exists():
+        if (built := self.built(image_id)) is not None:
             emit(f"image {image_id} was built by another worker sharing {self.root}: reusing it")
-            return image
+            return built
+        image = BuiltImage(image_id, self.root / image_id)
         shutil.rmtree(image.root, ignore_errors=True)  # what a cut-short build left
         log.info("building image %s", image_id)
         try:
@@ -153,9 +152,8 @@ class ImageBuilder:
         return image
 
     async def _steps(self, image: BuiltImage, spec: pb.ImageSpec, emit: Output) -> None:
-        python = await self._interpreter(spec.python_version)
+        python, same_python = await self._interpreter(spec.python_version)
         await self._run([uv.find_uv_bin(), "venv", "--python", python, str(image.root)], emit)
-        same_python = await self._same_python_as_worker(image.python)
         packages = list(spec.pip_packages)
         if not same_python:
             # The worker's compiled packages (grpcio…) do not load in another Python: install the
@@ -170,12 +168,13 @@ class ImageBuilder:
             emit(f"$ {command}")
             await self._run(["/bin/sh", "-c", command], emit, env=env, cwd=image.root)
 
-    async def _interpreter(self, version: str) -> str:
-        """The local interpreter for `version`: the worker's own when it fits, else what uv finds."""
+    async def _interpreter(self, version: str) -> tuple[str, bool]:
+        """The local interpreter for `version`: the worker's own when it fits, else what uv finds;
+        and whether it is the worker's Python version (then the worker's packages load in it)."""
         if version_matches(version, sys.version_info[:3]):
-            return sys.executable
+            return sys.executable, True
         try:
-            found = await self._run([uv.find_uv_bin(), "python", "find", version], lambda _: None, quiet=True)
+            found = await self._run([uv.find_uv_bin(), "python", "find", version], None)
         except ImageBuildError:
             found = ""
         if not found:
@@ -185,12 +184,10 @@ class ImageBuilder:
                 f"interpreters: use python_version={mine[: mine.rfind('.')]!r} (the worker's own), "
                 f"or install Python {version} on the worker"
             )
-        return found.splitlines()[-1].strip()
-
-    async def _same_python_as_worker(self, python: Path) -> bool:
+        python = found.splitlines()[-1].strip()
         probe = "import sys; print(sys.version_info[:2])"
-        found = await self._run([str(python), "-c", probe], lambda _: None, quiet=True)
-        return found.strip() == str(sys.version_info[:2])
+        version_found = await self._run([python, "-c", probe], None)
+        return python, version_found.strip() == str(sys.version_info[:2])
 
     def _uv_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
@@ -204,12 +201,12 @@ class ImageBuilder:
     async def _run(
         self,
         argv: list[str],
-        emit: Output,
+        emit: Output | None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
-        quiet: bool = False,
     ) -> str:
-        """Run one build step, passing its output on line by line; its output, or ImageBuildError."""
+        """Run one build step, passing its output on line by line to `emit` (None: a probe, kept
+        quiet); its output, or ImageBuildError ending with the output's last lines."""
         run_env = {**self._uv_env(), **(env or {})}
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -221,14 +218,12 @@ class ImageBuilder:
             start_new_session=True,  # a timeout or cancel stops the whole step
         )
         assert process.stdout is not None
-        tail: collections.deque[str] = collections.deque(maxlen=ERROR_TAIL_LINES)
-        every: list[str] = []
+        lines: list[str] = []
         try:
             async for raw in process.stdout:
                 line = raw.decode(errors="replace").rstrip()
-                tail.append(line)
-                every.append(line)
-                if not quiet:
+                lines.append(line)
+                if emit is not None:
                     emit(line)
             code = await process.wait()
         except BaseException:
@@ -238,8 +233,8 @@ class ImageBuilder:
             raise
         if code != 0:
             step = " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))
-            raise ImageBuildError(f"`{step}` failed with exit code {code}:\n" + "\n".join(tail))
-        return "\n".join(every)
+            raise ImageBuildError(f"`{step}` failed with exit code {code}:\n" + "\n".join(lines[-ERROR_TAIL_LINES:]))
+        return "\n".join(lines)
 
 
 def _lock(path: Path) -> int:

@@ -77,20 +77,11 @@ async def serve(app: ASGIApp | None, function: Function) -> None:
         await lifespan.shutdown()
 
 
-def use_own_interpreter() -> None:
-    """Put this interpreter first on PATH, so that `python` in commands the app runs (a
-    @web_server starting `python -m http.server`) is the one that has the app's packages."""
-    here = os.path.dirname(sys.executable)
-    if here:
-        os.environ["PATH"] = os.pathsep.join([here, *(p for p in os.environ.get("PATH", "").split(os.pathsep) if p)])
-
-
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     die_with_parent()
     if os.getppid() == 1:
         sys.exit(1)  # the worker died before we could ask to die with it
-    use_own_interpreter()
     function = find_function(find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"])
     # A function without a web endpoint serves only function calls: no ASGI app at all.
     try:

@@ -16,7 +16,7 @@ import aiohttp
 from yarl import URL
 
 from protos.asgi import plain_response
-from worker.runtime.forward_headers import RESPONSE_DROPPED, WEBSOCKET_DROPPED, response_headers, upstream_headers
+from worker.runtime.forward_headers import WEBSOCKET_DROPPED, response_headers, upstream_headers
 from worker.runtime.web import Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class Forwarder:
                     {
                         "type": "http.response.start",
                         "status": response.status,
-                        "headers": response_headers(response.raw_headers, RESPONSE_DROPPED),
+                        "headers": response_headers(response.raw_headers),
                     }
                 )
                 started = True

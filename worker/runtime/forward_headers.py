@@ -20,7 +20,6 @@ WEBSOCKET_DROPPED = HOP_BY_HOP | {
     b"sec-websocket-protocol",
     b"sec-websocket-accept",
 }
-RESPONSE_DROPPED = HOP_BY_HOP
 # The edge states these itself; a caller's own values would be lies.
 _SET_BY_EDGE = frozenset({b"x-forwarded-proto", b"x-forwarded-host"})
 _PROTO = {"ws": "http", "wss": "https"}
@@ -66,7 +65,8 @@ def upstream_headers(scope: Scope, dropped: frozenset[bytes] = HOP_BY_HOP) -> CI
     return headers
 
 
-def response_headers(raw: Iterable[tuple[bytes, bytes]], dropped: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The server's response headers for the caller, hop-by-hop ones dropped."""
     raw = list(raw)
-    drop = dropped | _listed_in_connection(raw)
+    drop = HOP_BY_HOP | _listed_in_connection(raw)
     return [(name, value) for name, value in raw if name.lower() not in drop]
