@@ -48,14 +48,14 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import grpc
-from harness import ROOT, p
+from harness import ROOT, p, stop
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from protos.batches import MAX_BATCH_ITEMS
+from protos.batches import ingress_message_batches
+from scheduler.auth import CLUSTER_SECRET_HEADER
 
 T = TypeVar("T")
-SECRET_HEADER = "x-stoker-cluster-secret"
 HEARTBEAT_SECONDS = 2.0  # what real workers use
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),  # as worker/server.py sets it
@@ -170,15 +170,6 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
 
 
-def stop_scheduler(scheduler: Scheduler) -> None:
-    scheduler.process.terminate()
-    try:
-        scheduler.process.wait(30)
-    except subprocess.TimeoutExpired:
-        scheduler.process.kill()
-        scheduler.process.wait(10)
-
-
 # ---------------------------------------------------------------- simulated workers
 
 
@@ -208,29 +199,12 @@ class _Drain(Generic[T]):
         return await self.outbox.get()
 
 
-class _DrainBatched:
-    """What lands in the ingress's queue, batched per message as the real ingress does
-    (protos/batches.py): the first message awaited, then everything already queued."""
-
-    def __init__(self, outbox: asyncio.Queue[pb.IngressMessage]) -> None:
-        self.outbox = outbox
-
-    def __aiter__(self) -> _DrainBatched:
-        return self
-
-    async def __anext__(self) -> pb.IngressMessages:
-        messages = [await self.outbox.get()]
-        while not self.outbox.empty() and len(messages) < MAX_BATCH_ITEMS:
-            messages.append(self.outbox.get_nowait())
-        return pb.IngressMessages(messages=messages)
-
-
 class SimWorker:
     """A worker without containers: registers, heartbeats, and reports every start as done."""
 
     def __init__(self, index: int, address: str, secret: str, fleet: Fleet) -> None:
         self.fleet = fleet
-        self.metadata = ((SECRET_HEADER, secret),)
+        self.metadata = ((CLUSTER_SECRET_HEADER, secret),)
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.gpus = [pb.Gpu(index=i, uuid=f"GPU-{index}-{i}", name=GPU.name, memory_bytes=GPU.memory_bytes)
                      for i in range(4 if index % 10 == 0 else 0)]  # fmt: skip
@@ -314,7 +288,8 @@ class SimIngress:
         self.outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
         self.outbox.put_nowait(pb.IngressMessage(hello=pb.IngressHello(ingress_id="bench-ingress", scheme="http")))
         stub = pb_grpc.SchedulerStub(self.channel)
-        self.batches = aiter(stub.IngressConnect(_DrainBatched(self.outbox), metadata=((SECRET_HEADER, secret),)))
+        metadata = ((CLUSTER_SECRET_HEADER, secret),)
+        self.batches = aiter(stub.IngressConnect(ingress_message_batches(self.outbox), metadata=metadata))
         self.events: deque[pb.IngressEvent] = deque()  # of the last batch, not yet taken
         self.function_ids: list[str] = []
         self.ids = itertools.count(1)
@@ -325,8 +300,7 @@ class SimIngress:
         event = self.events.popleft()
         if event.WhichOneof("kind") == "routes":
             self.function_ids = [route.function_id for route in event.routes.routes]
-            if "routes_applied" in pb.IngressMessage.DESCRIPTOR.fields_by_name:
-                self.outbox.put_nowait(pb.IngressMessage(routes_applied=event.routes.version))
+            self.outbox.put_nowait(pb.IngressMessage(routes_applied=event.routes.version))
         return event
 
     async def connect(self) -> None:
@@ -667,7 +641,7 @@ def main() -> None:
             print(f"the scheduler's log ends:\n{scheduler.log.read_text()[-3000:]}", file=sys.stderr)
             raise
         finally:
-            stop_scheduler(scheduler)
+            stop(scheduler.process, 30)
     print()
     print(
         f"control plane: {args.workers} workers, {args.functions * args.per_function:,} warm containers, "

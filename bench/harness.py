@@ -7,11 +7,13 @@ bench/ first on sys.path) and the repository root is added here so `client` and 
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -80,9 +82,26 @@ class Cluster:
 
     def close(self) -> None:
         self.channel.close()
-        self.process.terminate()
-        self.process.wait(30)
+        stop(self.process, 30)
         self.dir.cleanup()
+
+
+def stop(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Terminate the process and wait `timeout` seconds for it; kill it if it is still running."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def free_port() -> int:
+    """A loopback port free now. Only for a server that binds its port itself: between closing
+    here and the server binding, another process could take it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def p(values: list[float], fraction: float) -> float:

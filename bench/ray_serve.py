@@ -26,14 +26,13 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from harness import ROOT, Cluster, median
+from harness import ROOT, Cluster, free_port, median, stop
 from warm_path import APP, BASELINE, FUNCTION, Sample, Server, Target, process_tree_cpu, run_rounds
 
 RAY = "ray serve"
@@ -60,14 +59,6 @@ def ray_python() -> Path:
     return python
 
 
-def free_port() -> int:
-    # Ray binds its HTTP proxy itself, so the port cannot be handed over as a socket as
-    # warm_path's servers are; the short window between closing and Ray binding is acceptable.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def descendants(root: int) -> set[int]:
     return {pid for pid in process_tree_cpu() if _ancestors(pid, root)}
 
@@ -88,6 +79,8 @@ class RayServe:
     """bench/apps/ray_hello.py in its own process, with a Ray home and temp dir of its own."""
 
     def __init__(self, python: Path, cpus: int) -> None:
+        # Ray binds its HTTP proxy itself, so the port cannot be handed over as a socket as
+        # warm_path's servers are; the short window between closing and Ray binding is acceptable.
         self.port = free_port()
         # Short: Ray puts unix sockets under it, and their paths are limited to 107 bytes.
         self.dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
@@ -105,12 +98,7 @@ class RayServe:
     def close(self) -> None:
         """Stop Serve and Ray, then make sure none of their processes is left."""
         started = descendants(self.process.pid) | {self.process.pid}
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        stop(self.process, STOP_SECONDS)
         deadline = time.monotonic() + 10
         while (left := {pid for pid in started if Path(f"/proc/{pid}").exists()}) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from harness import ROOT, Cluster, median
+from harness import ROOT, Cluster, free_port, median, stop
 
 APP = ROOT / "bench" / "apps" / "stream_app.py"
 MIB = 1024 * 1024
@@ -293,12 +293,6 @@ def measure_stoker(reps: int, size: int) -> Result:
         cluster.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def direct_server(function: str) -> Iterator[int]:
     """The port of uvicorn serving `function`'s ASGI app straight from the app file."""
@@ -315,12 +309,7 @@ def direct_server(function: str) -> Iterator[int]:
             raise RuntimeError(f"uvicorn for {function} did not listen")
         yield port
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop(server, 10)
 
 
 def measure_direct(reps: int, size: int) -> Result:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, Cluster, median
+from harness import ROOT, Cluster, median, stop
 
 APP = ROOT / "bench" / "apps" / "warm_app.py"
 FUNCTION = "hello"
@@ -169,12 +169,7 @@ class Server:
             sock.close()  # the child holds it now; if the child dies, connecting is refused
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        stop(self.process, 10)
 
 
 @dataclass

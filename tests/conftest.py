@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -144,16 +145,20 @@ class Cluster:
         assert self.process is not None
         return stop_process(self.process, sig)
 
-    @property
+    @cached_property
     def token(self) -> str:
-        """The workspace token `stoker up` wrote to this cluster's client config."""
+        """The workspace token `stoker up` wrote to this cluster's client config (read once: the
+        file does not change while the cluster runs)."""
         return str(json.loads((self.home / ".stoker" / "config.json").read_text())["token"])
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """gRPC metadata that authenticates a control-plane call with the workspace token."""
+        return (("authorization", f"Bearer {self.token}"),)
 
     def status(self) -> pb.StatusResponse:
         with grpc.insecure_channel(self.scheduler) as channel:
-            return pb_grpc.SchedulerStub(channel).Status(
-                pb.StatusRequest(), timeout=10, metadata=(("authorization", f"Bearer {self.token}"),)
-            )
+            return pb_grpc.SchedulerStub(channel).Status(pb.StatusRequest(), timeout=10, metadata=self.metadata)
 
     def stoker(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -193,6 +198,16 @@ def parse_endpoints(output: str) -> dict[str, str]:
     return endpoints
 
 
+def body_chunks(total: int, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """A request body of `total` bytes, as pieces of `size` bytes (the last one shorter)."""
+    block = b"u" * size
+    sent = 0
+    while sent < total:
+        piece = block[: total - sent]
+        sent += len(piece)
+        yield piece
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below `pid`, read from /proc."""
     children: dict[int, list[int]] = {}
@@ -213,6 +228,20 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 stack.append(child)
     return found
+
+
+def worker_pid(cluster: Cluster, worker_id: str = "") -> int:
+    """The pid of a `stoker worker` process of the cluster (the one named `worker_id`, if given);
+    0 when there is none."""
+    assert cluster.process is not None
+    for pid in descendants(cluster.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"client" in argv and b"worker" in argv and (not worker_id or worker_id.encode() in argv):
+            return pid
+    return 0
 
 
 def alive(pid: int) -> bool:
@@ -237,9 +266,11 @@ def make_cluster(tmp_path: Path) -> Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(directory: Path, **extra_env: str) -> Iterator[Cluster]:
-    """A cluster in `directory` (home and state), its daemons given `extra_env`, stopped after."""
+def running_cluster(directory: Path, workers: int = 1, **extra_env: str) -> Iterator[Cluster]:
+    """A cluster of `workers` workers in `directory` (home and state), its daemons given
+    `extra_env`, stopped after."""
     c = make_cluster(directory)
+    c.workers = workers
     c.extra_env.update(extra_env)
     c.home.mkdir()
     c.start()

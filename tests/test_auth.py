@@ -117,11 +117,7 @@ def test_daemons_without_the_cluster_secret_are_refused(shared_cluster: Cluster)
             lambda: list(stub.WorkerConnect(iter([register]), timeout=10, metadata=forged)),
             lambda: list(stub.IngressConnect(iter([hello]), timeout=10)),
             # A workspace token is not enough to act as a daemon, either.
-            lambda: list(
-                stub.IngressConnect(
-                    iter([hello]), timeout=10, metadata=(("authorization", f"Bearer {shared_cluster.token}"),)
-                )
-            ),
+            lambda: list(stub.IngressConnect(iter([hello]), timeout=10, metadata=shared_cluster.metadata)),
             lambda: stub.GetBundle(pb.GetBundleRequest(bundle_hash="x"), timeout=10),
         ):
             with pytest.raises(grpc.RpcError) as caught:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.conftest import Cluster, descendants, running_cluster, split_url, wait_until
+from tests.conftest import Cluster, body_chunks, descendants, running_cluster, split_url, wait_until
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -48,18 +48,9 @@ def tight_urls(tight: Cluster) -> dict[str, str]:
     return tight.deploy("limits.py")
 
 
-def _chunks(total: int, size: int = MIB) -> Iterator[bytes]:
-    block = b"u" * size
-    sent = 0
-    while sent < total:
-        piece = block[: total - sent]
-        sent += len(piece)
-        yield piece
-
-
 def _chunked(total: int, size: int = 64 * KIB) -> Iterator[bytes]:
     """A body in HTTP/1.1 chunked encoding, terminator included."""
-    for piece in _chunks(total, size):
+    for piece in body_chunks(total, size):
         yield b"%x\r\n%s\r\n" % (len(piece), piece)
     yield b"0\r\n\r\n"
 
@@ -134,7 +125,7 @@ def test_oversized_content_length_refused_before_placement(shared_cluster: Clust
 
 def test_body_at_the_limit_passes(tight: Cluster, tight_urls: dict[str, str]) -> None:
     url = tight_urls["edge"]
-    assert tight.post(url, "/count", content=_chunks(TIGHT_BODY, 64 * KIB)).text == str(TIGHT_BODY)
+    assert tight.post(url, "/count", content=body_chunks(TIGHT_BODY, 64 * KIB)).text == str(TIGHT_BODY)
     assert tight.post(url, "/count", content=b"x" * TIGHT_BODY).text == str(TIGHT_BODY)
     assert tight.get(url, "/last").text == "http.request"
 
@@ -147,7 +138,7 @@ def test_content_length_over_a_lowered_limit(tight: Cluster, tight_urls: dict[st
 
 def test_chunked_body_past_the_limit_is_cut_off_with_413(tight: Cluster, tight_urls: dict[str, str]) -> None:
     url = tight_urls["edge"]
-    response = tight.post(url, "/count", content=_chunks(TIGHT_BODY + 1, 64 * KIB))
+    response = tight.post(url, "/count", content=body_chunks(TIGHT_BODY + 1, 64 * KIB))
     assert response.status_code == 413
     assert response.headers["content-type"].startswith("text/plain")
     assert "Request body too large" in response.text and "at most 1 MiB" in response.text
@@ -191,7 +182,7 @@ def test_headers_up_to_the_limit_pass_and_over_it_get_431(shared_cluster: Cluste
 def test_a_head_that_never_ends_is_refused_without_being_kept(shared_cluster: Cluster, urls: dict[str, str]) -> None:
     # httptools alone would grow this one header value in memory for as long as it comes.
     head = _head(urls["edge"], "GET", "/count").removesuffix(b"\r\n") + b"x-endless: "
-    response = _exchange(shared_cluster.http_port, [head, *_chunks(16 * MIB, 16 * KIB)])
+    response = _exchange(shared_cluster.http_port, [head, *body_chunks(16 * MIB, 16 * KIB)])
     assert _status(response) == 431
     assert b"at most 64 KiB" in response
 
@@ -340,7 +331,7 @@ def _rss(pid: int) -> int:
 def test_a_1_gib_upload_keeps_every_process_flat(shared_cluster: Cluster, urls: dict[str, str]) -> None:
     url = urls["edge"]
     # Warm up: the container exists and every buffer on the path has been used once.
-    assert shared_cluster.post(url, "/count", content=_chunks(32 * MIB)).text == str(32 * MIB)
+    assert shared_cluster.post(url, "/count", content=body_chunks(32 * MIB)).text == str(32 * MIB)
     assert shared_cluster.process is not None
     pids = descendants(shared_cluster.process.pid)
     roles = {pid: role for pid in pids if (role := _role(pid, pids)) is not None}
@@ -360,7 +351,7 @@ def test_a_1_gib_upload_keeps_every_process_flat(shared_cluster: Cluster, urls: 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        response = shared_cluster.post(url, "/count", content=_chunks(GIB))
+        response = shared_cluster.post(url, "/count", content=body_chunks(GIB))
     finally:
         done.set()
         sampler.join()

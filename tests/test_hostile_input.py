@@ -30,11 +30,7 @@ def _deploy(cluster: Cluster, app: pb.AppDefinition) -> grpc.RpcError:
     with grpc.insecure_channel(cluster.scheduler) as channel:
         stub = pb_grpc.SchedulerStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
-            list(
-                stub.Deploy(
-                    pb.DeployRequest(app=app), timeout=30, metadata=(("authorization", f"Bearer {cluster.token}"),)
-                )
-            )
+            list(stub.Deploy(pb.DeployRequest(app=app), timeout=30, metadata=cluster.metadata))
     return caught.value
 
 

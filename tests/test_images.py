@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, parse_endpoints, running_cluster, wait_until
+from tests.conftest import Cluster, parse_endpoints, running_cluster, wait_until, worker_pid
 
 APP = "images.py"
 
@@ -101,10 +101,10 @@ def test_a_worker_that_joins_later_builds_the_image_before_its_container_starts(
     # The worker comes back (stoker up restarts it) with its images gone, like a new machine
     # joining while the app is live: no deploy happens, yet the endpoint must work.
     worker_dir = shared_cluster.state_dir / "worker"
-    worker_pid = _worker_pid(shared_cluster)
+    old_pid = worker_pid(shared_cluster)
     shutil.rmtree(worker_dir / "images")
-    os.kill(worker_pid, signal.SIGKILL)
-    assert wait_until(lambda: _worker_pid(shared_cluster) not in (0, worker_pid), 60)
+    os.kill(old_pid, signal.SIGKILL)
+    assert wait_until(lambda: worker_pid(shared_cluster) not in (0, old_pid), 60)
     assert wait_until(lambda: len(shared_cluster.status().workers) == 1, 60)
     got = shared_cluster.get(parse_endpoints(first_deploy.stdout)["info"]).json()
     assert got["camel"] == "StokerImages"
@@ -117,22 +117,6 @@ def _version(cluster: Cluster) -> int:
         if line.startswith("images "):
             return int(line.split()[2])
     raise AssertionError(listed.stdout)
-
-
-def _worker_pid(cluster: Cluster) -> int:
-    assert cluster.process is not None
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == cluster.process.pid and b"worker" in args and b"client" in args:
-            return int(entry.name)
-    return 0
 
 
 def test_serve_prints_the_build_output(shared_cluster: Cluster) -> None:

@@ -104,7 +104,7 @@ def test_a_burst_past_the_limit_gets_429_with_retry_after(limited: Cluster) -> N
 
 def _start_ingress(cluster: Cluster, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     port_file = tmp_path / "ingress-2.port"
-    env = {**cluster.env, **cluster.extra_env}
+    env = dict(cluster.env)
     secret = cluster.state_dir / "cluster-secret"
     if secret.exists():
         env["STOKER_CLUSTER_SECRET"] = secret.read_text().strip()

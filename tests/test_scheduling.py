@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Cluster, alive, descendants, make_cluster, wait_until
+from tests.conftest import Cluster, alive, running_cluster, wait_until, worker_pid
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
 
@@ -42,13 +42,8 @@ def started(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
     """A cluster built from the test's `cluster_options` marker: workers=N, env={...}."""
     marker = request.node.get_closest_marker("cluster_options")
     options = marker.kwargs if marker else {}
-    c = make_cluster(tmp_path)
-    c.workers = options.get("workers", 1)
-    c.extra_env = options.get("env", {})
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(tmp_path, options.get("workers", 1), **options.get("env", {})) as c:
+        yield c
 
 
 def test_max_inputs_one_never_overlaps(shared_cluster: Cluster) -> None:
@@ -137,15 +132,10 @@ def test_two_workers_share_the_load(started: Cluster) -> None:
 
 
 def _worker_pid(cluster: Cluster, worker_id: str) -> int:
-    assert cluster.process is not None
-    for pid in descendants(cluster.process.pid):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"worker" in argv and worker_id.encode() in argv:
-            return pid
-    raise AssertionError(f"no process for worker {worker_id}")
+    pid = worker_pid(cluster, worker_id)
+    if not pid:
+        raise AssertionError(f"no process for worker {worker_id}")
+    return pid
 
 
 @pytest.mark.cluster_options(workers=2)

@@ -12,8 +12,7 @@ from google.protobuf import json_format
 
 from client.status import format_status
 from protos import stoker_pb2 as pb
-from tests import conftest
-from tests.conftest import Cluster, make_cluster, wait_until
+from tests.conftest import Cluster, running_cluster, wait_until
 
 
 def _status(cluster: Cluster) -> pb.StatusResponse:
@@ -83,15 +82,10 @@ def test_containers_show_warm_then_in_flight(shared_cluster: Cluster, tmp_path: 
 
 
 @pytest.fixture
-def gpu_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+def gpu_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A cluster whose worker declares two GPUs through STOKER_WORKER_GPUS."""
-    plain_env = conftest.base_env
-    monkeypatch.setattr(conftest, "base_env", lambda home: {**plain_env(home), "STOKER_WORKER_GPUS": "A10G:24,H100:80"})
-    c = make_cluster(tmp_path)
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(tmp_path, STOKER_WORKER_GPUS="A10G:24,H100:80") as c:
+        yield c
 
 
 def test_declared_gpus_are_listed(gpu_cluster: Cluster) -> None:

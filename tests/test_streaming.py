@@ -6,29 +6,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import websockets
 
-from tests.conftest import Cluster, split_url, wait_until
+from tests.conftest import Cluster, body_chunks, split_url, wait_until
 
 MIB = 1024 * 1024
 UPLOAD = 256 * MIB
 
 
-def _chunks(total: int, size: int = MIB) -> Iterator[bytes]:
-    block = b"u" * size
-    sent = 0
-    while sent < total:
-        piece = block[: total - sent]
-        sent += len(piece)
-        yield piece
-
-
 def test_large_upload_is_streamed_not_buffered(shared_cluster: Cluster) -> None:
     url = shared_cluster.deploy("streams.py")["raw"]
-    response = shared_cluster.post(url, "/count", content=_chunks(UPLOAD))
+    response = shared_cluster.post(url, "/count", content=body_chunks(UPLOAD))
     assert response.status_code == 200
     result = response.json()
     assert result["bytes"] == UPLOAD

@@ -13,7 +13,7 @@ import pytest
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from tests.conftest import Cluster, make_cluster
+from tests.conftest import Cluster, running_cluster
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 
@@ -31,12 +31,9 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def tls_cluster(tmp_path: Path) -> Iterator[Cluster]:
     cert, key = _self_signed(tmp_path)
-    c = make_cluster(tmp_path)
-    c.extra_env = {"STOKER_TLS_CERT": str(cert), "STOKER_TLS_KEY": str(key), "STOKER_TLS_CA": str(cert)}
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    env = {"STOKER_TLS_CERT": str(cert), "STOKER_TLS_KEY": str(key), "STOKER_TLS_CA": str(cert)}
+    with running_cluster(tmp_path, **env) as c:
+        yield c
 
 
 def test_a_cluster_runs_with_grpc_over_tls(tls_cluster: Cluster) -> None:
@@ -52,12 +49,8 @@ def test_a_cluster_runs_with_grpc_over_tls(tls_cluster: Cluster) -> None:
 @pytest.fixture
 def https_cluster(tmp_path: Path) -> Iterator[Cluster]:
     cert, key = _self_signed(tmp_path)
-    c = make_cluster(tmp_path)
-    c.extra_env = {"STOKER_INGRESS_TLS_CERT": str(cert), "STOKER_INGRESS_TLS_KEY": str(key)}
-    c.home.mkdir()
-    c.start()
-    yield c
-    c.stop()
+    with running_cluster(tmp_path, STOKER_INGRESS_TLS_CERT=str(cert), STOKER_INGRESS_TLS_KEY=str(key)) as c:
+        yield c
 
 
 def test_the_ingress_serves_https(https_cluster: Cluster, tmp_path: Path) -> None:

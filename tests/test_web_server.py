@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.conftest import Cluster, make_cluster, split_url
+from tests.conftest import Cluster, running_cluster, split_url
 
 
 @pytest.fixture(scope="module")
@@ -175,11 +175,7 @@ def test_a_websocket_to_a_wsgi_app_is_closed_cleanly(shared_cluster: Cluster) ->
 def test_workers_on_one_machine_run_one_container_per_port(tmp_path: Path) -> None:
     # Two workers on one machine share its network: one container of a port, the rest queue.
     # (Spreading over machines is tested on the scheduler's model: tests/unit/test_port_placement.py.)
-    cluster = make_cluster(tmp_path)
-    cluster.workers = 2
-    cluster.home.mkdir()
-    cluster.start()
-    try:
+    with running_cluster(tmp_path, workers=2) as cluster:
         url = cluster.deploy("web_servers.py")["one_slot"]
         with ThreadPoolExecutor(3) as pool:
             # Three callers, one slot per container: they take turns on the one container.
@@ -189,8 +185,6 @@ def test_workers_on_one_machine_run_one_container_per_port(tmp_path: Path) -> No
         placed = [c.worker_id for c in cluster.status().containers if c.function == "one_slot"]
         assert len(placed) == 1
         assert cluster.output is not None and "already in use" not in cluster.output.text()
-    finally:
-        cluster.stop()
 
 
 def test_a_server_that_dies_gives_502_saying_so(shared_cluster: Cluster) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, running_cluster, split_url
+from tests.conftest import APPS, Cluster, running_cluster
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +85,8 @@ def test_environment_suffix_gives_a_separate_app(urls_cluster: Cluster, tmp_path
     assert f"http://ws--envapp-where.localhost:{port}" in plain.stdout
     assert f"http://ws-staging--envapp-where.localhost:{port}" in staging.stdout
     for url in (f"http://ws--envapp-where.localhost:{port}", f"http://ws-staging--envapp-where.localhost:{port}"):
-        base, host = split_url(url)
-        assert urls_cluster.client.get(base, headers={"host": host}).json() == url
+        assert urls_cluster.get(url).json() == url
     # Stopping one environment's app leaves the other serving.
     assert urls_cluster.stoker("app", "stop", "--env", "staging", "envapp").returncode == 0
-    base, host = split_url(f"http://ws-staging--envapp-where.localhost:{port}")
-    assert urls_cluster.client.get(base, headers={"host": host}).status_code == 404
-    base, host = split_url(f"http://ws--envapp-where.localhost:{port}")
-    assert urls_cluster.client.get(base, headers={"host": host}).status_code == 200
+    assert urls_cluster.get(f"http://ws-staging--envapp-where.localhost:{port}").status_code == 404
+    assert urls_cluster.get(f"http://ws--envapp-where.localhost:{port}").status_code == 200
