@@ -162,6 +162,15 @@ def ingress(
     ] = 10.0,
     tls_cert: Annotated[str | None, typer.Option(envvar="STOKER_INGRESS_TLS_CERT", help="Serve HTTPS.")] = None,
     tls_key: Annotated[str | None, typer.Option(envvar="STOKER_INGRESS_TLS_KEY")] = None,
+    slot_linger: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            envvar="STOKER_INGRESS_SLOT_LINGER",
+            help="Seconds a container slot is held for the next request to the same endpoint, "
+            "skipping the scheduler. 0: ask the scheduler for every request.",
+        ),
+    ] = 0.05,
     log_level: LogLevel = "info",
 ) -> None:
     """Run an ingress: the HTTP and WebSocket front door."""
@@ -184,6 +193,7 @@ def ingress(
                 header_timeout=header_timeout,
                 tls_cert=tls_cert,
                 tls_key=tls_key,
+                slot_linger=slot_linger,
             )
         )
     )

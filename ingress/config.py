@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingress.held_slots import LINGER
+
 
 @dataclass(frozen=True)
 class IngressConfig:
@@ -16,6 +18,7 @@ class IngressConfig:
     ingress_id: str = field(default_factory=lambda: f"in-{uuid.uuid4().hex[:8]}")
     port_file: Path | None = None  # where to write the bound port, for supervisors
     placement_timeout: float = 120.0  # seconds to wait for the scheduler to place a request
+    slot_linger: float = LINGER  # seconds a held container slot waits for the next request; 0: hold none
     rate_limit_rps: float = 200.0  # per workspace, cluster-wide, with a 5-second burst; 0: no limit
     max_body_bytes: int = 4 * 1024**3  # a request body past it: 413, or a cut connection once answering
     max_header_bytes: int = 64 * 1024  # the request line and headers; past it: 431

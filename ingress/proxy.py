@@ -1,7 +1,9 @@
-"""The ingress's ASGI app: route by Host, get a slot from the scheduler, relay to the container."""
+"""The ingress's ASGI app: route by Host, get a container slot (held, or from the scheduler), relay."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 from typing import Any
@@ -16,22 +18,6 @@ log = logging.getLogger(__name__)
 
 
 PLACEMENT_ATTEMPTS = 3
-
-
-class _Slot:
-    """A container slot the scheduler gave one request, released exactly once."""
-
-    __slots__ = ("released", "request_id", "scheduler")
-
-    def __init__(self, scheduler: SchedulerLink, request_id: int) -> None:
-        self.scheduler = scheduler
-        self.request_id = request_id
-        self.released = False
-
-    def release(self, unreachable: bool = False) -> None:
-        if not self.released:
-            self.released = True
-            self.scheduler.release(self.request_id, unreachable)
 
 
 def _replaying(consumed: list[dict[str, Any]], receive: Any) -> Any:
@@ -59,6 +45,9 @@ class Proxy:
         self.links = links
         self.auth = auth
         self.limiter = limiter
+        # Exchange stream ids: one per request, apart from the scheduler's slot ids, which a held
+        # slot keeps across requests while the container may still be closing the last one.
+        self._stream_ids = itertools.count(1)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -90,21 +79,21 @@ class Proxy:
             return
         for attempt in range(PLACEMENT_ATTEMPTS):
             try:
-                request_id, assignment = await self.scheduler.acquire(route.function_id)
+                slot = await self.scheduler.acquire(route.function_id)
             except Rejected as exc:
                 await plain_response(scope, send, exc.status, exc.message)
                 return
-            slot = _Slot(self.scheduler, request_id)
+            finish = functools.partial(self.scheduler.finish, slot)
             try:
-                await self.links.get(assignment.address).proxy(request_id, scope, receive, send, slot.release)
+                await self.links.get(slot.address).proxy(next(self._stream_ids), scope, receive, send, finish)
             except ContainerUnreachable as exc:
                 # Nothing reached the app: tell the scheduler, and try another container.
-                slot.release(unreachable=True)
+                self.scheduler.finish(slot, unreachable=True)
                 receive = _replaying(exc.consumed, receive)
-                log.warning("container at %s unreachable (attempt %d)", assignment.address, attempt + 1)
+                log.warning("container at %s unreachable (attempt %d)", slot.address, attempt + 1)
                 continue
             finally:
-                slot.release()
+                finish()
             return
         await plain_response(scope, send, 502, "no container of this endpoint could be reached; retry")
 

@@ -7,6 +7,7 @@ import itertools
 import logging
 from collections.abc import Callable
 
+from ingress.held_slots import LINGER, HeldSlots, Slot
 from ingress.routes import RouteTable
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
@@ -35,6 +36,7 @@ class SchedulerLink:
         scheme: str,
         placement_timeout: float,
         cluster_secret: str,
+        slot_linger: float = LINGER,
     ) -> None:
         self.address = address
         self._metadata = ((CLUSTER_SECRET_HEADER, cluster_secret),)
@@ -44,7 +46,10 @@ class SchedulerLink:
         self.edge = pb.EdgeConfig(ingress_count=1)  # tokens and ingress count, from the scheduler
         self.connected = asyncio.Event()
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[pb.Assignment]] = {}
+        # request id -> (its slot once placed, the function it is for)
+        self._pending: dict[int, tuple[asyncio.Future[Slot], str]] = {}
+        self.held = HeldSlots(self._release, slot_linger)
+        self._epoch = 0  # counts scheduler streams: a slot from an earlier one is gone
         self._outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
         self._channel = scheduler_aio_channel(address, options=[("grpc.keepalive_time_ms", 10_000)])
         self._stub = pb_grpc.SchedulerStub(self._channel)
@@ -68,15 +73,27 @@ class SchedulerLink:
             for event in batch.events:
                 kind = event.WhichOneof("kind")
                 if kind == "assignment":
-                    future = self._pending.pop(event.assignment.request_id, None)
-                    if future is not None and not future.done():
-                        future.set_result(event.assignment)
-                    elif future is None:
-                        self.release(event.assignment.request_id)  # its client left meanwhile
+                    assignment = event.assignment
+                    pending = self._pending.pop(assignment.request_id, None)
+                    if pending is not None and not pending[0].done():
+                        slot = Slot(
+                            assignment.request_id,
+                            pending[1],
+                            assignment.container_id,
+                            assignment.address,
+                            assignment.may_hold,
+                            self._epoch,
+                        )
+                        self.held.granted(slot)  # here, in stream order: a Recall after it reaches it
+                        pending[0].set_result(slot)
+                    elif pending is None:
+                        self._send_release(assignment.request_id)  # its client left meanwhile
+                elif kind == "recall":
+                    self.held.recall(event.recall.function_id)
                 elif kind == "rejection":
-                    future = self._pending.pop(event.rejection.request_id, None)
-                    if future is not None and not future.done():
-                        future.set_exception(Rejected(event.rejection.http_status, event.rejection.message))
+                    pending = self._pending.pop(event.rejection.request_id, None)
+                    if pending is not None and not pending[0].done():
+                        pending[0].set_exception(Rejected(event.rejection.http_status, event.rejection.message))
                 elif kind == "edge":
                     self.edge = event.edge
                     for listener in self.edge_listeners:
@@ -90,29 +107,58 @@ class SchedulerLink:
 
     def _lost(self) -> None:
         self.connected.clear()
+        self._epoch += 1
+        self.held.clear()
         pending, self._pending = self._pending, {}
-        for future in pending.values():
+        for future, _ in pending.values():
             if not future.done():
                 future.set_exception(Rejected(503, "the ingress lost its connection to the scheduler; retry"))
 
-    async def acquire(self, function_id: str) -> tuple[int, pb.Assignment]:
-        """Ask the scheduler for a container slot; the caller must release() the id."""
+    async def acquire(self, function_id: str) -> Slot:
+        """A container slot for one request: one this ingress holds, or one the scheduler places.
+        The caller must finish() it."""
+        held = self.held.take(function_id)
+        if held is not None:
+            return held
         if not self.connected.is_set():
             raise Rejected(503, "the scheduler is unreachable; retry shortly")
         request_id = next(self._ids)
-        future: asyncio.Future[pb.Assignment] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (future, function_id)
         self._outbox.put_nowait(pb.IngressMessage(acquire=pb.Acquire(request_id=request_id, function_id=function_id)))
         try:
-            return request_id, await asyncio.wait_for(future, self.placement_timeout)
+            return await asyncio.wait_for(future, self.placement_timeout)
         except TimeoutError:
             self._pending.pop(request_id, None)
-            self.release(request_id)
+            self._send_release(request_id)
             raise Rejected(503, f"no container was free within {self.placement_timeout:g} s; retry") from None
         except BaseException:
             self._pending.pop(request_id, None)
-            self.release(request_id)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.finish(future.result())  # placed just as its client left
+            else:
+                self._send_release(request_id)
             raise
 
-    def release(self, request_id: int, unreachable: bool = False) -> None:
+    def finish(self, slot: Slot, unreachable: bool = False) -> None:
+        """The request on `slot` is over: hold the slot for the next one, or give it back. Only
+        the first call for a request counts."""
+        if not slot.busy:
+            return
+        slot.busy = False
+        if slot.epoch != self._epoch:
+            return  # granted on a stream that is gone; the scheduler freed it then
+        if unreachable:
+            slot.holdable = False
+        if self.held.keep(slot):
+            return
+        self._send_release(slot.request_id, unreachable)
+        if unreachable:
+            self.held.drop_container(slot.container_id)
+
+    def _release(self, slot: Slot) -> None:
+        if slot.epoch == self._epoch:
+            self._send_release(slot.request_id)
+
+    def _send_release(self, request_id: int, unreachable: bool = False) -> None:
         self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=request_id, unreachable=unreachable)))

@@ -54,7 +54,7 @@ class IngressServer:
 
         self.scheme = "https" if c.tls_cert else "http"
         self.scheduler = SchedulerLink(
-            c.scheduler, c.ingress_id, self.port, self.scheme, c.placement_timeout, c.cluster_secret
+            c.scheduler, c.ingress_id, self.port, self.scheme, c.placement_timeout, c.cluster_secret, c.slot_linger
         )
         self.scheduler.start()
         self.links = ContainerLinks()

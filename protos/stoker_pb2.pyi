@@ -1347,23 +1347,53 @@ class Assignment(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CONTAINER_ID_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
+    MAY_HOLD_FIELD_NUMBER: _builtins.int
     request_id: _builtins.int
     container_id: _builtins.str
     address: _builtins.str
+    may_hold: _builtins.bool
+    """The ingress may hold the slot once this request is over and give it to its next request for
+    the same function, without asking again, until a Recall or until it releases the slot. Set
+    only while nothing waits for the function and the container has a slot to spare besides.
+    """
     def __init__(
         self,
         *,
         request_id: _builtins.int = ...,
         container_id: _builtins.str = ...,
         address: _builtins.str = ...,
+        may_hold: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "container_id", b"container_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "container_id", b"container_id", "may_hold", b"may_hold", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Assignment: _TypeAlias = Assignment  # noqa: Y015
+
+@_typing.final
+class Recall(_message.Message):
+    """Give back the held slots of this function: idle ones now, busy ones when their request ends.
+    Sent when a request for it has to wait, and when one of its containers stops.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FUNCTION_ID_FIELD_NUMBER: _builtins.int
+    function_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        function_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["function_id", b"function_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Recall: _TypeAlias = Recall  # noqa: Y015
 
 @_typing.final
 class Rejection(_message.Message):
@@ -1400,6 +1430,7 @@ class IngressEvent(_message.Message):
     ASSIGNMENT_FIELD_NUMBER: _builtins.int
     REJECTION_FIELD_NUMBER: _builtins.int
     EDGE_FIELD_NUMBER: _builtins.int
+    RECALL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def routes(self) -> Global___RouteTable: ...
     @_builtins.property
@@ -1408,6 +1439,8 @@ class IngressEvent(_message.Message):
     def rejection(self) -> Global___Rejection: ...
     @_builtins.property
     def edge(self) -> Global___EdgeConfig: ...
+    @_builtins.property
+    def recall(self) -> Global___Recall: ...
     def __init__(
         self,
         *,
@@ -1415,12 +1448,13 @@ class IngressEvent(_message.Message):
         assignment: Global___Assignment | None = ...,
         rejection: Global___Rejection | None = ...,
         edge: Global___EdgeConfig | None = ...,
+        recall: Global___Recall | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "edge", b"edge", "kind", b"kind", "rejection", b"rejection", "routes", b"routes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "edge", b"edge", "kind", b"kind", "recall", b"recall", "rejection", b"rejection", "routes", b"routes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "edge", b"edge", "kind", b"kind", "rejection", b"rejection", "routes", b"routes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "edge", b"edge", "kind", b"kind", "recall", b"recall", "rejection", b"rejection", "routes", b"routes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["routes", "assignment", "rejection", "edge"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["routes", "assignment", "rejection", "edge", "recall"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -116,8 +116,7 @@ class Cluster:
         if container is not None and not fn.queue:
             self._assign(ingress, request_id, container)
             return
-        fn.queue.append(Waiter(ingress, request_id, time.monotonic() + self.queue_timeout))
-        self._scale(fn)
+        self._enqueue(fn, Waiter(ingress, request_id, time.monotonic() + self.queue_timeout))
 
     async def acquire_slot(self, fn: FunctionState) -> Container:
         """A slot for a function call the scheduler runs itself, placed by the same rules as an
@@ -128,8 +127,7 @@ class Cluster:
             container.in_flight += 1
             return container
         waiter = Waiter(None, 0, time.monotonic() + self.queue_timeout, slot=asyncio.get_running_loop().create_future())
-        fn.queue.append(waiter)
-        self._scale(fn)
+        self._enqueue(fn, waiter)
         slot = waiter.slot
         assert slot is not None
         try:
@@ -142,6 +140,20 @@ class Cluster:
                     if waiter in queued.queue:
                         queued.queue.remove(waiter)
             raise
+
+    def _enqueue(self, fn: FunctionState, waiter: Waiter) -> None:
+        if not fn.queue:
+            # Slots that ingresses hold idle between requests are not free to the scheduler:
+            # once something has to wait, it wants them back.
+            self._recall(fn)
+        fn.queue.append(waiter)
+        self._scale(fn)
+
+    def _recall(self, fn: FunctionState) -> None:
+        if fn.max_inputs > 1:  # a slot is held only if its container had another one free
+            event = pb.IngressEvent(recall=pb.Recall(function_id=fn.id))
+            for ingress in self.ingresses.values():
+                ingress.outbox.put_nowait(event)
 
     def release(self, ingress: IngressSession, request_id: int, unreachable: bool = False) -> None:
         container = ingress.assigned.pop(request_id, None)
@@ -176,10 +188,18 @@ class Cluster:
     def _assign(self, ingress: IngressSession, request_id: int, container: Container) -> None:
         container.in_flight += 1
         ingress.assigned[request_id] = container
+        fn = container.function
         self._send(
             ingress,
             pb.IngressEvent(
-                assignment=pb.Assignment(request_id=request_id, container_id=container.id, address=container.address)
+                assignment=pb.Assignment(
+                    request_id=request_id,
+                    container_id=container.id,
+                    address=container.address,
+                    # Holding it idle costs nobody a wait only while nothing is queued and the
+                    # container has a slot to spare besides (never with max_inputs=1).
+                    may_hold=not fn.queue and container.in_flight < fn.max_inputs,
+                )
             ),
         )
 
@@ -331,8 +351,11 @@ class Cluster:
             self._stop(container)
         else:
             container.state = "draining"
+            self._recall(container.function)  # its held slots would keep it from draining
 
     def _stop(self, container: Container) -> None:
+        if container.in_flight:
+            self._recall(container.function)
         container.state = "draining"
         container.worker.outbox.put_nowait(
             pb.WorkerCommand(stop=pb.StopContainer(container_id=container.id, grace_seconds=STOP_GRACE_SECONDS))
@@ -404,6 +427,8 @@ class Cluster:
         container.worker.ports_in_use.discard(fn.port)
         was_starting = container.state == "starting"
         container.state = "draining"
+        if container.in_flight:
+            self._recall(fn)
         log.info("%s exited: %s", container_id, reason or "stopped")
         if was_starting and fn.queue and not any(c.state == "warm" for c in fn.containers.values()):
             # A container that cannot start would fail every retry the same way: say so now.

@@ -261,6 +261,33 @@ def wait_until(predicate: object, timeout: float, interval: float = 0.05) -> boo
     return bool(predicate())  # type: ignore[operator]
 
 
+def start_extra_ingress(cluster: Cluster, directory: Path, **extra_env: str) -> tuple[subprocess.Popen[str], int]:
+    """Another ingress for `cluster`, its log in `directory`; (its process, its HTTP port)."""
+    port_file = directory / "ingress-2.port"
+    env = {**cluster.env, **extra_env}
+    secret = cluster.state_dir / "cluster-secret"
+    if secret.exists():
+        env["STOKER_CLUSTER_SECRET"] = secret.read_text().strip()
+    log = (directory / "ingress-2.log").open("w")
+    process = subprocess.Popen(
+        stoker_command("ingress", "--port", "0", "--scheduler", cluster.scheduler, "--port-file", str(port_file)),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log.close()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            return process, int(json.loads(port_file.read_text())["http"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.05)
+    stop_process(process, signal.SIGTERM)
+    raise AssertionError("the second ingress did not start:\n" + (directory / "ingress-2.log").read_text())
+
+
 def make_cluster(tmp_path: Path) -> Cluster:
     return Cluster(home=tmp_path / "home", state_dir=tmp_path / "state")
 

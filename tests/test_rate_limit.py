@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from tests.conftest import (
     Cluster,
     running_cluster,
     split_url,
-    stoker_command,
+    start_extra_ingress,
     stop_process,
 )
 
@@ -102,37 +100,11 @@ def test_a_burst_past_the_limit_gets_429_with_retry_after(limited: Cluster) -> N
     assert limited.get(url, "/?x=4").json() == {"square": 16}  # the limit refills
 
 
-def _start_ingress(cluster: Cluster, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
-    port_file = tmp_path / "ingress-2.port"
-    env = dict(cluster.env)
-    secret = cluster.state_dir / "cluster-secret"
-    if secret.exists():
-        env["STOKER_CLUSTER_SECRET"] = secret.read_text().strip()
-    log = (tmp_path / "ingress-2.log").open("w")
-    process = subprocess.Popen(
-        stoker_command("ingress", "--port", "0", "--scheduler", cluster.scheduler, "--port-file", str(port_file)),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    log.close()
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            return process, int(json.loads(port_file.read_text())["http"])
-        except (OSError, ValueError, KeyError):
-            time.sleep(0.05)
-    stop_process(process, signal.SIGTERM)
-    raise AssertionError("the second ingress did not start:\n" + (tmp_path / "ingress-2.log").read_text())
-
-
 def test_two_ingresses_each_enforce_half_the_limit(limited: Cluster, tmp_path: Path) -> None:
     url = limited.deploy("seed_query.py")["square"]
     base, host = split_url(url)
     _get_until_ok(base, host)
-    process, port = _start_ingress(limited, tmp_path)
+    process, port = start_extra_ingress(limited, tmp_path)
     try:
         second = f"http://127.0.0.1:{port}"
         # The second ingress is told the ingress count before its routes, and the first at the same moment.
