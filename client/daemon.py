@@ -10,7 +10,10 @@ import logging
 import os
 import signal
 import sys
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Daemon(Protocol):
@@ -47,9 +50,14 @@ async def _run(daemon: Daemon) -> None:
 
 
 def run(daemon: Daemon) -> None:
+    run_on_fastest_loop(_run(daemon))
+
+
+def run_on_fastest_loop(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, on uvloop where it is installed: every hop of the request path (the daemons
+    and the containers) spends a good part of its CPU in the event loop."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_run(daemon))
-    else:
-        uvloop.run(_run(daemon))
+        return asyncio.run(main)
+    return uvloop.run(main)

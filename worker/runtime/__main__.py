@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import grpc
 
+from client.daemon import run_on_fastest_loop
 from client.function import Function
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.exchange_link import CHANNEL_OPTIONS
@@ -89,7 +91,11 @@ def main() -> None:
     except WebServerStartupError as exc:
         log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
         sys.exit(1)
-    asyncio.run(serve(app, function))
+    # Everything alive now (the imports, the app) lives as long as the container: keep the cyclic
+    # collector from walking it again on every full collection, which cost ~8 % of a warm
+    # container's CPU under load.
+    gc.freeze()
+    run_on_fastest_loop(serve(app, function))
 
 
 if __name__ == "__main__":

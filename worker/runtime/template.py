@@ -39,6 +39,9 @@ def preload() -> None:
     import worker.runtime.forward
     import worker.runtime.web  # noqa: F401
 
+    with contextlib.suppress(ImportError):  # containers run on it when it is there
+        import uvloop  # noqa: F401
+
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 2)
