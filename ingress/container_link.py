@@ -35,6 +35,23 @@ class ContainerUnreachable(Exception):
         self.consumed = consumed
 
 
+class _Connection:
+    """What the two halves of one proxied connection share (one small object per request, where
+    an Event and a Semaphore would each cost their own construction)."""
+
+    __slots__ = ("answered", "consumed", "window")
+
+    def __init__(self) -> None:
+        self.answered = False  # the whole HTTP response went to the client
+        self.consumed: list[dict[str, Any]] = []  # read from the client before the container was reached
+        self.window: asyncio.Semaphore | None = None  # credits for body chunks; made at the first one
+
+    def credit(self, count: int) -> None:
+        if self.window is not None:  # no chunk that takes a credit went out, so none comes back
+            for _ in range(count):
+                self.window.release()
+
+
 class ContainerLink(ExchangeLink):
     """The ingress's stream to one container, carrying every HTTP request and WebSocket it places there."""
 
@@ -46,14 +63,10 @@ class ContainerLink(ExchangeLink):
         `complete()` is called as the last chunk of an HTTP response goes out, before the client
         can have it: a client's next request must find this one's slot already free."""
         inbox = self.open(request_id)
-        window = asyncio.Semaphore(WINDOW)
-        consumed: list[dict[str, Any]] = []
-        answered = asyncio.Event()  # the whole HTTP response went to the client
+        connection = _Connection()
         # The pump is scheduled before the outbox's writer wakes for the scope, so a request body
         # that is already here (a GET's empty one) goes out in the same message as the scope.
-        pump = asyncio.create_task(
-            self._pump(request_id, receive, window, consumed, answered), name=f"pump-{request_id}"
-        )
+        pump = asyncio.create_task(self._pump(request_id, receive, connection), name=f"pump-{request_id}")
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         started = False
         try:
@@ -61,25 +74,24 @@ class ContainerLink(ExchangeLink):
                 frame = await inbox.get()
                 if frame is None:
                     if not self.reached:
-                        raise ContainerUnreachable(consumed)
+                        raise ContainerUnreachable(connection.consumed)
                     await self._lost(scope, send, started)
                     return
                 kind = frame.WhichOneof("kind")
                 if kind == "event":
-                    message = event_from_proto(frame.event)
-                    if frame.event.type in _STARTING_TYPES:
+                    event = frame.event
+                    if event.type in _STARTING_TYPES:
                         started = True
-                    elif frame.event.type == "http.response.body" and not frame.event.more_body:
-                        answered.set()
+                    elif event.type == "http.response.body" and not event.more_body:
+                        connection.answered = True
                         complete()
-                    await send(message)
-                    if needs_credit(frame.event.type, frame.event.more_body):
+                    await send(event_from_proto(event))
+                    if needs_credit(event.type, event.more_body):
                         self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=1))
                 elif kind == "credit":
-                    for _ in range(frame.credit):
-                        window.release()
+                    connection.credit(frame.credit)
                 elif kind == "done":
-                    if frame.done and started and not answered.is_set():
+                    if frame.done and started and not connection.answered:
                         # The app failed mid-response: cut the connection so the client sees it.
                         raise ConnectionAbortedError(f"the web function failed mid-response: {frame.done}")
                     return
@@ -87,29 +99,24 @@ class ContainerLink(ExchangeLink):
             pump.cancel()
             self.close_id(request_id)
 
-    async def _pump(
-        self,
-        request_id: int,
-        receive: Receive,
-        window: asyncio.Semaphore,
-        consumed: list[dict[str, Any]],
-        answered: asyncio.Event,
-    ) -> None:
+    async def _pump(self, request_id: int, receive: Receive, connection: _Connection) -> None:
         """Request body chunks and WebSocket messages to the container, within the credit window.
 
         Until the container is known to be there, what is read is also kept in `consumed`, for a
         retry elsewhere; at most WINDOW body chunks, since no credit comes back before that."""
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect" and answered.is_set():
+            if message["type"] == "http.disconnect" and connection.answered:
                 # uvicorn says "disconnect" once a response is complete: the app has nothing to
                 # learn from it, and skipping it saves a frame per request.
                 return
             if not self.reached:
-                consumed.append(message)
+                connection.consumed.append(message)
             event = event_to_proto(message)
             if needs_credit(event.type, event.more_body):
-                await window.acquire()
+                if connection.window is None:
+                    connection.window = asyncio.Semaphore(WINDOW)
+                await connection.window.acquire()
             self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=event))
             if event.type in DISCONNECT_TYPES:
                 return

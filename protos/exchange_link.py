@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import ClassVar, Generic, TypeVar
 
@@ -25,6 +26,39 @@ MAX_MESSAGE = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
 
 
+T = TypeVar("T")
+
+
+class Inbox(Generic[T]):
+    """What arrived for one open id, in order (at the ingress, None says the stream broke). One
+    per request at each end, so it is a deque and a future where asyncio.Queue would also build
+    an Event and two waiter deques."""
+
+    __slots__ = ("_frames", "_waiter")
+
+    def __init__(self) -> None:
+        self._frames: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, frame: T) -> None:
+        self._frames.append(frame)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._frames
+
+    async def get(self) -> T:
+        while not self._frames:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._frames.popleft()
+
+
 class ExchangeLink:
     """A stream to the container at `address`. Frames for an open id go to its inbox; a None in
     every inbox says the stream broke."""
@@ -37,14 +71,14 @@ class ExchangeLink:
         self.broken = False
         self.reached = False  # the container's hello frame arrived
         self._outbox: asyncio.Queue[pb.RequestFrame] = asyncio.Queue()
-        self._inboxes: dict[int, asyncio.Queue[pb.ResponseFrame | None]] = {}
+        self._inboxes: dict[int, Inbox[pb.ResponseFrame | None]] = {}
         self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stream = pb_grpc.ContainerStub(self._channel).Exchange(request_batches(self._outbox))
         self._reader = asyncio.create_task(self._read(), name=f"{self.what}-{address}")
 
-    def open(self, frame_id: int) -> asyncio.Queue[pb.ResponseFrame | None]:
+    def open(self, frame_id: int) -> Inbox[pb.ResponseFrame | None]:
         """The inbox of a request or call about to be opened with this id."""
-        inbox: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
+        inbox: Inbox[pb.ResponseFrame | None] = Inbox()
         self._inboxes[frame_id] = inbox
         return inbox
 

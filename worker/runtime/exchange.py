@@ -28,6 +28,7 @@ from protos.asgi import (
     scope_from_proto,
 )
 from protos.batches import response_batches
+from protos.exchange_link import Inbox
 from worker.runtime.calls import Call, run_call
 from worker.runtime.web import ASGIApp, Message
 
@@ -48,8 +49,8 @@ class _Request:
     def __init__(self, request_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = request_id
         self.out = out
-        self.inbox: asyncio.Queue[pb.AsgiEvent] = asyncio.Queue()
-        self.send_window = asyncio.Semaphore(WINDOW)
+        self.inbox: Inbox[pb.AsgiEvent] = Inbox()
+        self.send_window: asyncio.Semaphore | None = None  # made at the first chunk that takes a credit
         self.started = False
         self.client_gone = False
         self.task: asyncio.Task[None] | None = None
@@ -67,6 +68,8 @@ class _Request:
             raise ClientDisconnected(f"the client of request {self.id} went away")
         event = event_to_proto(message)
         if needs_credit(event.type, event.more_body):
+            if self.send_window is None:
+                self.send_window = asyncio.Semaphore(WINDOW)
             await self.send_window.acquire()
         if event.type == "http.response.start" or event.type == "websocket.accept":
             self.started = True
@@ -77,7 +80,7 @@ class _Request:
             if frame.event.type in DISCONNECT_TYPES:
                 self.client_gone = True
             self.inbox.put_nowait(frame.event)
-        elif kind == "credit":
+        elif kind == "credit" and self.send_window is not None:
             for _ in range(frame.credit):
                 self.send_window.release()
 
