@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# First: gRPC reads its settings when it is imported, and the modules below import it.
+import client._grpc_env  # noqa: F401
 from client.app import App
 from client.calls import FunctionCall
 from client.exceptions import (
