@@ -8,6 +8,7 @@ from typing import Any
 
 from protos import stoker_pb2 as pb
 from protos.asgi import (
+    CREDIT_BATCH,
     DISCONNECT_TYPES,
     WINDOW,
     event_from_proto,
@@ -69,6 +70,7 @@ class ContainerLink(ExchangeLink):
         pump = asyncio.create_task(self._pump(request_id, receive, connection), name=f"pump-{request_id}")
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         started = False
+        owed = 0  # credits for body chunks sent on to the client, not yet returned
         try:
             while True:
                 frame = await inbox.get()
@@ -87,7 +89,10 @@ class ContainerLink(ExchangeLink):
                         complete()
                     await send(event_from_proto(event))
                     if needs_credit(event.type, event.more_body):
-                        self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=1))
+                        owed += 1
+                        if owed >= CREDIT_BATCH or inbox.empty():
+                            self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=owed))
+                            owed = 0
                 elif kind == "credit":
                     connection.credit(frame.credit)
                 elif kind == "done":

@@ -14,6 +14,9 @@ from typing import Any
 from protos import stoker_pb2 as pb
 
 WINDOW = 16  # credit-bearing events in flight per request and direction
+# A receiver that has more events waiting returns credits for up to this many at once (one
+# frame instead of four), and for all it owes whenever it has caught up.
+CREDIT_BATCH = WINDOW // 4
 
 _CREDITED_TYPES = frozenset({"websocket.send", "websocket.receive"})
 _BODY_TYPES = frozenset({"http.request", "http.response.body", "websocket.http.response.body"})

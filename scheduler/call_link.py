@@ -13,12 +13,11 @@ import itertools
 from collections.abc import AsyncGenerator, Callable
 
 from protos import stoker_pb2 as pb
-from protos.asgi import WINDOW
+from protos.asgi import CREDIT_BATCH
 from protos.exchange_link import ExchangeLink, ExchangeLinks
 
 # Credits go back in batches of up to a quarter window while items queue up (fewer frames), and
 # at once whenever the caller has caught up, so the container never waits on a credit held here.
-CREDIT_BATCH = max(1, WINDOW // 4)
 
 
 class ContainerLost(Exception):

@@ -19,6 +19,7 @@ from client.function import Function
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import (
+    CREDIT_BATCH,
     DISCONNECT_TYPES,
     WINDOW,
     event_from_proto,
@@ -44,7 +45,7 @@ class ClientDisconnected(OSError):
 class _Request:
     """One ASGI connection on a stream."""
 
-    __slots__ = ("client_gone", "id", "inbox", "out", "send_window", "started", "task")
+    __slots__ = ("client_gone", "id", "inbox", "out", "owed", "send_window", "started", "task")
 
     def __init__(self, request_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = request_id
@@ -52,13 +53,17 @@ class _Request:
         self.inbox: Inbox[pb.AsgiEvent] = Inbox()
         self.send_window: asyncio.Semaphore | None = None  # made at the first chunk that takes a credit
         self.started = False
+        self.owed = 0  # credits for request chunks the app took, not yet returned
         self.client_gone = False
         self.task: asyncio.Task[None] | None = None
 
     async def receive(self) -> Message:
         event = await self.inbox.get()
         if needs_credit(event.type, event.more_body):
-            self.out.put_nowait(pb.ResponseFrame(id=self.id, credit=1))
+            self.owed += 1
+            if self.owed >= CREDIT_BATCH or self.inbox.empty():
+                self.out.put_nowait(pb.ResponseFrame(id=self.id, credit=self.owed))
+                self.owed = 0
         return event_from_proto(event)
 
     async def send(self, message: Message) -> None:
