@@ -26,6 +26,10 @@ _STARTING_TYPES = frozenset(
 Receive = Any
 Send = Any
 
+# Seconds a request whose body is all here waits for its response before the client's connection
+# is watched for a disconnect (which the app then hears of): most responses come sooner.
+DISCONNECT_WATCH_AFTER = 0.05
+
 
 class ContainerUnreachable(Exception):
     """The stream broke before the container said hello: the request reached no app, so it may be
@@ -36,16 +40,32 @@ class ContainerUnreachable(Exception):
         self.consumed = consumed
 
 
+def _bodiless(headers: list[tuple[bytes, bytes]]) -> bool:
+    """No body follows this request head: no Transfer-Encoding, no Content-Length but 0."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return False
+    return True
+
+
 class _Connection:
     """What the two halves of one proxied connection share (one small object per request, where
     an Event and a Semaphore would each cost their own construction)."""
 
-    __slots__ = ("answered", "consumed", "window")
+    __slots__ = ("answered", "consumed", "pump", "watch", "window")
 
     def __init__(self) -> None:
         self.answered = False  # the whole HTTP response went to the client
         self.consumed: list[dict[str, Any]] = []  # read from the client before the container was reached
         self.window: asyncio.Semaphore | None = None  # credits for body chunks; made at the first one
+        self.pump: asyncio.Task[None] | None = None  # reads the client: body chunks, messages, disconnect
+        self.watch: asyncio.TimerHandle | None = None  # starts the pump if a response takes a while
+
+    def stop(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+        if self.pump is not None:
+            self.pump.cancel()
 
     def credit(self, count: int) -> None:
         if self.window is not None:  # no chunk that takes a credit went out, so none comes back
@@ -65,13 +85,21 @@ class ContainerLink(ExchangeLink):
         can have it: a client's next request must find this one's slot already free."""
         inbox = self.open(request_id)
         connection = _Connection()
-        # The pump is scheduled before the outbox's writer wakes for the scope, so a request body
-        # that is already here (a GET's empty one) goes out in the same message as the scope.
-        pump = asyncio.create_task(self._pump(request_id, receive, connection), name=f"pump-{request_id}")
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         started = False
         owed = 0  # credits for body chunks sent on to the client, not yet returned
         try:
+            # A request without a body (a GET) has it "read" at once: it goes out in the same
+            # message as the scope, and nothing is left to read but a disconnect. Only a response
+            # that takes a while needs that watched, so the pump, a task per request, starts then.
+            first = await receive() if scope["type"] == "http" and _bodiless(scope["headers"]) else None
+            if first is not None and first["type"] == "http.request" and not first.get("more_body", False):
+                self._forward(request_id, first, connection)
+                connection.watch = asyncio.get_running_loop().call_later(
+                    DISCONNECT_WATCH_AFTER, self._start_pump, request_id, receive, connection, None
+                )
+            else:
+                self._start_pump(request_id, receive, connection, first)
             while True:
                 frame = await inbox.get()
                 if frame is None:
@@ -101,16 +129,29 @@ class ContainerLink(ExchangeLink):
                         raise ConnectionAbortedError(f"the web function failed mid-response: {frame.done}")
                     return
         finally:
-            pump.cancel()
+            connection.stop()
             self.close_id(request_id)
 
-    async def _pump(self, request_id: int, receive: Receive, connection: _Connection) -> None:
-        """Request body chunks and WebSocket messages to the container, within the credit window.
+    def _start_pump(
+        self, request_id: int, receive: Receive, connection: _Connection, first: dict[str, Any] | None
+    ) -> None:
+        connection.watch = None
+        connection.pump = asyncio.create_task(
+            self._pump(request_id, receive, connection, first), name=f"pump-{request_id}"
+        )
+
+    async def _pump(
+        self, request_id: int, receive: Receive, connection: _Connection, first: dict[str, Any] | None
+    ) -> None:
+        """Request body chunks and WebSocket messages to the container, within the credit window,
+        starting with `first` when the proxy already read it.
 
         Until the container is known to be there, what is read is also kept in `consumed`, for a
         retry elsewhere; at most WINDOW body chunks, since no credit comes back before that."""
+        message = first
         while True:
-            message = await receive()
+            if message is None:
+                message = await receive()
             if message["type"] == "http.disconnect" and connection.answered:
                 # uvicorn says "disconnect" once a response is complete: the app has nothing to
                 # learn from it, and skipping it saves a frame per request.
@@ -125,6 +166,13 @@ class ContainerLink(ExchangeLink):
             self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=event))
             if event.type in DISCONNECT_TYPES:
                 return
+            message = None
+
+    def _forward(self, request_id: int, message: dict[str, Any], connection: _Connection) -> None:
+        """A whole (last) request body, which takes no credit."""
+        if not self.reached:
+            connection.consumed.append(message)
+        self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=event_to_proto(message)))
 
     async def _lost(self, scope: dict[str, Any], send: Send, started: bool) -> None:
         if started:

@@ -146,6 +146,22 @@ def test_chunked_body_past_the_limit_is_cut_off_with_413(tight: Cluster, tight_u
     assert wait_until(lambda: tight.get(url, "/last").text == "http.disconnect", 10)
 
 
+@pytest.mark.parametrize("after", [0.01, 0.5])
+def test_a_client_that_leaves_before_the_response_is_heard_of(
+    tight: Cluster, tight_urls: dict[str, str], after: float
+) -> None:
+    # A GET's client is watched for a disconnect only once its response has taken 50 ms
+    # (ingress/container_link.py); whether it leaves before or after that, the app hears of it.
+    url = tight_urls["edge"]
+    assert tight.get(url, "/count").text == "0"  # resets /last
+    base, host = split_url(url)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(f"GET /wait HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        time.sleep(after)
+    assert wait_until(lambda: tight.get(url, "/last").text == "waited for http.disconnect", 10)
+
+
 def test_chunked_body_past_the_limit_after_the_response_started_aborts(
     tight: Cluster, tight_urls: dict[str, str]
 ) -> None:

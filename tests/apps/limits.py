@@ -50,6 +50,11 @@ def edge():
             if whole:
                 await send({"type": "http.response.body", "body": f"{total}".encode()})
             return
+        if scope["path"] == "/wait":
+            # Never answers: reads the (empty) body, then waits for the client to go away.
+            await receive()
+            last.append("waited for " + (await receive())["type"])
+            return
         if scope["path"] == "/last":
             body = (last[-1] if last else "").encode()
         else:
