@@ -29,7 +29,6 @@ class Slot:
 
     __slots__ = (
         "address",
-        "busy",
         "container_id",
         "epoch",
         "function_id",
@@ -50,7 +49,6 @@ class Slot:
         self.epoch = epoch  # which scheduler stream granted it
         self.granted_at = time.monotonic()
         self.idle_since = 0.0
-        self.busy = True  # a request is on it: finishing twice must not hold or release it twice
 
 
 class HeldSlots:
@@ -76,7 +74,6 @@ class HeldSlots:
         if not idle:
             return None
         slot = idle.pop()  # the newest first: the oldest stay idle, and expire when load falls
-        slot.busy = True
         self._busy.setdefault(function_id, set()).add(slot)
         return slot
 

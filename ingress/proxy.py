@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import math
@@ -10,6 +9,7 @@ from typing import Any
 
 from ingress.auth import ProxyAuth, strip_credentials
 from ingress.container_link import ContainerLinks, ContainerUnreachable
+from ingress.held_slots import Slot
 from ingress.ratelimit import RateLimiter
 from ingress.scheduler_link import Rejected, SchedulerLink
 from protos.asgi import plain_response
@@ -18,6 +18,24 @@ log = logging.getLogger(__name__)
 
 
 PLACEMENT_ATTEMPTS = 3
+
+
+class _SlotUse:
+    """One request's use of a slot, finished exactly once: when its response's last chunk goes
+    out, or when it ends otherwise. A held slot outlives the request, so the once is the use's,
+    not the slot's: a late finish must not hand away the slot its next request now runs on."""
+
+    __slots__ = ("finished", "scheduler", "slot")
+
+    def __init__(self, scheduler: SchedulerLink, slot: Slot) -> None:
+        self.scheduler = scheduler
+        self.slot = slot
+        self.finished = False
+
+    def finish(self, unreachable: bool = False) -> None:
+        if not self.finished:
+            self.finished = True
+            self.scheduler.finish(self.slot, unreachable)
 
 
 def _replaying(consumed: list[dict[str, Any]], receive: Any) -> Any:
@@ -83,17 +101,17 @@ class Proxy:
             except Rejected as exc:
                 await plain_response(scope, send, exc.status, exc.message)
                 return
-            finish = functools.partial(self.scheduler.finish, slot)
+            use = _SlotUse(self.scheduler, slot)
             try:
-                await self.links.get(slot.address).proxy(next(self._stream_ids), scope, receive, send, finish)
+                await self.links.get(slot.address).proxy(next(self._stream_ids), scope, receive, send, use.finish)
             except ContainerUnreachable as exc:
                 # Nothing reached the app: tell the scheduler, and try another container.
-                self.scheduler.finish(slot, unreachable=True)
+                use.finish(unreachable=True)
                 receive = _replaying(exc.consumed, receive)
                 log.warning("container at %s unreachable (attempt %d)", slot.address, attempt + 1)
                 continue
             finally:
-                finish()
+                use.finish()
             return
         await plain_response(scope, send, 502, "no container of this endpoint could be reached; retry")
 

@@ -141,11 +141,8 @@ class SchedulerLink:
             raise
 
     def finish(self, slot: Slot, unreachable: bool = False) -> None:
-        """The request on `slot` is over: hold the slot for the next one, or give it back. Only
-        the first call for a request counts."""
-        if not slot.busy:
-            return
-        slot.busy = False
+        """The request on `slot` is over: hold the slot for the next one, or give it back. Once
+        per request: a held slot outlives its requests (ingress/proxy.py's _SlotUse)."""
         if slot.epoch != self._epoch:
             return  # granted on a stream that is gone; the scheduler freed it then
         if unreachable:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,21 @@ def test_sequential_requests_reuse_one_held_slot(holding: Cluster) -> None:
         assert holding.get(url).json() == {"slept": 0.0}
     # Ten requests, one after another: the scheduler placed one slot, and the ingress holds it.
     assert in_flight(holding, "pair") == [1]
+
+
+def test_a_request_that_ends_late_leaves_the_next_ones_slot_alone(holding: Cluster) -> None:
+    url = holding.deploy("held_slots.py")["pair"]
+    # Answered at once; the app runs on for another second before the request is over.
+    assert holding.get(url, params={"after": 1}).status_code == 200
+    second = threading.Thread(target=lambda: holding.get(url, params={"seconds": 4}))  # takes the held slot
+    second.start()
+    time.sleep(2)  # the first request is over by now; the second is still running
+    third = threading.Thread(target=lambda: holding.get(url, params={"seconds": 4}))
+    third.start()
+    # Two requests at work hold two slots: the first one's end did not hand the second's away.
+    assert wait_until(lambda: in_flight(holding, "pair") == [2], 3)
+    second.join()
+    third.join()
 
 
 def test_a_function_with_one_input_per_container_is_never_held(holding: Cluster) -> None:
