@@ -8,9 +8,9 @@ from typing import Any
 
 from protos import stoker_pb2 as pb
 from protos.asgi import (
-    CREDIT_BATCH,
     DISCONNECT_TYPES,
     WINDOW,
+    credit_due,
     event_from_proto,
     event_to_proto,
     needs_credit,
@@ -118,7 +118,7 @@ class ContainerLink(ExchangeLink):
                     await send(event_from_proto(event))
                     if needs_credit(event.type, event.more_body):
                         owed += 1
-                        if owed >= CREDIT_BATCH or inbox.empty():
+                        if credit_due(owed, inbox.empty()):
                             self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=owed))
                             owed = 0
                 elif kind == "credit":

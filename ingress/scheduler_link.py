@@ -48,7 +48,8 @@ class SchedulerLink:
         self._ids = itertools.count(1)
         # request id -> (its slot once placed, the function it is for)
         self._pending: dict[int, tuple[asyncio.Future[Slot], str]] = {}
-        self.held = HeldSlots(self._release, slot_linger)
+        # Held slots are all from the current stream: _lost() clears them with the epoch.
+        self.held = HeldSlots(lambda slot: self._send_release(slot.request_id), slot_linger)
         self._epoch = 0  # counts scheduler streams: a slot from an earlier one is gone
         self._outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
         self._channel = scheduler_aio_channel(address, options=[("grpc.keepalive_time_ms", 10_000)])
@@ -152,10 +153,6 @@ class SchedulerLink:
         self._send_release(slot.request_id, unreachable)
         if unreachable:
             self.held.drop_container(slot.container_id)
-
-    def _release(self, slot: Slot) -> None:
-        if slot.epoch == self._epoch:
-            self._send_release(slot.request_id)
 
     def _send_release(self, request_id: int, unreachable: bool = False) -> None:
         self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=request_id, unreachable=unreachable)))

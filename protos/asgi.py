@@ -23,6 +23,12 @@ _BODY_TYPES = frozenset({"http.request", "http.response.body", "websocket.http.r
 DISCONNECT_TYPES = frozenset({"http.disconnect", "websocket.disconnect"})  # the client went away
 
 
+def credit_due(owed: int, caught_up: bool) -> bool:
+    """Whether a receiver that owes `owed` credits returns them now: once it has caught up with
+    what arrived, or owes CREDIT_BATCH."""
+    return caught_up or owed >= CREDIT_BATCH
+
+
 def needs_credit(message_type: str, more_body: bool) -> bool:
     """Whether an event of this type takes a credit: every body chunk but the last, every
     WebSocket message. Last chunks need none, so a small request costs no credit frames."""

@@ -3,8 +3,9 @@ container, carrying every call the scheduler places there.
 
 A call is a `call` frame; the container answers with `output` frames (items, then a result or an
 error) and a `done` frame. Each item takes a credit that goes back once the caller's stream took
-it (in batches: CREDIT_BATCH), so a generator never runs more than WINDOW items ahead of its caller. A call whose caller
-leaves is cancelled in the container with an `http.disconnect` event for its id.
+it (in batches: protos/asgi.py's credit_due), so a generator never runs more than WINDOW items
+ahead of its caller. A call whose caller leaves is cancelled in the container with an
+`http.disconnect` event for its id.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ import itertools
 from collections.abc import AsyncGenerator, Callable
 
 from protos import stoker_pb2 as pb
-from protos.asgi import CREDIT_BATCH
+from protos.asgi import credit_due
 from protos.exchange_link import ExchangeLink, ExchangeLinks
-
-# Credits go back in batches of up to a quarter window while items queue up (fewer frames), and
-# at once whenever the caller has caught up, so the container never waits on a credit held here.
 
 
 class ContainerLost(Exception):
@@ -60,7 +58,7 @@ class CallLink(ExchangeLink):
                     if finished:
                         return
                     owed += 1
-                    if owed >= CREDIT_BATCH or inbox.empty():
+                    if credit_due(owed, inbox.empty()):
                         self._outbox.put_nowait(pb.RequestFrame(id=call_id, credit=owed))
                         owed = 0
                 elif kind == "done":

@@ -350,13 +350,16 @@ class Cluster:
         if container.in_flight == 0 or container.state == "starting":
             self._stop(container)
         else:
-            container.state = "draining"
-            self._recall(container.function)  # its held slots would keep it from draining
+            self._draining(container)
 
-    def _stop(self, container: Container) -> None:
+    def _draining(self, container: Container) -> None:
+        """Take no more requests there; slots that ingresses hold on it would keep it busy."""
+        container.state = "draining"
         if container.in_flight:
             self._recall(container.function)
-        container.state = "draining"
+
+    def _stop(self, container: Container) -> None:
+        self._draining(container)
         container.worker.outbox.put_nowait(
             pb.WorkerCommand(stop=pb.StopContainer(container_id=container.id, grace_seconds=STOP_GRACE_SECONDS))
         )
@@ -426,9 +429,7 @@ class Cluster:
         container.worker.gpus_in_use.difference_update(container.gpu_indices)
         container.worker.ports_in_use.discard(fn.port)
         was_starting = container.state == "starting"
-        container.state = "draining"
-        if container.in_flight:
-            self._recall(fn)
+        self._draining(container)
         log.info("%s exited: %s", container_id, reason or "stopped")
         if was_starting and fn.queue and not any(c.state == "warm" for c in fn.containers.values()):
             # A container that cannot start would fail every retry the same way: say so now.

@@ -19,9 +19,9 @@ from client.function import Function
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import (
-    CREDIT_BATCH,
     DISCONNECT_TYPES,
     WINDOW,
+    credit_due,
     event_from_proto,
     event_to_proto,
     needs_credit,
@@ -61,7 +61,7 @@ class _Request:
         event = await self.inbox.get()
         if needs_credit(event.type, event.more_body):
             self.owed += 1
-            if self.owed >= CREDIT_BATCH or self.inbox.empty():
+            if credit_due(self.owed, self.inbox.empty()):
                 self.out.put_nowait(pb.ResponseFrame(id=self.id, credit=self.owed))
                 self.owed = 0
         return event_from_proto(event)
