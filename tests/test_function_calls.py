@@ -188,6 +188,21 @@ def test_callee_exception_is_reraised_with_its_traceback(gpu_cluster: Cluster, c
     assert "worker/runtime" not in result.stderr  # the runtime's own frames are left out
 
 
+def test_a_timeout_error_the_function_raises_is_its_own(gpu_cluster: Cluster, calls_app: dict[str, str]) -> None:
+    got = program_result(
+        gpu_cluster,
+        """
+        import json
+        import client as modal
+        try:
+            modal.Function.from_name("calls", "own_timeout").remote()
+        except TimeoutError as exc:
+            print(json.dumps(str(exc)))
+        """,
+    )
+    assert got == "the function's own"
+
+
 def test_exception_that_does_not_pickle_becomes_a_clear_error(gpu_cluster: Cluster, calls_app: dict[str, str]) -> None:
     got = program_result(
         gpu_cluster,

@@ -40,6 +40,11 @@ def explode(message):
 
 
 @app.function()
+def own_timeout():
+    raise TimeoutError("the function's own")
+
+
+@app.function()
 def explode_unpicklable():
     raise Unpicklable("cannot travel")
 

@@ -80,12 +80,11 @@ async def run_call(function: Function, call: Call, request: pb.CallRequest) -> N
         async with asyncio.timeout(function.options.timeout) as deadline:
             result = await _invoke(function, call, args, kwargs)
         payload = encode_value(result, "the function's return value")
-    except asyncio.CancelledError:
-        raise
-    except TimeoutError:
+    except TimeoutError as exc:
+        error = exc
         if deadline is not None and deadline.expired():  # ours, not one the function raised
-            exc = TimeoutError(f"{function.name} ran longer than its timeout of {function.options.timeout:g} s")
-        call.emit(pb.CallOutput(error=error_to_proto(exc)))
+            error = TimeoutError(f"{function.name} ran longer than its timeout of {function.options.timeout:g} s")
+        call.emit(pb.CallOutput(error=error_to_proto(error)))
     except Exception as exc:
         log.info("call %s of %s raised %s: %s", call.id, function.name, type(exc).__name__, exc)
         call.emit(pb.CallOutput(error=error_to_proto(exc)))
