@@ -49,7 +49,7 @@ def main() -> None:
     try:
         hosts = cluster.deploy(APP)
         os.environ["STOKER_SCHEDULER"] = cluster.scheduler
-        os.environ["STOKER_TOKEN"] = cluster.metadata[0][1].split()[1]
+        os.environ["STOKER_TOKEN"] = cluster.token
         import client as modal
 
         echo = modal.Function.from_name("bench-calls", "echo")

@@ -50,8 +50,8 @@ class Cluster:
                 break
         else:
             raise RuntimeError("stoker up did not become ready")
-        token = (self.state_dir / "workspace-token").read_text().strip()
-        self.metadata = (("authorization", f"Bearer {token}"),)
+        self.token = (self.state_dir / "workspace-token").read_text().strip()
+        self.metadata = (("authorization", f"Bearer {self.token}"),)
         self.channel = grpc.insecure_channel(self.scheduler, options=[("grpc.max_send_message_length", 1 << 27)])
         self.stub = pb_grpc.SchedulerStub(self.channel)
 

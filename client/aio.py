@@ -19,10 +19,11 @@ _DONE = object()
 class _Bound:
     """A method bound to its object: call it to block, or use `.aio` to await it."""
 
+    __slots__ = ("_iterates", "_method")
+
     def __init__(self, method: Callable[..., Any], iterates: bool) -> None:
         self._method = method
         self._iterates = iterates
-        functools.update_wrapper(self, method)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._method(*args, **kwargs)

@@ -14,7 +14,7 @@ from scheduler.apps import AppError, Apps
 from scheduler.call_link import CallLinks, ContainerLost
 from scheduler.cluster import Cluster
 from scheduler.model import FunctionState, SlotRefused
-from scheduler.spawned import KEEP_SECONDS, SpawnedCalls, TooManySpawned
+from scheduler.spawned import SpawnedCalls, TooManySpawned
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,24 @@ class Calls:
             app_id=fn.app.app_id, function=fn.spec.name, is_web=fn.spec.HasField("web"), web_url=fn.url
         )
 
+    def _callable(self, request: pb.CallRequest, caller_app_id: str, refusal: str) -> FunctionState:
+        """The function a call names, refused with `refusal` (given the URL) if it is a web function."""
+        fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
+        if fn.spec.HasField("web"):
+            raise AppError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{fn.spec.name} is a web function and " + refusal.format(url=fn.url),
+            )
+        return fn
+
     async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
         """The call's outputs as its container sends them; AppError when it cannot be run."""
         for attempt in range(1, PLACE_ATTEMPTS + 1):
-            fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
-            if fn.spec.HasField("web"):
-                raise AppError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"{fn.spec.name} is a web function and cannot be called with .remote(), .map() or .spawn(); "
-                    f"send HTTP requests to its URL instead: {fn.url}",
-                )
+            fn = self._callable(
+                request,
+                caller_app_id,
+                "cannot be called with .remote(), .map() or .spawn(); send HTTP requests to its URL instead: {url}",
+            )
             try:
                 container = await self.cluster.acquire_slot(fn)
             except SlotRefused as refused:
@@ -97,12 +105,7 @@ class Calls:
     def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
         if request.generator:
             raise AppError(grpc.StatusCode.INVALID_ARGUMENT, "generator functions cannot be spawned; use .remote_gen()")
-        fn = self.find(request.app_name, request.environment, request.function, caller_app_id)  # fail now, not later
-        if fn.spec.HasField("web"):
-            raise AppError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"{fn.spec.name} is a web function and cannot be spawned; send HTTP requests to {fn.url}",
-            )
+        self._callable(request, caller_app_id, "cannot be spawned; send HTTP requests to {url}")  # fail now, not later
         try:
             return self.spawned.start(lambda: self.run_to_end(request, caller_app_id))
         except TooManySpawned as exc:
@@ -115,7 +118,7 @@ class Calls:
             raise AppError(
                 grpc.StatusCode.NOT_FOUND,
                 f"no spawned call {request.call_id!r}: the id is wrong, or its result expired "
-                f"(kept {KEEP_SECONDS / 60:g} minutes after the call finished)",
+                f"(kept {self.spawned.keep_seconds / 60:g} minutes after the call finished)",
             ) from None
         except TimeoutError:
             raise AppError(

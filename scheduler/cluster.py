@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from protos import stoker_pb2 as pb
 from scheduler import autoscaler, call_credentials, gpus, placement
@@ -136,9 +136,7 @@ class Cluster:
             if slot.done() and not slot.cancelled() and slot.exception() is None:
                 self.release_slot(slot.result())  # placed just as its caller left
             else:
-                for queued in [fn, *self.functions.values()]:  # a retired function's queue moves on
-                    if waiter in queued.queue:
-                        queued.queue.remove(waiter)
+                self._forget_waiter(lambda queued: queued is waiter)
             raise
 
     def _enqueue(self, fn: FunctionState, waiter: Waiter) -> None:
@@ -158,7 +156,8 @@ class Cluster:
     def release(self, ingress: IngressSession, request_id: int, unreachable: bool = False) -> None:
         container = ingress.assigned.pop(request_id, None)
         if container is None:
-            self._forget_waiter(ingress, request_id)  # its client left while it was queued
+            # Its client left while it was queued.
+            self._forget_waiter(lambda queued: queued.ingress is ingress and queued.request_id == request_id)
             return
         self.release_slot(container, unreachable)
 
@@ -178,10 +177,12 @@ class Cluster:
                 return
         self._dispatch(container.function)
 
-    def _forget_waiter(self, ingress: IngressSession, request_id: int) -> None:
+    def _forget_waiter(self, matches: Callable[[Waiter], bool]) -> None:
+        """Take a waiter whose caller left out of whichever queue holds it (a retired function's
+        waiters moved to its successor's queue)."""
         for fn in self.functions.values():
             for waiter in fn.queue:
-                if waiter.ingress is ingress and waiter.request_id == request_id:
+                if matches(waiter):
                     fn.queue.remove(waiter)
                     return
 

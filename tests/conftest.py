@@ -244,6 +244,15 @@ def worker_pid(cluster: Cluster, worker_id: str = "") -> int:
     return 0
 
 
+def live_worker_pid(cluster: Cluster, worker_id: str = "") -> int:
+    """worker_pid(), for a worker that must be there: never 0, which os.kill() takes for the
+    whole process group (pytest included)."""
+    pid = worker_pid(cluster, worker_id)
+    if not pid:
+        raise AssertionError(f"no process for worker {worker_id or '(any)'}")
+    return pid
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -261,10 +270,11 @@ def wait_until(predicate: object, timeout: float, interval: float = 0.05) -> boo
     return bool(predicate())  # type: ignore[operator]
 
 
-def start_extra_ingress(cluster: Cluster, directory: Path, **extra_env: str) -> tuple[subprocess.Popen[str], int]:
-    """Another ingress for `cluster`, its log in `directory`; (its process, its HTTP port)."""
+def start_extra_ingress(cluster: Cluster, directory: Path) -> tuple[subprocess.Popen[str], int]:
+    """Another ingress for `cluster` (with its daemons' environment), its log in `directory`;
+    (its process, its HTTP port)."""
     port_file = directory / "ingress-2.port"
-    env = {**cluster.env, **extra_env}
+    env = dict(cluster.env)
     secret = cluster.state_dir / "cluster-secret"
     if secret.exists():
         env["STOKER_CLUSTER_SECRET"] = secret.read_text().strip()

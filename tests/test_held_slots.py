@@ -64,25 +64,25 @@ def test_a_held_slot_is_recalled_when_another_ingress_must_wait(tmp_path: Path) 
         url = cluster.deploy("held_slots.py")["pair"]
         assert cluster.get(url).status_code == 200
         assert in_flight(cluster, "pair") == [1]  # held idle by the first ingress
-        process, port = start_extra_ingress(cluster, tmp_path, STOKER_INGRESS_SLOT_LINGER=LONG_LINGER)
+        process, port = start_extra_ingress(cluster, tmp_path)  # with the same long linger
         try:
             _, host = split_url(url)
-            second = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"host": host}, timeout=60)
-            assert wait_until(lambda: second.get("/").status_code == 200, 30)  # it has the route
-            # Its slow request takes the container's other slot; its next one finds none free,
-            # and waits until the first ingress gives back the slot it holds idle.
-            slow_done = threading.Event()
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"host": host}, timeout=60) as second:
+                assert wait_until(lambda: second.get("/").status_code == 200, 30)  # it has the route
+                # Its slow request takes the container's other slot; its next one finds none free,
+                # and waits until the first ingress gives back the slot it holds idle.
+                slow_done = threading.Event()
 
-            def slow() -> None:
-                assert second.get("/", params={"seconds": 8}).status_code == 200
-                slow_done.set()
+                def slow() -> None:
+                    assert second.get("/", params={"seconds": 8}).status_code == 200
+                    slow_done.set()
 
-            thread = threading.Thread(target=slow)
-            thread.start()
-            assert wait_until(lambda: in_flight(cluster, "pair") == [2], 10)
-            assert second.get("/").json() == {"slept": 0.0}
-            assert not slow_done.is_set()  # served by the recalled slot, not the slow request's
-            thread.join()
+                thread = threading.Thread(target=slow)
+                thread.start()
+                assert wait_until(lambda: in_flight(cluster, "pair") == [2], 10)
+                assert second.get("/").json() == {"slept": 0.0}
+                assert not slow_done.is_set()  # served by the recalled slot, not the slow request's
+                thread.join()
         finally:
             assert stop_process(process, signal.SIGTERM) == 0
 

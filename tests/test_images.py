@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, parse_endpoints, running_cluster, wait_until, worker_pid
+from tests.conftest import APPS, Cluster, live_worker_pid, parse_endpoints, running_cluster, wait_until, worker_pid
 
 APP = "images.py"
 
@@ -27,7 +27,7 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
 
 @pytest.fixture(scope="module")
 def first_deploy(shared_cluster: Cluster) -> Iterator[subprocess.CompletedProcess[str]]:
-    result = shared_cluster.stoker("deploy", str(Path(__file__).parent / "apps" / APP), timeout=300)
+    result = shared_cluster.stoker("deploy", str(APPS / APP), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     yield result
 
@@ -66,7 +66,7 @@ def test_a_function_without_an_image_runs_in_the_workers_environment(
 def test_a_second_deploy_of_the_same_spec_reuses_the_build(
     shared_cluster: Cluster, first_deploy: subprocess.CompletedProcess[str]
 ) -> None:
-    again = shared_cluster.stoker("deploy", str(Path(__file__).parent / "apps" / APP))
+    again = shared_cluster.stoker("deploy", str(APPS / APP))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already built" in again.stdout
     assert "uv pip install" not in again.stdout
@@ -78,7 +78,7 @@ def test_a_failing_build_fails_the_deploy_and_the_previous_version_keeps_serving
     shared_cluster: Cluster, first_deploy: subprocess.CompletedProcess[str]
 ) -> None:
     before = _version(shared_cluster)
-    failed = shared_cluster.stoker("deploy", str(Path(__file__).parent / "apps" / "images_broken.py"), timeout=300)
+    failed = shared_cluster.stoker("deploy", str(APPS / "images_broken.py"), timeout=300)
     assert failed.returncode == 1
     assert "stoker-no-such-package-7f3a" in failed.stderr
     assert "No solution found" in failed.stderr  # the installer's own error
@@ -89,7 +89,7 @@ def test_a_failing_build_fails_the_deploy_and_the_previous_version_keeps_serving
 
 
 def test_a_python_version_no_worker_has_fails_with_a_clear_error(shared_cluster: Cluster) -> None:
-    failed = shared_cluster.stoker("deploy", str(Path(__file__).parent / "apps" / "images_python.py"), timeout=300)
+    failed = shared_cluster.stoker("deploy", str(APPS / "images_python.py"), timeout=300)
     assert failed.returncode == 1
     assert "Python 3.4 is not installed on worker" in failed.stderr
     assert "never downloads" in failed.stderr
@@ -101,7 +101,7 @@ def test_a_worker_that_joins_later_builds_the_image_before_its_container_starts(
     # The worker comes back (stoker up restarts it) with its images gone, like a new machine
     # joining while the app is live: no deploy happens, yet the endpoint must work.
     worker_dir = shared_cluster.state_dir / "worker"
-    old_pid = worker_pid(shared_cluster)
+    old_pid = live_worker_pid(shared_cluster)
     shutil.rmtree(worker_dir / "images")
     os.kill(old_pid, signal.SIGKILL)
     assert wait_until(lambda: worker_pid(shared_cluster) not in (0, old_pid), 60)
@@ -122,7 +122,7 @@ def _version(cluster: Cluster) -> int:
 def test_serve_prints_the_build_output(shared_cluster: Cluster) -> None:
     from tests.test_serve import Serve
 
-    serve = Serve(Path(__file__).parent / "apps" / APP, shared_cluster.env)
+    serve = Serve(APPS / APP, shared_cluster.env)
     try:
         url = serve.url("info", timeout=300)
         text = serve.output.text()

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Cluster, alive, running_cluster, wait_until, worker_pid
+from tests.conftest import Cluster, alive, live_worker_pid, running_cluster, wait_until
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
 
@@ -131,19 +131,12 @@ def test_two_workers_share_the_load(started: Cluster) -> None:
     assert len(workers) == 2
 
 
-def _worker_pid(cluster: Cluster, worker_id: str) -> int:
-    pid = worker_pid(cluster, worker_id)
-    if not pid:
-        raise AssertionError(f"no process for worker {worker_id}")
-    return pid
-
-
 @pytest.mark.cluster_options(workers=2)
 def test_a_killed_worker_has_its_containers_rescheduled(started: Cluster) -> None:
     url = started.deploy("scaling.py")["survivor"]
     assert wait_until(lambda: len(_warm(started, "survivor")) == 1, timeout=20)
     victim = _warm(started, "survivor")[0].worker_id  # type: ignore[attr-defined]
-    os.kill(_worker_pid(started, victim), signal.SIGKILL)
+    os.kill(live_worker_pid(started, victim), signal.SIGKILL)
 
     def moved() -> bool:
         hosts = [c.worker_id for c in _warm(started, "survivor")]  # type: ignore[attr-defined]
@@ -202,7 +195,7 @@ def test_a_silent_worker_is_dropped_and_comes_back_clean(started: Cluster) -> No
     url = started.deploy("scaling.py")["survivor"]
     assert wait_until(lambda: len(_warm(started, "survivor")) == 1, timeout=20)
     (old,) = _warm(started, "survivor")
-    frozen = _worker_pid(started, old.worker_id)  # type: ignore[attr-defined]
+    frozen = live_worker_pid(started, old.worker_id)  # type: ignore[attr-defined]
     os.kill(frozen, signal.SIGSTOP)  # alive but silent: no heartbeats, stream still open
     try:
 

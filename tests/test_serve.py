@@ -134,9 +134,7 @@ def test_serve_runs_an_embedded_cluster_when_none_is_configured(tmp_path: Path) 
     assert wait_until(lambda: not any(alive(p) for p in family), timeout=15)
 
 
-def test_a_newer_serve_takes_the_label_over_until_it_exits(
-    cluster: Cluster, served: Serve, live_app: Path, tmp_path: Path
-) -> None:
+def test_a_newer_serve_takes_the_label_over_until_it_exits(cluster: Cluster, served: Serve, tmp_path: Path) -> None:
     url = served.url("greet")
     other = tmp_path / "elsewhere" / "live.py"  # the same app, from another checkout
     other.parent.mkdir()

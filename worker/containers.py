@@ -43,15 +43,14 @@ class ContainerProcess:
         directory: Path,
         config: WorkerConfig,
         template: ForkTemplate | None,
-        on_output: Callable[[pb.LogLine], None] | None = None,
-        image: BuiltImage | None = None,
+        on_output: Callable[[pb.LogLine], None],
     ) -> None:
         self.command = command
         self.id = command.container_id
         self.directory = directory
         self.config = config
         self.template = template
-        self.image = image  # None: the worker's own environment
+        self.image: BuiltImage | None = None  # None: the worker's own environment
         self.pid = 0
         self.forked = False
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
@@ -162,16 +161,15 @@ class ContainerProcess:
                 line = self._redact(raw.decode(errors="replace").rstrip())
                 self.output_tail.append(line)
                 log.info("%s %s", prefix, line)
-                if self.on_output is not None:
-                    self.on_output(
-                        pb.LogLine(
-                            app_id=self.command.app_id,
-                            function=self.command.function.name,
-                            container_id=self.id,
-                            time=time.time(),
-                            text=line,
-                        )
+                self.on_output(
+                    pb.LogLine(
+                        app_id=self.command.app_id,
+                        function=self.command.function.name,
+                        container_id=self.id,
+                        time=time.time(),
+                        text=line,
                     )
+                )
         finally:
             transport.close()
 

@@ -176,11 +176,8 @@ class WorkerServer:
                 container.image = self.images.built(command.image_id) or await self._image(
                     command.image_id, command.function.image
                 )
-                container.template = (
-                    await self._image_templates.get(command.image_id, str(container.image.python))
-                    if self.config.fork_containers
-                    else None
-                )
+                if self.config.fork_containers:
+                    container.template = await self._image_templates.get(command.image_id, str(container.image.python))
             extract_bundle(await self._bundle(command.bundle_hash), directory)
             address = await container.start()
             outbox.put_nowait(pb.WorkerMessage(started=pb.ContainerStarted(container_id=container.id, address=address)))

@@ -36,13 +36,14 @@ class Call:
     def __init__(self, call_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = call_id
         self.out = out
-        self.send_window = asyncio.Semaphore(WINDOW)
+        self.send_window: asyncio.Semaphore | None = None  # made at the first item a generator yields
         self.task: asyncio.Task[None] | None = None
 
     def on_frame(self, kind: str | None, frame: pb.RequestFrame) -> None:
         if kind == "credit":
-            for _ in range(frame.credit):
-                self.send_window.release()
+            if self.send_window is not None:  # no item went out before it, so no credit comes back
+                for _ in range(frame.credit):
+                    self.send_window.release()
         elif kind == "event" and frame.event.type == "http.disconnect":
             self.hang_up()  # the caller went away
 
@@ -54,6 +55,8 @@ class Call:
         self.out.put_nowait(pb.ResponseFrame(id=self.id, output=output))
 
     async def emit_item(self, value: Any) -> None:
+        if self.send_window is None:
+            self.send_window = asyncio.Semaphore(WINDOW)
         await self.send_window.acquire()
         self.emit(pb.CallOutput(item=encode_value(value, "an item the generator yielded")))
 
