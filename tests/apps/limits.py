@@ -20,7 +20,11 @@ def edge():
                 return total, False
             total += len(message.get("body", b""))
             if each is not None:
-                await each()
+                try:
+                    await each()
+                except OSError:  # ASGI 2.4: a send after the client left raises
+                    last.append("http.disconnect")
+                    return total, False
             if not message.get("more_body"):
                 last.append("http.request")
                 return total, True
