@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from protos import stoker_pb2 as pb
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
 START_BUDGET = 200  # container starts per upkeep tick (0.25 s): 800/s, never a long loop stall
+# Replaced function ids remembered, so a request an ingress routed by its previous table still
+# finds the new version; every reload of `stoker serve` adds one per function.
+REMEMBERED_SUCCESSIONS = 1024
 
 
 class Cluster:
@@ -37,6 +41,7 @@ class Cluster:
         self.containers: dict[str, Container] = {}
         self.workers: dict[str, WorkerSession] = {}
         self.ingresses: dict[str, IngressSession] = {}
+        self._successors: OrderedDict[str, str] = OrderedDict()  # replaced function id -> its heir's
 
     # ------------------------------------------------------------ functions
 
@@ -54,6 +59,8 @@ class Cluster:
             fn.retired = True
             self.functions.pop(fn.id, None)
             heir = (successors or {}).get(fn.spec.name)
+            if heir is not None:
+                self._remember_succession(fn, heir)
             while fn.queue:
                 waiter = fn.queue.popleft()
                 if heir is not None:
@@ -66,6 +73,20 @@ class Cluster:
                 self._dispatch(heir)
                 self._scale(heir)
         self.broadcast_routes()
+
+    def _remember_succession(self, old: FunctionState, heir: FunctionState) -> None:
+        self._successors[old.id] = heir.id
+        while len(self._successors) > REMEMBERED_SUCCESSIONS:
+            self._successors.popitem(last=False)
+
+    def live_function(self, function_id: str) -> FunctionState | None:
+        """The function a request for this id belongs to now: itself, or the version that replaced
+        it (an ingress may route by the table it had just before a reload). None once it is gone."""
+        fn = self.functions.get(function_id)
+        while fn is None and function_id in self._successors:  # ids are fresh: no cycles
+            function_id = self._successors[function_id]
+            fn = self.functions.get(function_id)
+        return fn
 
     def route_table(self) -> pb.RouteTable:
         # Later activations win a shared host: a newer `serve` of an app takes its label over.
@@ -101,13 +122,13 @@ class Cluster:
     # ------------------------------------------------------------ requests
 
     def acquire(self, ingress: IngressSession, request_id: int, function_id: str) -> None:
-        fn = self.functions.get(function_id)
+        fn = self.live_function(function_id)
         if fn is None:
             self._send(
                 ingress,
                 pb.IngressEvent(
                     rejection=pb.Rejection(
-                        request_id=request_id, http_status=404, message="this endpoint was stopped or replaced; retry"
+                        request_id=request_id, http_status=404, message="this endpoint's app was stopped"
                     )
                 ),
             )

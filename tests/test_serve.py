@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,36 @@ def test_saving_the_file_changes_the_endpoint_within_two_seconds(
     saved = time.monotonic()
     assert wait_until(lambda: cluster.get(url).json() == {"greeting": "reloaded"}, timeout=10, interval=0.1)
     assert time.monotonic() - saved < 2.0, served.output.text()
+
+
+def test_requests_during_reloads_are_all_answered(cluster: Cluster, served: Serve, live_app: Path) -> None:
+    """A request routed by the ingress's table from just before a reload is served by the new
+    version (or the old one, if it got there first), never refused."""
+    url = served.url("greet")
+    answers: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        for _ in range(5000):  # bounded; ends sooner when the reloads are done
+            if done.is_set():
+                return
+            response = cluster.get(url)
+            answers.append((response.status_code, response.text))
+
+    pollers = [threading.Thread(target=poll) for _ in range(3)]
+    for poller in pollers:
+        poller.start()
+    try:
+        for version in range(4):
+            greeting = {"greeting": f"version-{version}"}
+            live_app.write_text(RELOAD_APP.replace("GREETING", greeting["greeting"]))
+            assert wait_until(lambda: cluster.get(url).json() == greeting, timeout=10, interval=0.05)  # noqa: B023
+    finally:
+        done.set()
+        for poller in pollers:
+            poller.join(30)
+    refused = [answer for answer in answers if answer[0] != 200]
+    assert answers and not refused, refused[:3]
 
 
 def test_a_broken_save_keeps_the_previous_version_serving(cluster: Cluster, served: Serve, live_app: Path) -> None:
