@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -318,13 +319,19 @@ def app_logs(
     from client.logs import app_logs as read_logs
     from client.logs import format_line
 
+    interrupted = False
+
+    def interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True  # Ctrl-C: how --follow ends, quietly and without a traceback
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one does not wait
+
+    signal.signal(signal.SIGINT, interrupt)
     try:
-        for line in read_logs(name, env, follow, tail):
+        for line in read_logs(name, env, follow, tail, stopped=lambda: interrupted):
             print(format_line(line), flush=True)
     except Error as exc:
         raise _fail(str(exc)) from None
-    except KeyboardInterrupt:
-        pass  # how --follow ends
 
 
 @secret_cli.command("create")

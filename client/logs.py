@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import grpc
 
 from client.rpc import scheduler_stub
 from protos import stoker_pb2 as pb
@@ -16,8 +20,39 @@ def format_line(line: pb.LogLine) -> str:
     return f"{stamp} [{source}] {line.text}"
 
 
-def app_logs(name: str, environment: str, follow: bool, tail: int) -> Iterator[pb.LogLine]:
-    """The app's recent lines, then (with `follow`) new ones until the caller stops iterating."""
+def app_logs(
+    name: str, environment: str, follow: bool, tail: int, stopped: Callable[[], bool] = lambda: False
+) -> Iterator[pb.LogLine]:
+    """The app's recent lines, then (with `follow`) new ones until `stopped()` (checked every
+    0.1 s) or the caller stops iterating.
+
+    A thread reads the stream and this waits on a queue, so that Ctrl-C (a signal handler that
+    makes `stopped()` true) never raises into the middle of gRPC's or the queue's locking: a
+    KeyboardInterrupt there can leave a lock that nothing releases (grpc/grpc#19973)."""
     request = pb.AppLogsRequest(name=name, environment=environment, follow=follow, tail=tail)
+    received: queue.Queue[pb.LogLine | grpc.RpcError | None] = queue.Queue()
     with scheduler_stub() as stub:
-        yield from stub.AppLogs(request)  # leaving early closes the channel, which ends the call
+        call = stub.AppLogs(request)
+        threading.Thread(target=_read, args=(call, received), name="stoker-logs", daemon=True).start()
+        try:
+            while not stopped():
+                try:
+                    item = received.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    return
+                if isinstance(item, grpc.RpcError):
+                    raise item  # scheduler_stub() turns it into a client error
+                yield item
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]  # ends the call, then its reader
+
+
+def _read(call: grpc.CallIterator[pb.LogLine], received: queue.Queue[pb.LogLine | grpc.RpcError | None]) -> None:
+    try:
+        for line in call:
+            received.put(line)
+    except grpc.RpcError as exc:
+        received.put(exc)  # the cancel of a caller that has stopped goes unread
+    received.put(None)
