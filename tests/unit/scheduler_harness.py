@@ -17,15 +17,20 @@ from scheduler.store import Store
 APP_NAME = "held"
 
 
-def app_definition(max_inputs: int) -> pb.AppDefinition:
+def minimal_bundle() -> bytes:
+    """The smallest code bundle a deploy accepts: an app.py that imports modal."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", "import modal\n")
+    return buffer.getvalue()
+
+
+def app_definition(max_inputs: int) -> pb.AppDefinition:
     web = pb.WebEndpoint(kind="fastapi_endpoint", method="GET")
     return pb.AppDefinition(
         name=APP_NAME,
         entry="app.py",
-        bundle=buffer.getvalue(),
+        bundle=minimal_bundle(),
         functions=[pb.FunctionSpec(name="page", web=web, max_inputs=max_inputs, min_containers=1, max_containers=1)],
     )
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import sqlite3
-import zipfile
 from pathlib import Path
 
 import grpc
@@ -14,20 +12,14 @@ from protos import stoker_pb2 as pb
 from scheduler.apps import AppError, Apps
 from scheduler.cluster import Cluster
 from scheduler.store import Store
-
-
-def _bundle() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "import modal\n")
-    return buffer.getvalue()
+from tests.unit.scheduler_harness import minimal_bundle
 
 
 def _app(name: str, *functions: tuple[str, str]) -> pb.AppDefinition:
     return pb.AppDefinition(
         name=name,
         entry="app.py",
-        bundle=_bundle(),
+        bundle=minimal_bundle(),
         functions=[
             pb.FunctionSpec(name=fn, web=pb.WebEndpoint(kind="fastapi_endpoint", method="GET", label=label))
             for fn, label in functions

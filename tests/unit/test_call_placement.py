@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-import zipfile
 from pathlib import Path
 
 import grpc
@@ -19,16 +17,14 @@ from scheduler.calls import Calls
 from scheduler.cluster import Cluster
 from scheduler.model import SlotRefused, WorkerSession
 from scheduler.store import Store
+from tests.unit.scheduler_harness import minimal_bundle
 
 
 def _app(name: str, max_containers: int = 0) -> pb.AppDefinition:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "import modal\n")
     return pb.AppDefinition(
         name=name,
         entry="app.py",
-        bundle=buffer.getvalue(),
+        bundle=minimal_bundle(),
         functions=[
             pb.FunctionSpec(name="work", max_containers=max_containers),
             pb.FunctionSpec(name="page", web=pb.WebEndpoint(kind="fastapi_endpoint", method="GET")),

@@ -3,8 +3,6 @@ Cluster model and SQLite store, without sockets."""
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 from protos import stoker_pb2 as pb
@@ -12,15 +10,13 @@ from scheduler.apps import Apps
 from scheduler.cluster import Cluster
 from scheduler.model import IngressSession, WorkerSession
 from scheduler.store import Store
+from tests.unit.scheduler_harness import minimal_bundle
 
 
 def _app(name: str, port: int, kind: str = "web_server") -> pb.AppDefinition:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "import modal\n")
     web = pb.WebEndpoint(kind=kind, port=port, startup_timeout=5) if kind == "web_server" else pb.WebEndpoint(kind=kind)
     spec = pb.FunctionSpec(name="srv", max_inputs=1, web=web)
-    return pb.AppDefinition(name=name, entry="app.py", bundle=buffer.getvalue(), functions=[spec])
+    return pb.AppDefinition(name=name, entry="app.py", bundle=minimal_bundle(), functions=[spec])
 
 
 def _cluster(tmp_path: Path, workers: int, one_host: bool = False) -> tuple[Cluster, Apps, list[WorkerSession]]:
