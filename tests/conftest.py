@@ -270,6 +270,30 @@ def wait_until(predicate: object, timeout: float, interval: float = 0.05) -> boo
     return bool(predicate())  # type: ignore[operator]
 
 
+class Serve:
+    """A `stoker serve` of an app file, its output read as it comes."""
+
+    def __init__(self, app_file: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            stoker_command("serve", str(app_file)),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        self.output = LineReader(self.process.stdout)
+
+    def url(self, function: str, timeout: float = 60) -> str:
+        """The function's URL, once serve is also watching for edits."""
+        line = self.output.wait_for(lambda line: line.startswith(f"Created web function {function} => "), timeout)
+        self.output.wait_for(lambda line: line.startswith("Serving "), timeout)
+        return line.split(" => ")[1]
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        return stop_process(self.process, sig)
+
+
 def start_extra_ingress(cluster: Cluster, directory: Path) -> tuple[subprocess.Popen[str], int]:
     """Another ingress for `cluster` (with its daemons' environment), its log in `directory`;
     (its process, its HTTP port)."""

@@ -17,7 +17,7 @@ import pytest
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from tests.conftest import Cluster, running_cluster, split_url, wait_until
+from tests.conftest import Cluster, Serve, running_cluster, split_url, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -393,7 +393,6 @@ def ask():
 
 
 def test_a_served_app_calls_its_own_functions_not_the_deployed_ones(gpu_cluster: Cluster, tmp_path: Path) -> None:
-    from tests.test_serve import Serve
 
     deployed_file = tmp_path / "deployed" / "relay.py"
     served_file = tmp_path / "served" / "relay.py"

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, live_worker_pid, parse_endpoints, running_cluster, wait_until, worker_pid
+from tests.conftest import (
+    APPS,
+    Cluster,
+    Serve,
+    live_worker_pid,
+    parse_endpoints,
+    running_cluster,
+    wait_until,
+    worker_pid,
+)
 
 APP = "images.py"
 
@@ -120,7 +129,6 @@ def _version(cluster: Cluster) -> int:
 
 
 def test_serve_prints_the_build_output(shared_cluster: Cluster) -> None:
-    from tests.test_serve import Serve
 
     serve = Serve(APPS / APP, shared_cluster.env)
     try:

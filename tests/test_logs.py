@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, LineReader, stoker_command, stop_process, wait_until
-from tests.test_serve import Serve
+from tests.conftest import APPS, Cluster, LineReader, Serve, stoker_command, stop_process, wait_until
 
 SECRET = "hush-hush-0451"  # the Secret.from_dict value in tests/apps/chatty.py
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,12 +14,10 @@ import pytest
 from tests.conftest import (
     APPS,
     Cluster,
-    LineReader,
+    Serve,
     alive,
     base_env,
     descendants,
-    stoker_command,
-    stop_process,
     wait_until,
 )
 
@@ -35,28 +32,6 @@ app = modal.App("live")
 def greet():
     return {"greeting": "GREETING"}
 """
-
-
-class Serve:
-    def __init__(self, app_file: Path, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            stoker_command("serve", str(app_file)),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        self.output = LineReader(self.process.stdout)
-
-    def url(self, function: str, timeout: float = 60) -> str:
-        """The function's URL, once serve is also watching for edits."""
-        line = self.output.wait_for(lambda line: line.startswith(f"Created web function {function} => "), timeout)
-        self.output.wait_for(lambda line: line.startswith("Serving "), timeout)
-        return line.split(" => ")[1]
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        return stop_process(self.process, sig)
 
 
 @pytest.fixture
