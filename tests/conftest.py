@@ -160,6 +160,10 @@ class Cluster:
         with grpc.insecure_channel(self.scheduler) as channel:
             return pb_grpc.SchedulerStub(channel).Status(pb.StatusRequest(), timeout=10, metadata=self.metadata)
 
+    def warm_containers(self, function: str) -> list[pb.ContainerInfo]:
+        """The function's containers that are up and taking requests, as the scheduler reports them."""
+        return [c for c in self.status().containers if c.function == function and c.state == "warm"]
+
     def stoker(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             stoker_command(*args),

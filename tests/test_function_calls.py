@@ -358,10 +358,9 @@ def test_container_credential_is_good_for_calls_only(gpu_cluster: Cluster, calls
 def test_min_containers_warms_a_function_without_traffic_and_map_fans_out(
     gpu_cluster: Cluster, calls_app: dict[str, str]
 ) -> None:
-    def warm() -> list[pb.ContainerInfo]:
-        return [c for c in gpu_cluster.status().containers if c.function == "pid_after" and c.state == "warm"]
-
-    assert wait_until(lambda: len(warm()) >= 1, 60), "min_containers=1 did not start a container"
+    assert wait_until(lambda: len(gpu_cluster.warm_containers("pid_after")) >= 1, 60), (
+        "min_containers=1 did not start a container"
+    )
     pids = program_result(
         gpu_cluster,
         """

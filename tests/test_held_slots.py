@@ -20,7 +20,7 @@ LONG_LINGER = "30"  # seconds: far past every wait below, so only a recall can f
 
 def in_flight(cluster: Cluster, function: str) -> list[int]:
     """The scheduler's count of busy slots per container of `function` (held ones included)."""
-    return [c.in_flight for c in cluster.status().containers if c.function == function and c.state == "warm"]
+    return [c.in_flight for c in cluster.warm_containers(function)]
 
 
 @pytest.fixture(scope="module")

@@ -33,10 +33,6 @@ def _function(cluster: Cluster, name: str) -> object:
     return next(f for f in cluster.status().functions if f.function == name)
 
 
-def _warm(cluster: Cluster, name: str) -> list[object]:
-    return [c for c in cluster.status().containers if c.function == name and c.state == "warm"]
-
-
 @pytest.fixture
 def started(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """A cluster built from the test's `cluster_options` marker: workers=N, env={...}."""
@@ -77,15 +73,15 @@ def test_concurrent_requests_scale_out(shared_cluster: Cluster) -> None:
 
 def test_min_containers_are_kept_warm_without_traffic(shared_cluster: Cluster) -> None:
     shared_cluster.deploy("scaling.py")
-    assert wait_until(lambda: len(_warm(shared_cluster, "kept")) == 2, timeout=20)
+    assert wait_until(lambda: len(shared_cluster.warm_containers("kept")) == 2, timeout=20)
 
 
 def test_buffer_containers_wait_idle_while_busy(shared_cluster: Cluster) -> None:
     url = shared_cluster.deploy("scaling.py")["buffered"]
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(shared_cluster.get, url, "/?seconds=3")
-        assert wait_until(lambda: len(_warm(shared_cluster, "buffered")) == 2, timeout=15)
-        busy = [c.in_flight for c in _warm(shared_cluster, "buffered")]
+        assert wait_until(lambda: len(shared_cluster.warm_containers("buffered")) == 2, timeout=15)
+        busy = [c.in_flight for c in shared_cluster.warm_containers("buffered")]
         assert sorted(busy) == [0, 1]
         assert pending.result().status_code == 200
 
@@ -97,13 +93,13 @@ def test_a_crashing_container_gives_502_and_is_replaced(shared_cluster: Cluster)
     assert "stopped while handling the request" in crashed.text
     assert shared_cluster.get(urls["crash"], "/?now=false").status_code == 200
     # A min_containers function whose container dies gets a new one by itself.
-    assert wait_until(lambda: len(_warm(shared_cluster, "survivor")) == 1, timeout=20)
+    assert wait_until(lambda: len(shared_cluster.warm_containers("survivor")) == 1, timeout=20)
     pid = shared_cluster.get(urls["survivor"]).json()["pid"]
-    (before,) = _warm(shared_cluster, "survivor")
+    (before,) = shared_cluster.warm_containers("survivor")
     os.kill(pid, signal.SIGKILL)  # the container process, killed from outside
 
     def replaced() -> bool:
-        now = [c.container_id for c in _warm(shared_cluster, "survivor")]  # type: ignore[attr-defined]
+        now = [c.container_id for c in shared_cluster.warm_containers("survivor")]  # type: ignore[attr-defined]
         return len(now) == 1 and before.container_id not in now  # type: ignore[attr-defined]
 
     assert wait_until(replaced, timeout=20)
@@ -115,7 +111,7 @@ def test_a_request_queued_past_its_timeout_gets_503(started: Cluster) -> None:
     url = started.deploy("scaling.py")["single"]
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(started.get, url, "/?seconds=4")
-        assert wait_until(lambda: any(c.in_flight for c in _warm(started, "single")), timeout=15)
+        assert wait_until(lambda: any(c.in_flight for c in started.warm_containers("single")), timeout=15)
         refused = started.get(url, "/?seconds=0")
         assert refused.status_code == 503
         assert "free slot within 1 s" in refused.text
@@ -134,12 +130,12 @@ def test_two_workers_share_the_load(started: Cluster) -> None:
 @pytest.mark.cluster_options(workers=2)
 def test_a_killed_worker_has_its_containers_rescheduled(started: Cluster) -> None:
     url = started.deploy("scaling.py")["survivor"]
-    assert wait_until(lambda: len(_warm(started, "survivor")) == 1, timeout=20)
-    victim = _warm(started, "survivor")[0].worker_id  # type: ignore[attr-defined]
+    assert wait_until(lambda: len(started.warm_containers("survivor")) == 1, timeout=20)
+    victim = started.warm_containers("survivor")[0].worker_id  # type: ignore[attr-defined]
     os.kill(live_worker_pid(started, victim), signal.SIGKILL)
 
     def moved() -> bool:
-        hosts = [c.worker_id for c in _warm(started, "survivor")]  # type: ignore[attr-defined]
+        hosts = [c.worker_id for c in started.warm_containers("survivor")]  # type: ignore[attr-defined]
         return bool(hosts) and victim not in hosts
 
     assert wait_until(moved, timeout=20)
@@ -193,14 +189,14 @@ def test_gpus_read_through_nvml_are_placed(started: Cluster) -> None:
 @pytest.mark.cluster_options(workers=2, env={"STOKER_HEARTBEAT_TIMEOUT": "2"})
 def test_a_silent_worker_is_dropped_and_comes_back_clean(started: Cluster) -> None:
     url = started.deploy("scaling.py")["survivor"]
-    assert wait_until(lambda: len(_warm(started, "survivor")) == 1, timeout=20)
-    (old,) = _warm(started, "survivor")
+    assert wait_until(lambda: len(started.warm_containers("survivor")) == 1, timeout=20)
+    (old,) = started.warm_containers("survivor")
     frozen = live_worker_pid(started, old.worker_id)  # type: ignore[attr-defined]
     os.kill(frozen, signal.SIGSTOP)  # alive but silent: no heartbeats, stream still open
     try:
 
         def moved() -> bool:
-            hosts = [c.worker_id for c in _warm(started, "survivor")]  # type: ignore[attr-defined]
+            hosts = [c.worker_id for c in started.warm_containers("survivor")]  # type: ignore[attr-defined]
             return bool(hosts) and old.worker_id not in hosts  # type: ignore[attr-defined]
 
         assert wait_until(moved, timeout=20)
