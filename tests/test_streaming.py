@@ -107,3 +107,36 @@ def test_a_client_that_disconnects_mid_stream_stops_the_work(shared_cluster: Clu
     time.sleep(1.0)
     assert progress.read_text() == stopped_at
     assert int(stopped_at) < 100
+
+
+def test_a_websocket_client_that_stops_reading_then_leaves_stops_a_blocked_send(
+    shared_cluster: Cluster, tmp_path: Path
+) -> None:
+    """The app outruns its client until flow control holds its send(); when the client then
+    leaves, that waiting send raises (ASGI 2.4) rather than waiting for a credit that never comes."""
+    url = shared_cluster.deploy("streams.py")["raw"]
+    record = tmp_path / "firehose"
+
+    async def read_one_then_leave() -> None:
+        ws_url = url.replace("http://", "ws://") + f"/firehose?record={record}"
+        async with websockets.connect(ws_url, host="127.0.0.1", port=shared_cluster.http_port) as ws:
+            await ws.recv()
+            await asyncio.sleep(1.5)  # reading nothing: every buffer on the way fills, and the app's send waits
+            ws.transport.abort()  # gone, without a goodbye
+
+    asyncio.run(read_one_then_leave())
+    assert wait_until(record.exists, timeout=15), "the app's send never learned that the client left"
+    assert record.read_text().startswith("stopped after "), record.read_text()
+
+
+def test_an_http_client_that_stops_reading_then_leaves_stops_the_app(shared_cluster: Cluster, tmp_path: Path) -> None:
+    url = shared_cluster.deploy("streams.py")["raw"]
+    record = tmp_path / "firehose"
+    base, host = split_url(url)
+    with shared_cluster.client.stream(
+        "GET", base + "/firehose", params={"record": str(record)}, headers={"host": host}
+    ) as response:
+        next(response.iter_raw())
+        time.sleep(1.5)  # reading nothing: every buffer on the way fills
+    assert wait_until(record.exists, timeout=15), "the app never learned that the client left"
+    assert record.read_text().startswith("stopped after "), record.read_text()

@@ -9,10 +9,36 @@ app = modal.App("streams")
 @modal.asgi_app()
 def raw():
     import resource
+    import urllib.parse
 
     closes = []  # close codes of WebSocket clients that went away, in order
 
+    async def firehose(scope, send, record):
+        """Sends until the client goes away (ASGI 2.4: a send raises), then says so in `record`."""
+        websocket = scope["type"] == "websocket"
+        chunk = b"x" * 65536
+        if websocket:
+            message = {"type": "websocket.send", "bytes": chunk}
+        else:
+            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        for sent in range(16384):  # 1 GiB at most, should nobody ever disconnect
+            try:
+                await send(message)
+            except OSError:
+                with open(record, "w") as f:
+                    f.write(f"stopped after {sent} chunks")
+                return
+
     async def application(scope, receive, send):
+        if scope["path"] == "/firehose":
+            record = urllib.parse.parse_qs(scope["query_string"].decode())["record"][0]
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.accept"})
+            else:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+            await firehose(scope, send, record)
+            return
         if scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.accept"})

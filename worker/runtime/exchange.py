@@ -76,6 +76,9 @@ class _Request:
             if self.send_window is None:
                 self.send_window = asyncio.Semaphore(WINDOW)
             await self.send_window.acquire()
+            if self.client_gone:  # woken by _client_left(), not by a credit
+                self.send_window.release()  # for the next send waiting, if the app has several
+                raise ClientDisconnected(f"the client of request {self.id} went away")
         if event.type == "http.response.start" or event.type == "websocket.accept":
             self.started = True
         self.out.put_nowait(pb.ResponseFrame(id=self.id, event=event))
@@ -83,7 +86,7 @@ class _Request:
     def on_frame(self, kind: str | None, frame: pb.RequestFrame) -> None:
         if kind == "event":
             if frame.event.type in DISCONNECT_TYPES:
-                self.client_gone = True
+                self._client_left()
             self.inbox.put_nowait(frame.event)
         elif kind == "credit" and self.send_window is not None:
             for _ in range(frame.credit):
@@ -91,8 +94,15 @@ class _Request:
 
     def hang_up(self) -> None:
         """The stream is gone, and the client with it."""
-        self.client_gone = True
+        self._client_left()
         self.inbox.put_nowait(pb.AsgiEvent(type="http.disconnect"))
+
+    def _client_left(self) -> None:
+        self.client_gone = True
+        if self.send_window is not None:
+            # A send waiting for a credit would wait forever: no more come once the ingress has
+            # stopped forwarding (a WebSocket whose client vanished). Wake it to raise.
+            self.send_window.release()
 
 
 class ContainerServicer(pb_grpc.ContainerServicer):
