@@ -238,6 +238,7 @@ def deploy(
     env: Environment = "",
 ) -> None:
     """Deploy an app: it stays until stopped, across cluster restarts."""
+    from client import config as client_config
     from client.appfile import AppFileError
     from client.deploy import deploy as do_deploy
     from client.serve import print_endpoints
@@ -250,6 +251,13 @@ def deploy(
         raise _fail(str(exc)) from None
     print_endpoints(deployed)
     print(f"Deployed {file.name} as version {deployed.version}.", flush=True)
+    cfg = client_config.load()
+    if cfg is not None and cfg.serve_pid:
+        print(
+            f"Note: this cluster is the one `stoker serve` (pid {cfg.serve_pid}) started for itself; the app "
+            "goes when that serve exits. Run `stoker up` for a cluster that lasts.",
+            file=sys.stderr,
+        )
 
 
 @cli.command()

@@ -32,7 +32,7 @@ def print_endpoints(deployed: pb.DeployResponse) -> None:
 
 def _find_or_start_cluster() -> tuple[str, str, LocalCluster | None]:
     """(scheduler address, workspace token, the embedded cluster if one was started)."""
-    cfg = client_config.load()
+    cfg = client_config.load(include_serve_cluster=False)  # another serve's cluster goes when it does
     if cfg is not None and reachable(cfg.scheduler):
         return cfg.scheduler, cfg.token, None
     if cfg is not None and not cfg.from_file:
@@ -48,6 +48,7 @@ def _find_or_start_cluster() -> tuple[str, str, LocalCluster | None]:
     )
     print(f"No stoker cluster is running; starting a local one for this session (logs: {log_path})", flush=True)
     cluster.start()
+    client_config.announce_serve_cluster(cluster.scheduler_address, cluster.workspace_token)
     return cluster.scheduler_address, cluster.workspace_token, cluster
 
 
@@ -154,5 +155,6 @@ def serve(path: Path, environment: str) -> int:
         return asyncio.run(_serve(path, environment, scheduler, token))
     finally:
         if cluster is not None:
+            client_config.withdraw_serve_cluster()
             cluster.stop()
             shutil.rmtree(cluster.state_dir, ignore_errors=True)

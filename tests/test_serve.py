@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from tests.conftest import (
     alive,
     base_env,
     descendants,
+    stoker_command,
     wait_until,
 )
 
@@ -135,9 +137,22 @@ def test_serve_runs_an_embedded_cluster_when_none_is_configured(tmp_path: Path) 
         assert probe.get(url).json() == "Hello world!"
         family = descendants(serve.process.pid)
         assert len(family) >= 4  # scheduler, worker, ingress, a container (+ their children)
+        # Other commands on the machine find serve's cluster while it runs.
+        listed = subprocess.run(stoker_command("app", "list"), env=env, capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert "quickstart" in listed.stdout
+        # A deploy there works, and says that it lasts only as long as the serve.
+        deployed = subprocess.run(
+            stoker_command("deploy", str(app_file)), env=env, capture_output=True, text=True, timeout=90
+        )
+        assert deployed.returncode == 0, deployed.stderr
+        assert f"the one `stoker serve` (pid {serve.process.pid}) started for itself" in deployed.stderr
     finally:
         assert serve.stop(signal.SIGINT) == 0
     assert wait_until(lambda: not any(alive(p) for p in family), timeout=15)
+    after = subprocess.run(stoker_command("app", "list"), env=env, capture_output=True, text=True, timeout=60)
+    assert after.returncode == 1
+    assert "no stoker cluster is configured" in after.stderr
 
 
 def test_a_newer_serve_takes_the_label_over_until_it_exits(cluster: Cluster, served: Serve, tmp_path: Path) -> None:
