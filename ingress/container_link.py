@@ -87,6 +87,7 @@ class ContainerLink(ExchangeLink):
         connection = _Connection()
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         started = False
+        ended = False  # the container said it is done, or its stream is gone
         owed = 0  # credits for body chunks sent on to the client, not yet returned
         try:
             # A request without a body (a GET) has it "read" at once: it goes out in the same
@@ -103,6 +104,7 @@ class ContainerLink(ExchangeLink):
             while True:
                 frame = await inbox.get()
                 if frame is None:
+                    ended = True
                     if not self.reached:
                         raise ContainerUnreachable(connection.consumed)
                     await self._lost(scope, send, started)
@@ -124,12 +126,19 @@ class ContainerLink(ExchangeLink):
                 elif kind == "credit":
                     connection.credit(frame.credit)
                 elif kind == "done":
+                    ended = True
                     if frame.done and started and not connection.answered:
                         # The app failed mid-response: cut the connection so the client sees it.
                         raise ConnectionAbortedError(f"the web function failed mid-response: {frame.done}")
                     return
         finally:
             connection.stop()
+            if not ended:
+                # We stop before the app has finished (a send to our client failed): tell it the
+                # client is gone, as the pump we just stopped may not have. Else the app could wait
+                # for good on a credit or a message that will not come.
+                gone = "websocket.disconnect" if scope["type"] == "websocket" else "http.disconnect"
+                self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=pb.AsgiEvent(type=gone, code=1006)))
             self.close_id(request_id)
 
     def _start_pump(
