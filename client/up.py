@@ -69,6 +69,19 @@ class LocalCluster:
             start_new_session=True,  # a Ctrl-C reaches `up` alone, which stops them in order
         )
 
+    def _check_ports_free(self) -> None:
+        """Say which port is taken, and how to pick another, before any daemon starts (each would
+        fail on its own, in a log the user has to go and read)."""
+        for port, what, choose in (
+            (self.http_port, "HTTP", "STOKER_HTTP_PORT=... (or `stoker up --http-port`)"),
+            (self.grpc_port, "scheduler", "STOKER_SCHEDULER_PORT=... (or `stoker up --grpc-port`)"),
+        ):
+            if port and not _port_free(self.host, port):
+                raise ClusterError(
+                    f"the {what} port {port} on {self.host} is in use (another `stoker up` or `stoker serve`?); "
+                    f"choose another with {choose}"
+                )
+
     def _wait_port(self, name: str, port_file: Path, key: str, deadline: float) -> int:
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:
@@ -81,6 +94,7 @@ class LocalCluster:
 
     def start(self) -> None:
         """Start all three daemons and wait until each is healthy."""
+        self._check_ports_free()
         run_dir = self.state_dir / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -194,6 +208,16 @@ class LocalCluster:
                     process.kill()
                     process.wait()
         self.processes.clear()
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemons bind
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_for_signal(cluster: LocalCluster) -> int:

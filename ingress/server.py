@@ -46,7 +46,12 @@ class IngressServer:
         c = self.config
         sock = socket.socket(socket.AF_INET6 if ":" in c.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((c.host, c.port))
+        try:
+            sock.bind((c.host, c.port))
+        except OSError as exc:
+            sock.close()
+            # One line for the operator, not a traceback: exit status 1.
+            raise SystemExit(f"Error: the ingress cannot listen on {c.host}:{c.port}: {exc.strerror or exc}") from None
         sock.listen(2048)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]

@@ -67,13 +67,17 @@ class SchedulerServer:
         )
         self._servicer = SchedulerServicer(self.apps, self.cluster, self._store, tokens, secrets)
         pb_grpc.add_SchedulerServicer_to_server(self._servicer, self._grpc)
-        if c.tls_cert and c.tls_key:
-            credentials = grpc.ssl_server_credentials([(c.tls_key.read_bytes(), c.tls_cert.read_bytes())])
-            self.port = self._grpc.add_secure_port(f"{c.host}:{c.port}", credentials)
-        else:
-            self.port = self._grpc.add_insecure_port(f"{c.host}:{c.port}")
+        try:
+            if c.tls_cert and c.tls_key:
+                credentials = grpc.ssl_server_credentials([(c.tls_key.read_bytes(), c.tls_cert.read_bytes())])
+                self.port = self._grpc.add_secure_port(f"{c.host}:{c.port}", credentials)
+            else:
+                self.port = self._grpc.add_insecure_port(f"{c.host}:{c.port}")
+        except RuntimeError:  # how grpc says it could not bind
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind the scheduler to {c.host}:{c.port}")
+            # One line for the operator, not a traceback: exit status 1.
+            raise SystemExit(f"Error: the scheduler cannot listen on {c.host}:{c.port}: in use, or not this host's")
         await self._grpc.start()
         self._tick = asyncio.create_task(self._upkeep(), name="scheduler-upkeep")
         if c.port_file is not None:
