@@ -133,13 +133,10 @@ class ContainerLink(ExchangeLink):
                     return
         finally:
             connection.stop()
-            if not ended:
-                # We stop before the app has finished (a send to our client failed): tell it the
-                # client is gone, as the pump we just stopped may not have. Else the app could wait
-                # for good on a credit or a message that will not come.
-                gone = "websocket.disconnect" if scope["type"] == "websocket" else "http.disconnect"
-                self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=pb.AsgiEvent(type=gone, code=1006)))
-            self.close_id(request_id)
+            # Stopping before the app has finished (a send to our client failed), the app is told
+            # the client is gone: the pump just stopped may not have told it.
+            still_running = "" if ended else f"{scope['type']}.disconnect"
+            self.close_id(request_id, still_running)
 
     def _start_pump(
         self, request_id: int, receive: Receive, connection: _Connection, first: dict[str, Any] | None

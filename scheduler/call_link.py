@@ -65,9 +65,7 @@ class CallLink(ExchangeLink):
                     finished = True
                     raise ContainerLost(reached=True, detail=f"the call ended without a result: {frame.done or '?'}")
         finally:
-            self.close_id(call_id)
-            if not finished and not self.broken:
-                self._outbox.put_nowait(pb.RequestFrame(id=call_id, event=pb.AsgiEvent(type="http.disconnect")))
+            self.close_id(call_id, still_running="" if finished else "http.disconnect")
 
 
 class CallLinks(ExchangeLinks[CallLink]):

@@ -392,7 +392,6 @@ def ask():
 
 
 def test_a_served_app_calls_its_own_functions_not_the_deployed_ones(gpu_cluster: Cluster, tmp_path: Path) -> None:
-
     deployed_file = tmp_path / "deployed" / "relay.py"
     served_file = tmp_path / "served" / "relay.py"
     for path, who in [(deployed_file, "deployed"), (served_file, "served")]:

@@ -129,7 +129,6 @@ def _version(cluster: Cluster) -> int:
 
 
 def test_serve_prints_the_build_output(shared_cluster: Cluster) -> None:
-
     serve = Serve(APPS / APP, shared_cluster.env)
     try:
         url = serve.url("info", timeout=300)

@@ -29,37 +29,35 @@ def _run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def _refused(result: subprocess.CompletedProcess[str], *says: str) -> None:
+    """Exit status 1, an error that says each of `says`, and no traceback."""
+    assert result.returncode == 1
+    for text in says:
+        assert text in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_serve_says_its_http_port_is_taken_and_how_to_choose_another(tmp_path: Path, taken_port: int) -> None:
     result = _run(tmp_path / "home", "serve", str(APPS / "seed_quickstart.py"), STOKER_HTTP_PORT=str(taken_port))
-    assert result.returncode == 1
-    assert f"Error: the HTTP port {taken_port} on 127.0.0.1 is in use" in result.stderr
-    assert "STOKER_HTTP_PORT" in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    _refused(result, f"Error: the HTTP port {taken_port} on 127.0.0.1 is in use", "STOKER_HTTP_PORT")
 
 
 def test_up_says_its_scheduler_port_is_taken(tmp_path: Path, taken_port: int) -> None:
     result = _run(
         tmp_path / "home", "up", "--http-port", "0", "--grpc-port", str(taken_port), "--state-dir", str(tmp_path / "s")
     )
-    assert result.returncode == 1
-    assert f"the scheduler port {taken_port} on 127.0.0.1 is in use" in result.stderr
-    assert "--grpc-port" in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    _refused(result, f"the scheduler port {taken_port} on 127.0.0.1 is in use", "--grpc-port")
 
 
 def test_the_ingress_daemon_says_it_cannot_listen(tmp_path: Path, taken_port: int) -> None:
     result = _run(
         tmp_path / "home", "ingress", "--host", "127.0.0.1", "--port", str(taken_port), "--scheduler", "127.0.0.1:9"
     )
-    assert result.returncode == 1
-    assert f"Error: the ingress cannot listen on 127.0.0.1:{taken_port}: Address already in use" in result.stderr
-    assert "Traceback" not in result.stderr
+    _refused(result, f"Error: the ingress cannot listen on 127.0.0.1:{taken_port}: Address already in use")
 
 
 def test_the_scheduler_daemon_says_it_cannot_listen(tmp_path: Path, taken_port: int) -> None:
     result = _run(
         tmp_path / "home", "scheduler", "--host", "127.0.0.1", "--port", str(taken_port), "--state-dir", str(tmp_path)
     )
-    assert result.returncode == 1
-    assert f"Error: the scheduler cannot listen on 127.0.0.1:{taken_port}" in result.stderr
-    assert "Traceback" not in result.stderr
+    _refused(result, f"Error: the scheduler cannot listen on 127.0.0.1:{taken_port}")

@@ -70,7 +70,7 @@ class _Request:
         if self.client_gone:
             # ASGI 2.4: sending on a closed connection raises an OSError, which is how a streaming
             # response that never calls receive() learns to stop its work.
-            raise ClientDisconnected(f"the client of request {self.id} went away")
+            raise self._gone()
         event = event_to_proto(message)
         if needs_credit(event.type, event.more_body):
             if self.send_window is None:
@@ -78,7 +78,7 @@ class _Request:
             await self.send_window.acquire()
             if self.client_gone:  # woken by _client_left(), not by a credit
                 self.send_window.release()  # for the next send waiting, if the app has several
-                raise ClientDisconnected(f"the client of request {self.id} went away")
+                raise self._gone()
         if event.type == "http.response.start" or event.type == "websocket.accept":
             self.started = True
         self.out.put_nowait(pb.ResponseFrame(id=self.id, event=event))
@@ -96,6 +96,9 @@ class _Request:
         """The stream is gone, and the client with it."""
         self._client_left()
         self.inbox.put_nowait(pb.AsgiEvent(type="http.disconnect"))
+
+    def _gone(self) -> ClientDisconnected:
+        return ClientDisconnected(f"the client of request {self.id} went away")
 
     def _client_left(self) -> None:
         self.client_gone = True
