@@ -53,7 +53,7 @@ from harness import ROOT, p, stop
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.batches import ingress_message_batches
-from scheduler.auth import CLUSTER_SECRET_HEADER
+from protos.channels import CLUSTER_SECRET_HEADER
 
 T = TypeVar("T")
 HEARTBEAT_SECONDS = 2.0  # what real workers use
@@ -215,7 +215,7 @@ class SimWorker:
 
     async def run(self) -> None:
         """Hold the stream; when the scheduler ends it, register anew after 0.1 s, as
-        scheduler.connection.stay_connected does (the old containers are gone by then)."""
+        protos.channels.stay_connected does (the old containers are gone by then)."""
         while True:
             self.containers.clear()
             try:

@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 import uvicorn
 sys.path.insert(0, sys.argv[1])
-from worker.runtime.appload import find_app, find_function, import_app_file
+from client.appfile import find_app, find_function, import_app_file
 from worker.runtime.web import build_asgi_app
 app = find_app(import_app_file(Path(sys.argv[2])))
 uvicorn.run(build_asgi_app(find_function(app, sys.argv[3])), host="127.0.0.1", port=int(sys.argv[4]),

@@ -73,7 +73,7 @@ def _serve_uvicorn(sock: socket.socket, starlette: bool) -> None:
 
         app: Any = Starlette(routes=[Route("/", hello)])
     else:
-        from worker.runtime.appload import find_app, find_function, import_app_file
+        from client.appfile import find_app, find_function, import_app_file
         from worker.runtime.web import build_asgi_app
 
         app = build_asgi_app(find_function(find_app(import_app_file(APP)), FUNCTION))

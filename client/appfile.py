@@ -1,19 +1,77 @@
-"""Turn an app file into an AppDefinition: its functions' specs and a bundle of its code.
+"""App files: import one (with `import modal` resolving to stoker) and find its functions, as the
+container runtime does; and turn one into an AppDefinition, its functions' specs and a bundle of
+its code, as deploy and serve do.
 
-The file is imported in a fresh child process (`python -m client.appfile FILE`), so a broken
-file cannot hurt the CLI and every live reload sees the file as it is now.
+For a deploy the file is imported in a fresh child process (`python -m client.appfile FILE`), so
+a broken file cannot hurt the CLI and every live reload sees the file as it is now.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
+import client
+from client.app import App, created_apps
 from client.exceptions import InvalidError
+from client.function import Function
 from protos import stoker_pb2 as pb
+
+
+def alias_modal() -> None:
+    """Make `import modal` give stoker's SDK, so app files written for Modal run unchanged."""
+    sys.modules.setdefault("modal", client)
+
+
+def import_app_file(path: Path) -> ModuleType:
+    """Import the app file as a module named after it, its folder first on sys.path."""
+    path = path.resolve()
+    if not path.is_file():
+        raise InvalidError(f"app file {path} does not exist")
+    if path.suffix != ".py":
+        raise InvalidError(f"app file {path} is not a .py file")
+    alias_modal()
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def find_app(module: ModuleType) -> App:
+    """The app the file defines: the module's `app`, else its only App."""
+    candidate = getattr(module, "app", None)
+    if isinstance(candidate, App):
+        return candidate
+    apps = [a for a in vars(module).values() if isinstance(a, App)]
+    if len(apps) == 1:
+        return apps[0]
+    if not apps:
+        apps = [a for a in created_apps if a.registered_functions]
+        if len(apps) == 1:
+            return apps[0]
+    raise InvalidError(
+        f"{module.__file__} must define exactly one stoker App (found {len(apps)}); name the one to deploy `app`"
+    )
+
+
+def find_function(app: App, name: str) -> Function:
+    try:
+        return app.registered_functions[name]
+    except KeyError:
+        known = ", ".join(sorted(app.registered_functions)) or "none"
+        raise InvalidError(f"app has no function {name!r} (it has: {known})") from None
 
 
 class AppFileError(Exception):
@@ -51,8 +109,6 @@ def _bundle(root: Path, entry: Path) -> bytes:
 
 def build_definition(path: Path) -> pb.AppDefinition:
     """Import the app file in this process and describe it."""
-    from worker.runtime.appload import find_app, import_app_file
-
     path = path.resolve()
     app = find_app(import_app_file(path))
     if not app.registered_functions:

@@ -24,7 +24,7 @@ from client.exceptions import ExecutionError, InvalidError, from_rpc_error
 from client.rpc import CHANNEL_OPTIONS, require, rpc_errors, token_metadata
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler.connection import scheduler_channel
+from protos.channels import scheduler_channel
 
 MAP_CONCURRENCY = 50  # inputs of one .map() in flight at once; the scheduler queues beyond slots
 RESULT_POLL_SECONDS = 50.0  # FunctionCall.get(timeout=None) asks again this often

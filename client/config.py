@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protos import container_env as cenv
+
 
 def config_path() -> Path:
     return Path(os.environ.get("HOME", str(Path.home()))) / ".stoker" / "config.json"
@@ -30,8 +32,8 @@ class ClientConfig:
 
 def load(include_serve_cluster: bool = True) -> ClientConfig | None:
     """The configured cluster, or None when nothing names one."""
-    scheduler = os.environ.get("STOKER_SCHEDULER", "")
-    token = os.environ.get("STOKER_TOKEN", "")
+    scheduler = os.environ.get(cenv.SCHEDULER, "")
+    token = os.environ.get(cenv.TOKEN, "")
     if scheduler and token:
         return ClientConfig(scheduler=scheduler, token=token)  # no file to read (every call in a container)
     data, written = _read(config_path())

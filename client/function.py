@@ -14,15 +14,11 @@ from client.exceptions import InvalidError
 from client.image import Image
 from client.partial import WebConfig
 from client.secret import Secret
+from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 
 if TYPE_CHECKING:
     from client.app import App
-
-# Set by the worker in every container: {function name: URL} for the app's web functions.
-WEB_URLS_ENV = "STOKER_WEB_URLS"
-# Set by the scheduler in every container: the environment its app was deployed to.
-ENVIRONMENT_ENV = "STOKER_ENVIRONMENT"
 
 
 @dataclass(frozen=True)
@@ -77,14 +73,14 @@ class Function(Invocable):
         looked up on first use, which raises NotFoundError when there is no such app or function."""
         if not app_name or not name:
             raise InvalidError("Function.from_name needs an app name and a function name")
-        environment = environment_name if environment_name is not None else os.environ.get(ENVIRONMENT_ENV, "")
+        environment = environment_name if environment_name is not None else os.environ.get(cenv.ENVIRONMENT, "")
         target = CallTarget(app_name=app_name, function=name, environment=environment)
         return FunctionHandle(target)
 
     def _call_target(self) -> CallTarget:
         if not self.app.name:
             raise InvalidError(f"{self.name} belongs to an app without a name: give modal.App a name to call it")
-        return CallTarget(app_name=self.app.name, function=self.name, environment=os.environ.get(ENVIRONMENT_ENV, ""))
+        return CallTarget(app_name=self.app.name, function=self.name, environment=os.environ.get(cenv.ENVIRONMENT, ""))
 
     def _web_url_for_error(self) -> str | None:
         return (self.get_web_url() or "") if self.web is not None else None
@@ -96,7 +92,7 @@ class Function(Invocable):
         """The URL of this web function, as deploy printed it; None for other functions."""
         if self.web is None:
             return None
-        urls: dict[str, str] = json.loads(os.environ.get(WEB_URLS_ENV, "{}"))
+        urls: dict[str, str] = json.loads(os.environ.get(cenv.WEB_URLS, "{}"))
         return urls.get(self.name)
 
     def to_proto(self) -> pb.FunctionSpec:

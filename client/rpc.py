@@ -13,7 +13,7 @@ from client import config as client_config
 from client.config import ClientConfig
 from client.exceptions import ConnectionError, from_rpc_error
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler.connection import scheduler_channel
+from protos.channels import scheduler_channel
 
 MAX_MESSAGE = 128 * 1024 * 1024
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]

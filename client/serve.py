@@ -22,7 +22,7 @@ from client.rpc import CHANNEL_OPTIONS, reachable, token_metadata
 from client.up import LocalCluster
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler.connection import scheduler_aio_channel
+from protos.channels import scheduler_aio_channel
 
 
 def print_endpoints(deployed: pb.DeployResponse) -> None:

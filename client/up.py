@@ -18,8 +18,7 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler.auth import CLUSTER_SECRET_HEADER
-from scheduler.connection import scheduler_channel
+from protos.channels import CLUSTER_SECRET_HEADER, scheduler_channel
 
 READY_TIMEOUT = 60.0
 RESTART_LIMIT = 5  # restarts of one daemon within RESTART_WINDOW before `up` gives up

@@ -12,8 +12,7 @@ from ingress.routes import RouteTable
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.batches import ingress_message_batches
-from scheduler.auth import CLUSTER_SECRET_HEADER
-from scheduler.connection import scheduler_aio_channel, stay_connected
+from protos.channels import CLUSTER_SECRET_HEADER, scheduler_aio_channel, stay_connected
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ import uuid
 import grpc
 
 from protos import stoker_pb2 as pb
+from protos.bundle import BundleError, bundle_hash, check_bundle
 from scheduler import gpus, urls
 from scheduler.cluster import Cluster
+from scheduler.image_spec import ImageSpecError, check_spec
 from scheduler.model import FunctionState
 from scheduler.store import AppRecord, Store
-from worker.bundle import BundleError, bundle_hash, check_bundle
-from worker.image_spec import ImageSpecError, check_spec
 
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # apps and secrets
 _ENV_NAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?)?$")

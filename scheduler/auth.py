@@ -19,9 +19,9 @@ from typing import Any
 
 import grpc
 
+from protos.channels import CLUSTER_SECRET_HEADER
 from scheduler import call_credentials
 
-CLUSTER_SECRET_HEADER = "x-stoker-cluster-secret"
 CLUSTER_ONLY = frozenset({"WorkerConnect", "IngressConnect", "GetBundle"})
 EITHER = frozenset({"Status"})
 

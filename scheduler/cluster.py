@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
+from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 from scheduler import autoscaler, call_credentials, gpus, placement
 from scheduler.model import Container, FunctionState, IngressSession, SlotRefused, Waiter, WorkerSession
@@ -321,7 +322,7 @@ class Cluster:
                     bundle_hash=fn.app.bundle_hash,
                     entry=fn.app.definition.entry,
                     function=fn.spec,
-                    env={**self._secret_env(fn.spec), "STOKER_WEB_URLS": json.dumps(urls), **self._call_env(fn)},
+                    env={**self._secret_env(fn.spec), cenv.WEB_URLS: json.dumps(urls), **self._call_env(fn)},
                     gpu_indices=devices,
                     web_url=fn.url,
                     image_id=fn.image_id,
@@ -350,8 +351,8 @@ class Cluster:
         its app (never a workspace token), and its app's environment. The worker adds the
         scheduler's address."""
         return {
-            "STOKER_TOKEN": call_credentials.mint(self.call_key, fn.app.app_id),
-            "STOKER_ENVIRONMENT": fn.app.environment,
+            cenv.TOKEN: call_credentials.mint(self.call_key, fn.app.app_id),
+            cenv.ENVIRONMENT: fn.app.environment,
         }
 
     def _no_gpu_message(self, fn: FunctionState) -> str:

@@ -13,8 +13,8 @@ import time
 from collections.abc import AsyncIterator, Iterable
 
 from protos import stoker_pb2 as pb
+from scheduler.image_spec import image_id
 from scheduler.model import WorkerSession
-from worker.image_spec import image_id
 
 BUILD_TIMEOUT = 900.0  # a bound on a deploy's wait; workers stop a build at their own timeout (600 s)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from protos import stoker_pb2 as pb
 from scheduler.gpus import GpuOption
+from scheduler.image_spec import image_id
 from scheduler.store import AppRecord
-from worker.image_spec import image_id
 
 
 @dataclass(eq=False)

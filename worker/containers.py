@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from protos import container_env as cenv
 from protos import stoker_pb2 as pb
-from scheduler.connection import TLS_CA_ENV
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
 from worker.redact import Redactor, secret_values
@@ -60,7 +60,7 @@ class ContainerProcess:
         self._redact = Redactor(secret_values(command.env))
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(cenv.PREFIX)}
         env.update(self.command.env)
         if self.image is not None:
             env.update(self.image.environment(env))  # its venv's bin first on PATH
@@ -70,21 +70,23 @@ class ContainerProcess:
             env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         env.update(self.command.function.image.env)
         env.update(
-            PYTHONUNBUFFERED="1",
-            STOKER_CONTAINER_ID=self.id,
-            STOKER_APP_NAME=self.command.app_name,
-            STOKER_ENTRY=str(self.directory / self.command.entry),
-            STOKER_FUNCTION=self.command.function.name,
-            STOKER_BIND_HOST=self.config.bind_host,
-            STOKER_ADVERTISE_HOST=self.config.advertise_host,
-            # Where the container's code sends function calls; the scheduler gave it a credential
-            # for them (STOKER_TOKEN, in command.env).
-            STOKER_SCHEDULER=self.config.scheduler,
-            # Only the devices the scheduler gave this container; none hides them all.
-            CUDA_VISIBLE_DEVICES=",".join(str(i) for i in self.command.gpu_indices),
+            {
+                "PYTHONUNBUFFERED": "1",
+                cenv.CONTAINER_ID: self.id,
+                cenv.APP_NAME: self.command.app_name,
+                cenv.ENTRY: str(self.directory / self.command.entry),
+                cenv.FUNCTION: self.command.function.name,
+                cenv.BIND_HOST: self.config.bind_host,
+                cenv.ADVERTISE_HOST: self.config.advertise_host,
+                # Where the container's code sends function calls; the scheduler gave it a
+                # credential for them (cenv.TOKEN, in command.env).
+                cenv.SCHEDULER: self.config.scheduler,
+                # Only the devices the scheduler gave this container; none hides them all.
+                "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in self.command.gpu_indices),
+            }
         )
-        if os.environ.get(TLS_CA_ENV):
-            env[TLS_CA_ENV] = os.environ[TLS_CA_ENV]  # calls to the scheduler then use TLS too
+        if os.environ.get(cenv.TLS_CA):
+            env[cenv.TLS_CA] = os.environ[cenv.TLS_CA]  # calls to the scheduler then use TLS too
         return env
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
@@ -101,7 +103,7 @@ class ContainerProcess:
             "-m",
             "worker.runtime",
             cwd=self.directory,
-            env={**env, "STOKER_READY_FD": str(ready_fd)},
+            env={**env, cenv.READY_FD: str(ready_fd)},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=output_fd,
             stderr=output_fd,

@@ -29,14 +29,13 @@ from pathlib import Path
 import uv
 
 from protos import stoker_pb2 as pb
-from worker.image_spec import version_matches
 
 log = logging.getLogger(__name__)
 
 MARKER = ".stoker-built"
 PTH_NAME = "_stoker_runtime.pth"
 ERROR_TAIL_LINES = 25
-RUNTIME_PACKAGES = ("client", "protos", "scheduler", "worker")
+RUNTIME_PACKAGES = ("client", "protos", "worker")  # what a container imports of stoker
 
 Output = Callable[[str], None]
 
@@ -237,6 +236,13 @@ class ImageBuilder:
         return "\n".join(lines)
 
 
+def version_matches(requested: str, actual: tuple[int, int, int]) -> bool:
+    """Whether an interpreter of version `actual` satisfies `requested` ("3.11" or "3.11.7")."""
+    if not requested:
+        return True
+    return tuple(int(p) for p in requested.split(".")) == actual[: len(requested.split("."))]
+
+
 def _lock(path: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -248,7 +254,7 @@ def runtime_paths(same_python: bool) -> list[str]:
     its site-packages too (grpc, FastAPI…), which are of no use to another Python."""
     paths: list[str] = []
     for name in RUNTIME_PACKAGES:
-        module = importlib.import_module(name)  # `protos` is a namespace package: no __file__
+        module = importlib.import_module(name)
         paths.append(str(Path(next(iter(module.__path__))).resolve().parent))
     if same_python:
         paths.extend(site.getsitepackages())

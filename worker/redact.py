@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from protos import container_env as cenv
+
 MASK = "***"
 
 
@@ -17,7 +19,7 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
     line by line, since output is forwarded line by line."""
     values: set[str] = set()
     for key, value in env.items():
-        if (key.startswith("STOKER_") and key != "STOKER_TOKEN") or not value:
+        if (key.startswith(cenv.PREFIX) and key != cenv.TOKEN) or not value:
             continue
         values.add(value)
         values.update(part.strip() for part in value.splitlines() if part.strip())

@@ -13,10 +13,9 @@ import grpc
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler.auth import CLUSTER_SECRET_HEADER
-from scheduler.connection import scheduler_aio_channel, stay_connected
+from protos.bundle import extract_bundle
+from protos.channels import CLUSTER_SECRET_HEADER, scheduler_aio_channel, stay_connected
 from worker import gpus
-from worker.bundle import extract_bundle
 from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError

@@ -1,4 +1,4 @@
-"""Code bundles: refused when unsafe or malformed, extracted into their folder (worker/bundle.py)."""
+"""Code bundles: refused when unsafe or malformed, extracted into their folder (protos/bundle.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.bundle import BundleError, bundle_hash, check_bundle, extract_bundle
+from protos.bundle import BundleError, bundle_hash, check_bundle, extract_bundle
 
 
 def make_zip(*entries: tuple[str | zipfile.ZipInfo, bytes]) -> bytes:

@@ -1,4 +1,4 @@
-"""Image ids and spec checks (worker/image_spec.py), shared by the scheduler and the worker."""
+"""Image ids and spec checks (scheduler/image_spec.py), and how the worker matches a python_version."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 
 from client.image import Image
 from protos import stoker_pb2 as pb
-from worker.image_spec import ImageSpecError, check_python_version, check_spec, image_id, version_matches
+from scheduler.image_spec import ImageSpecError, check_python_version, check_spec, image_id
+from worker.images import version_matches
 
 
 def spec(**fields: object) -> pb.ImageSpec:

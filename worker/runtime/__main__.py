@@ -1,8 +1,8 @@
 """A container's main program: load one function of one app and serve it over gRPC.
 
-The worker starts it with the code bundle as working directory and these variables:
-STOKER_ENTRY (the app file), STOKER_FUNCTION, STOKER_BIND_HOST, STOKER_ADVERTISE_HOST and
-STOKER_READY_FD (a pipe on which the serving address is written once, when ready).
+The worker starts it with the code bundle as working directory and the variables of
+protos/container_env.py: ENTRY (the app file), FUNCTION, BIND_HOST, ADVERTISE_HOST and READY_FD
+(a pipe on which the serving address is written once, when ready).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from pathlib import Path
 
 import grpc
 
+from client.appfile import find_app, find_function, import_app_file
 from client.daemon import run_on_fastest_loop
 from client.function import Function
+from protos import container_env as cenv
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.exchange_link import CHANNEL_OPTIONS
-from worker.runtime.appload import find_app, find_function, import_app_file
 from worker.runtime.exchange import ContainerServicer
 from worker.runtime.lifespan import Lifespan
 from worker.runtime.web import ASGIApp, build_asgi_app
@@ -64,10 +65,10 @@ async def serve(app: ASGIApp | None, function: Function) -> None:
         await lifespan.startup()
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     pb_grpc.add_ContainerServicer_to_server(ContainerServicer(app, function), server)
-    port = server.add_insecure_port(f"{os.environ.get('STOKER_BIND_HOST', '127.0.0.1')}:0")
+    port = server.add_insecure_port(f"{os.environ.get(cenv.BIND_HOST, '127.0.0.1')}:0")
     await server.start()
-    address = f"{os.environ.get('STOKER_ADVERTISE_HOST', '127.0.0.1')}:{port}"
-    ready_fd = int(os.environ.get("STOKER_READY_FD", "-1"))
+    address = f"{os.environ.get(cenv.ADVERTISE_HOST, '127.0.0.1')}:{port}"
+    ready_fd = int(os.environ.get(cenv.READY_FD, "-1"))
     if ready_fd >= 0:
         os.write(ready_fd, (address + "\n").encode())
         os.close(ready_fd)
@@ -84,7 +85,7 @@ def main() -> None:
     die_with_parent()
     if os.getppid() == 1:
         sys.exit(1)  # the worker died before we could ask to die with it
-    function = find_function(find_app(import_app_file(Path(os.environ["STOKER_ENTRY"]))), os.environ["STOKER_FUNCTION"])
+    function = find_function(find_app(import_app_file(Path(os.environ[cenv.ENTRY]))), os.environ[cenv.FUNCTION])
     # A function without a web endpoint serves only function calls: no ASGI app at all.
     try:
         app = build_asgi_app(function) if function.web is not None else None

@@ -21,6 +21,8 @@ import socket
 import sys
 from typing import Any
 
+from protos import container_env as cenv
+
 MAX_REQUEST = 1024 * 1024
 
 
@@ -59,7 +61,7 @@ def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int) ->
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        os.environ["STOKER_READY_FD"] = str(ready_fd)
+        os.environ[cenv.READY_FD] = str(ready_fd)
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)

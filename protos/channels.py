@@ -1,5 +1,6 @@
-"""How a daemon or the CLI reaches the scheduler: channels (TLS when configured), and the
-reconnect loop with one backoff policy.
+"""The client side of the Scheduler service: how a daemon, the CLI, the SDK or a container
+reaches the scheduler. Channels (TLS when configured), the metadata that proves a caller is one
+of the cluster's daemons, and the reconnect loop with one backoff policy.
 
 Workers and ingresses both keep a stream open to the scheduler for their whole life; this is the
 one loop that re-opens it when it ends, so both retry the same way.
@@ -17,7 +18,13 @@ from typing import Any
 
 import grpc
 
+from protos import container_env
+
 log = logging.getLogger(__name__)
+
+# Workers and ingresses present the cluster secret in this metadata key (the scheduler's auth
+# interceptor checks it); clients present `authorization: Bearer <token>` instead.
+CLUSTER_SECRET_HEADER = "x-stoker-cluster-secret"
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,9 @@ async def stay_connected(
 
 # ---------------------------------------------------------------- channels, with optional TLS
 
-TLS_CA_ENV = "STOKER_TLS_CA"  # a PEM file: when set, every channel to the scheduler uses TLS
-
 
 def _credentials() -> grpc.ChannelCredentials | None:
-    ca = os.environ.get(TLS_CA_ENV, "")
+    ca = os.environ.get(container_env.TLS_CA, "")
     return grpc.ssl_channel_credentials(Path(ca).read_bytes()) if ca else None
 
 

@@ -1,5 +1,5 @@
-"""What identifies an image and what a valid spec is: used by the scheduler (to check a deploy and
-name the image a container needs) and by the worker (to build it once per id)."""
+"""What identifies an image and what a valid spec is: the scheduler checks a deploy's specs and
+names the image each container needs by its id (workers build one image per id)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ def check_python_version(version: str) -> None:
     """Empty (the worker's own Python), "3.12" or "3.12.1"; anything else is refused."""
     if version and not _PYTHON_VERSION.match(version):
         raise ImageSpecError(f"python_version {version!r} is not a Python version: use a form like '3.11' or '3.11.7'")
-
-
-def version_matches(requested: str, actual: tuple[int, int, int]) -> bool:
-    """Whether an interpreter of version `actual` satisfies `requested` ("3.11" or "3.11.7")."""
-    if not requested:
-        return True
-    return tuple(int(p) for p in requested.split(".")) == actual[: len(requested.split("."))]
 
 
 def check_spec(spec: pb.ImageSpec) -> None:

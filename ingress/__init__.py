@@ -1,0 +1,1 @@
+"""The ingress daemon: the HTTP and WebSocket front door."""

@@ -1,0 +1,1 @@
+"""The scheduler daemon: the control plane."""

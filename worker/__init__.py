@@ -1,0 +1,1 @@
+"""The worker daemon: containers, images and GPUs of one machine."""

@@ -1,0 +1,1 @@
+"""What runs inside a container: the app, served over the Container service."""
