@@ -1,8 +1,9 @@
 """Container processes: start one for a function of an app version, watch it, stop it.
 
-A container is forked from the worker's pre-imported template when there is one (fast), else
-started as a fresh interpreter. Either way it is its own session and process group, with the code
-bundle as working directory, and it writes its serving address to a ready pipe.
+A container is forked from the pre-imported template of its image (or of the worker's own
+environment) when the worker gave it one that is running (fast), else started as a fresh
+interpreter. Either way it is its own session and process group, with the code bundle as working
+directory, and it writes its serving address to a ready pipe.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class ContainerProcess:
         command: pb.StartContainer,
         directory: Path,
         config: WorkerConfig,
+        image: BuiltImage | None,
         template: ForkTemplate | None,
         on_output: Callable[[pb.LogLine], None],
     ) -> None:
@@ -49,10 +51,9 @@ class ContainerProcess:
         self.id = command.container_id
         self.directory = directory
         self.config = config
-        self.template = template
-        self.image: BuiltImage | None = None  # None: the worker's own environment
+        self.image = image  # None: the worker's own environment
+        self.template = template  # one started with the image's interpreter; None: start fresh
         self.pid = 0
-        self.forked = False
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         self._exit: asyncio.Future[int] | None = None
         self._output_task: asyncio.Task[None] | None = None
@@ -93,7 +94,6 @@ class ContainerProcess:
         if self.template is not None and self.template.alive:
             try:
                 self.pid, conn = await self.template.fork(self.directory, env, output_fd, ready_fd)
-                self.forked = True
                 self._exit = asyncio.ensure_future(wait_exit(conn))
                 return
             except TemplateError as exc:

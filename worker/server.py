@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -20,7 +21,7 @@ from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError
 from worker.log_shipper import LogShipper
-from worker.template_client import ForkTemplate, TemplateError, TemplatePool
+from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplatePool
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,12 @@ class WorkerServer:
         self.config = config
         self.stopped = asyncio.Event()
         self.containers: dict[str, ContainerProcess] = {}
+        self._preparing: set[str] = set()  # containers asked for whose image is not resolved yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._outbox: asyncio.Queue[pb.WorkerMessage] = asyncio.Queue()
         self._channel: grpc.aio.Channel | None = None
         self._connection: asyncio.Task[None] | None = None
         self._gpus: list[pb.Gpu] = []
-        self._template: ForkTemplate | None = None
         self._metadata = ((CLUSTER_SECRET_HEADER, config.cluster_secret),)
         # Container output goes to the scheduler over the current stream (whichever that is).
         self._logs = LogShipper(lambda batch: self._outbox.put_nowait(pb.WorkerMessage(logs=batch)))
@@ -47,19 +48,13 @@ class WorkerServer:
             config.uv_cache_dir,
             config.image_build_timeout,
         )
-        self._image_templates = TemplatePool(config.work_dir)
+        self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
 
     async def startup(self) -> None:
         self._gpus = gpus.inventory(self.config.gpus)
         for sub in ("bundles", "containers"):
             (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
-        if self.config.fork_containers:
-            template = ForkTemplate(self.config.work_dir / "template.sock")
-            try:
-                await template.start()
-                self._template = template
-            except TemplateError as exc:
-                log.warning("%s; containers will start as new processes", exc)
+        await self._template(None)  # warm now, so the first container forks at once
         self._channel = scheduler_aio_channel(
             self.config.scheduler,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.keepalive_time_ms", 10_000)],
@@ -118,7 +113,7 @@ class WorkerServer:
                 # Utilization and memory change: re-read NVML (off the loop; it can block).
                 with contextlib.suppress(Exception):
                     self._gpus = await asyncio.to_thread(gpus.read_nvml)
-            beat = pb.WorkerHeartbeat(container_ids=list(self.containers), gpus=self._gpus)
+            beat = pb.WorkerHeartbeat(container_ids=[*self._preparing, *self.containers], gpus=self._gpus)
             outbox.put_nowait(pb.WorkerMessage(heartbeat=beat))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -157,26 +152,34 @@ class WorkerServer:
     async def _build_image(self, command: pb.BuildImage) -> None:
         with contextlib.suppress(ImageBuildError):
             image = await self._image(command.image_id, command.spec)
-            if self.config.fork_containers:
-                # Warm its template now, so the first container of a deploy does not wait for it.
-                await self._image_templates.get(command.image_id, str(image.python))
+            # Warm its template now, so the first container of a deploy does not wait for it.
+            await self._template(image)
+
+    async def _template(self, image: BuiltImage | None) -> ForkTemplate | None:
+        """The template a container of `image` (None: the worker's own environment) forks from."""
+        if image is None:
+            return await self.templates.get(OWN_ENVIRONMENT, sys.executable)
+        return await self.templates.get(image.id, str(image.python))
 
     async def _run_container(self, command: pb.StartContainer) -> None:
         outbox = self._outbox
         directory = self.config.work_dir / "containers" / command.container_id
-        container = ContainerProcess(command, directory, self.config, self._template, on_output=self._logs.add)
-        self.containers[container.id] = container
+        container: ContainerProcess | None = None
         code = -1
         reason = ""
+        self._preparing.add(command.container_id)
         try:
+            image: BuiltImage | None = None
             if command.image_id:
                 # A container never waits for a deploy's build: on a worker that joined later,
                 # or lost the image, it builds here first.
-                container.image = self.images.built(command.image_id) or await self._image(
+                image = self.images.built(command.image_id) or await self._image(
                     command.image_id, command.function.image
                 )
-                if self.config.fork_containers:
-                    container.template = await self._image_templates.get(command.image_id, str(container.image.python))
+            template = await self._template(image)
+            container = ContainerProcess(command, directory, self.config, image, template, on_output=self._logs.add)
+            self.containers[container.id] = container
+            self._preparing.discard(container.id)
             extract_bundle(await self._bundle(command.bundle_hash), directory)
             address = await container.start()
             outbox.put_nowait(pb.WorkerMessage(started=pb.ContainerStarted(container_id=container.id, address=address)))
@@ -186,19 +189,23 @@ class WorkerServer:
                 log.warning("container %s exited with code %d:\n%s", container.id, code, container.tail())
         except ImageBuildError as exc:
             reason = f"its image could not be built: {exc}"
-            log.error("container %s: %s", container.id, reason)
+            log.error("container %s: %s", command.container_id, reason)
         except ContainerFailed as exc:
             reason = str(exc)
-            log.error("container %s failed to start: %s", container.id, reason)
+            log.error("container %s failed to start: %s", command.container_id, reason)
         except Exception as exc:
             reason = f"could not start: {exc}"
-            log.exception("container %s could not start", container.id)
+            log.exception("container %s could not start", command.container_id)
         finally:
-            self.containers.pop(container.id, None)
-            await container.stop(grace=1)
-            container.remove_directory()
+            self._preparing.discard(command.container_id)
+            self.containers.pop(command.container_id, None)
+            if container is not None:
+                await container.stop(grace=1)
+                container.remove_directory()
             outbox.put_nowait(
-                pb.WorkerMessage(exited=pb.ContainerExited(container_id=container.id, exit_code=code, reason=reason))
+                pb.WorkerMessage(
+                    exited=pb.ContainerExited(container_id=command.container_id, exit_code=code, reason=reason)
+                )
             )
 
     async def _stop_container(self, container_id: str, grace: float) -> None:
@@ -216,9 +223,7 @@ class WorkerServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.images.stop()
-        await self._image_templates.stop()
-        if self._template is not None:
-            await self._template.stop()
+        await self.templates.stop()
         if self._channel is not None:
             await self._channel.close(None)
         log.info("worker stopped")
