@@ -20,8 +20,8 @@ import grpc
 from client import config as client_config
 from client.aio import async_iterable, awaitable
 from client.call_codec import encode_args, output_value
+from client.connection import CHANNEL_OPTIONS, require, rpc_errors, token_metadata
 from client.exceptions import ExecutionError, InvalidError, from_rpc_error
-from client.rpc import CHANNEL_OPTIONS, require, rpc_errors, token_metadata
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.channels import scheduler_channel

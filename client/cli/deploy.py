@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client.appfile import load_definition
+from client.connection import scheduler_stub
 from client.exceptions import ExecutionError
-from client.rpc import scheduler_stub
 from protos import stoker_pb2 as pb
 
 # Image builds run within the deploy; the scheduler bounds its wait for them (15 min).

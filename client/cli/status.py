@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from google.protobuf import json_format
 
-from client.rpc import scheduler_stub
+from client.connection import scheduler_stub
 from protos import stoker_pb2 as pb
 
 Row = Sequence[str]

@@ -16,9 +16,11 @@ from typing import IO
 
 import grpc
 
+from ingress.config import IngressConfig
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.channels import CLUSTER_SECRET_HEADER, scheduler_channel
+from scheduler.config import SchedulerConfig
 
 READY_TIMEOUT = 60.0
 RESTART_LIMIT = 5  # restarts of one daemon within RESTART_WINDOW before `up` gives up
@@ -40,9 +42,9 @@ def _die_with_parent() -> None:
 @dataclass
 class LocalCluster:
     state_dir: Path
-    http_port: int = 8000
-    grpc_port: int = 7700
-    host: str = "127.0.0.1"
+    http_port: int = IngressConfig.port
+    grpc_port: int = SchedulerConfig.port
+    host: str = SchedulerConfig.host
     workers: int = 1
     log: IO[str] | None = None  # where the daemons' logs go; None: this process's stderr
 

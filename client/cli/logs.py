@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from client.rpc import scheduler_stub
+from client.connection import scheduler_stub
 from protos import stoker_pb2 as pb
 
 

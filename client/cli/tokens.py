@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from client.rpc import scheduler_stub
+from client.connection import scheduler_stub
 from protos import stoker_pb2 as pb
 
 

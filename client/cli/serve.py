@@ -16,10 +16,11 @@ import watchfiles
 
 from client import config as client_config
 from client.appfile import AppFileError, load_definition
+from client.cli.logs import format_line
+from client.cli.up import LocalCluster
+from client.connection import CHANNEL_OPTIONS, reachable, token_metadata
 from client.exceptions import ConnectionError, from_rpc_error
-from client.logs import format_line
-from client.rpc import CHANNEL_OPTIONS, reachable, token_metadata
-from client.up import LocalCluster
+from ingress.config import IngressConfig
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.channels import scheduler_aio_channel
@@ -42,7 +43,7 @@ def _find_or_start_cluster() -> tuple[str, str, LocalCluster | None]:
     log_path = state_dir / "cluster.log"
     cluster = LocalCluster(
         state_dir=state_dir,
-        http_port=int(os.environ.get("STOKER_HTTP_PORT", "8000")),
+        http_port=int(os.environ.get("STOKER_HTTP_PORT", IngressConfig.port)),
         grpc_port=0,
         log=log_path.open("a"),
     )

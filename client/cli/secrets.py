@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from client.connection import scheduler_stub
 from client.exceptions import InvalidError
-from client.rpc import scheduler_stub
 from protos import stoker_pb2 as pb
 
 
