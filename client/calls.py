@@ -2,13 +2,11 @@
 `FunctionCall` handle a spawn returns. Each also has its `.aio` form (client/aio.py).
 
 Every call goes to the scheduler (which places it on a container and relays its outputs), over
-one channel per process, carrying the token from the client config: the workspace token in a
-program or the CLI, the container's call credential inside a container.
+this process's one channel to it (client/connection.py).
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -17,33 +15,14 @@ from typing import Any
 
 import grpc
 
-from client import config as client_config
 from client.aio import async_iterable, awaitable
 from client.call_codec import encode_args, output_value
-from client.connection import CHANNEL_OPTIONS, require, rpc_errors, token_metadata
+from client.connection import rpc_errors, scheduler_stub
 from client.exceptions import ExecutionError, InvalidError, from_rpc_error
 from protos import stoker_pb2 as pb
-from protos import stoker_pb2_grpc as pb_grpc
-from protos.channels import scheduler_channel
 
 MAP_CONCURRENCY = 50  # inputs of one .map() in flight at once; the scheduler queues beyond slots
 RESULT_POLL_SECONDS = 50.0  # FunctionCall.get(timeout=None) asks again this often
-
-_lock = threading.Lock()
-_stubs: dict[str, pb_grpc.SchedulerStub] = {}  # by scheduler address, each on its own channel
-
-
-def _stub() -> tuple[pb_grpc.SchedulerStub, tuple[tuple[str, str], ...]]:
-    """A stub on this process's shared channel to the configured scheduler, and the metadata
-    every call carries. Channels are made on first use, so a forked container never inherits one;
-    the stub is kept with its channel (building one sets up every method, ~100 us, per call)."""
-    cfg = require(client_config.load())
-    with _lock:
-        stub = _stubs.get(cfg.scheduler)
-        if stub is None:
-            channel = scheduler_channel(cfg.scheduler, options=CHANNEL_OPTIONS)
-            stub = _stubs[cfg.scheduler] = pb_grpc.SchedulerStub(channel)
-    return stub, token_metadata(cfg.token)
 
 
 @dataclass(frozen=True)
@@ -91,7 +70,7 @@ def call_gen(target: CallTarget, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 def _stream(request: pb.CallRequest) -> Generator[pb.CallOutput, None, None]:
-    stub, metadata = _stub()
+    stub, metadata = scheduler_stub()
     rpc = stub.Call(request, metadata=metadata)
     try:
         with rpc_errors():
@@ -148,7 +127,7 @@ def map_calls(
 
 
 def spawn(target: CallTarget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FunctionCall:
-    stub, metadata = _stub()
+    stub, metadata = scheduler_stub()
     with rpc_errors():
         reply = stub.Spawn(target.request(args, kwargs), metadata=metadata, timeout=60)
     return FunctionCall(reply.call_id)
@@ -176,7 +155,7 @@ class FunctionCall:
         raises TimeoutError when it has not finished by then, or the function's exception."""
         if timeout is not None and timeout < 0:
             raise InvalidError(f"timeout must be at least 0 seconds, got {timeout}")
-        stub, metadata = _stub()
+        stub, metadata = scheduler_stub()
         while True:
             wait_for = RESULT_POLL_SECONDS if timeout is None else timeout
             try:
@@ -195,7 +174,7 @@ class FunctionCall:
 
 
 def lookup(app_name: str, name: str, environment: str) -> pb.LookupFunctionResponse:
-    stub, metadata = _stub()
+    stub, metadata = scheduler_stub()
     with rpc_errors():
         return stub.LookupFunction(
             pb.LookupFunctionRequest(app_name=app_name, environment=environment, function=name),
