@@ -1,14 +1,13 @@
-"""Calling deployed functions: `.remote()`, `.remote_gen()`, `.map()`, `.spawn()`, and the
-`FunctionCall` handle a spawn returns. Each also has its `.aio` form (client/aio.py).
+"""How function calls travel: one call, a generator's items, a map's many calls, a spawn and the
+`FunctionCall` handle it returns, and looking a function up. The methods users call
+(`.remote()`, `.map()`, ...) are Function's (client/function.py).
 
 Every call goes to the scheduler (which places it on a container and relays its outputs), over
-one channel per process, carrying the token from the client config: the workspace token in a
-program or the CLI, the container's call credential inside a container.
+this process's one channel to it (client/connection.py).
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -17,33 +16,14 @@ from typing import Any
 
 import grpc
 
-from client import config as client_config
-from client.aio import async_iterable, awaitable
+from client.aio import awaitable
 from client.call_codec import encode_args, output_value
+from client.connection import rpc_errors, scheduler_stub
 from client.exceptions import ExecutionError, InvalidError, from_rpc_error
-from client.rpc import CHANNEL_OPTIONS, require, rpc_errors, token_metadata
 from protos import stoker_pb2 as pb
-from protos import stoker_pb2_grpc as pb_grpc
-from protos.channels import scheduler_channel
 
 MAP_CONCURRENCY = 50  # inputs of one .map() in flight at once; the scheduler queues beyond slots
 RESULT_POLL_SECONDS = 50.0  # FunctionCall.get(timeout=None) asks again this often
-
-_lock = threading.Lock()
-_stubs: dict[str, pb_grpc.SchedulerStub] = {}  # by scheduler address, each on its own channel
-
-
-def _stub() -> tuple[pb_grpc.SchedulerStub, tuple[tuple[str, str], ...]]:
-    """A stub on this process's shared channel to the configured scheduler, and the metadata
-    every call carries. Channels are made on first use, so a forked container never inherits one;
-    the stub is kept with its channel (building one sets up every method, ~100 us, per call)."""
-    cfg = require(client_config.load())
-    with _lock:
-        stub = _stubs.get(cfg.scheduler)
-        if stub is None:
-            channel = scheduler_channel(cfg.scheduler, options=CHANNEL_OPTIONS)
-            stub = _stubs[cfg.scheduler] = pb_grpc.SchedulerStub(channel)
-    return stub, token_metadata(cfg.token)
 
 
 @dataclass(frozen=True)
@@ -91,7 +71,7 @@ def call_gen(target: CallTarget, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 def _stream(request: pb.CallRequest) -> Generator[pb.CallOutput, None, None]:
-    stub, metadata = _stub()
+    stub, metadata = scheduler_stub()
     rpc = stub.Call(request, metadata=metadata)
     try:
         with rpc_errors():
@@ -148,7 +128,7 @@ def map_calls(
 
 
 def spawn(target: CallTarget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FunctionCall:
-    stub, metadata = _stub()
+    stub, metadata = scheduler_stub()
     with rpc_errors():
         reply = stub.Spawn(target.request(args, kwargs), metadata=metadata, timeout=60)
     return FunctionCall(reply.call_id)
@@ -176,7 +156,7 @@ class FunctionCall:
         raises TimeoutError when it has not finished by then, or the function's exception."""
         if timeout is not None and timeout < 0:
             raise InvalidError(f"timeout must be at least 0 seconds, got {timeout}")
-        stub, metadata = _stub()
+        stub, metadata = scheduler_stub()
         while True:
             wait_for = RESULT_POLL_SECONDS if timeout is None else timeout
             try:
@@ -195,124 +175,10 @@ class FunctionCall:
 
 
 def lookup(app_name: str, name: str, environment: str) -> pb.LookupFunctionResponse:
-    stub, metadata = _stub()
+    stub, metadata = scheduler_stub()
     with rpc_errors():
         return stub.LookupFunction(
             pb.LookupFunctionRequest(app_name=app_name, environment=environment, function=name),
             metadata=metadata,
             timeout=30,
         )
-
-
-class Invocable:
-    """The call methods shared by an app's own `Function` and the handle `Function.from_name`
-    returns. Subclasses say where calls go and what they know of the function."""
-
-    def _call_target(self) -> CallTarget:
-        raise NotImplementedError
-
-    def _web_url_for_error(self) -> str | None:
-        """The URL when this is a web function (which cannot be called), else None."""
-        raise NotImplementedError
-
-    def _is_generator(self) -> bool | None:
-        """Whether the function is a generator; None when only its container knows."""
-        return None
-
-    def _check(self, generator: bool) -> CallTarget:
-        target = self._call_target()
-        url = self._web_url_for_error()
-        if url is not None:
-            raise InvalidError(
-                f"{target.function} is a web function and cannot be called with .remote(), .map() or .spawn(); "
-                f"send HTTP requests to its URL instead: {url or '(no URL known here)'}"
-            )
-        known = self._is_generator()
-        if known is True and not generator:
-            raise InvalidError(f"{target.function} is a generator function: call it with .remote_gen(), not .remote()")
-        if known is False and generator:
-            raise InvalidError(
-                f"{target.function} is not a generator function: call it with .remote(), not .remote_gen()"
-            )
-        return target
-
-    @awaitable
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function in a container of its app and return its result."""
-        return call(self._check(generator=False), args, kwargs)
-
-    @async_iterable
-    def remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        """Run a generator function remotely; iterate to get each item as it is yielded."""
-        return call_gen(self._check(generator=True), args, kwargs)
-
-    @async_iterable
-    def map(
-        self,
-        *input_iterators: Iterable[Any],
-        kwargs: dict[str, Any] | None = None,
-        order_outputs: bool = True,
-        return_exceptions: bool = False,
-    ) -> Iterator[Any]:
-        """Call the function once per input (zipping several iterables into positional
-        arguments), in parallel over containers; yield the results in input order, or as they
-        finish with order_outputs=False. With return_exceptions=True an input that raised yields
-        its exception instead of raising it."""
-        if not input_iterators:
-            raise InvalidError(".map() needs at least one iterable of inputs")
-        target = self._check(generator=False)
-        return map_calls(target, zip(*input_iterators, strict=False), kwargs or {}, order_outputs, return_exceptions)
-
-    @async_iterable
-    def starmap(
-        self,
-        input_iterator: Iterable[Iterable[Any]],
-        kwargs: dict[str, Any] | None = None,
-        order_outputs: bool = True,
-        return_exceptions: bool = False,
-    ) -> Iterator[Any]:
-        """Like map, each input being a sequence of positional arguments."""
-        target = self._check(generator=False)
-        inputs = (tuple(args) for args in input_iterator)
-        return map_calls(target, inputs, kwargs or {}, order_outputs, return_exceptions)
-
-    @awaitable
-    def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
-        """Start the call and return at once; `.get()` on the handle waits for the result."""
-        return spawn(self._check(generator=False), args, kwargs)
-
-
-class FunctionHandle(Invocable):
-    """A deployed function, found by name (`Function.from_name`). As in Modal, the name is
-    looked up on first use (a call, `get_web_url()` or `hydrate()`), so app files may create
-    handles at import time; an unknown app or function raises NotFoundError then."""
-
-    def __init__(self, target: CallTarget) -> None:
-        self.target = target
-        self._found: pb.LookupFunctionResponse | None = None
-
-    def __repr__(self) -> str:
-        return f"<Function {self.target.app_name}.{self.target.function}>"
-
-    def hydrate(self) -> FunctionHandle:
-        """Look the function up now; raises NotFoundError when it does not exist."""
-        if self._found is None:
-            self._found = lookup(self.target.app_name, self.target.function, self.target.environment)
-        return self
-
-    @property
-    def _lookup(self) -> pb.LookupFunctionResponse:
-        self.hydrate()
-        assert self._found is not None
-        return self._found
-
-    def _call_target(self) -> CallTarget:
-        return self.target
-
-    def _web_url_for_error(self) -> str | None:
-        found = self._lookup
-        return found.web_url if found.is_web else None
-
-    def get_web_url(self) -> str | None:
-        """The function's URL, as deploy printed it; None when it is not a web function."""
-        return self._lookup.web_url or None

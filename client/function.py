@@ -1,15 +1,18 @@
-"""Functions registered on an App."""
+"""Functions: those registered on an App (`Function`), the handles `Function.from_name` returns
+(`FunctionHandle`), and the call methods both have (`Invocable`: `.remote()`, `.remote_gen()`,
+`.map()`, `.starmap()`, `.spawn()`, each with its `.aio` form). The calls travel by client/calls.py."""
 
 from __future__ import annotations
 
 import inspect
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from client.calls import CallTarget, FunctionHandle, Invocable
+from client.aio import async_iterable, awaitable
+from client.calls import CallTarget, FunctionCall, call, call_gen, lookup, map_calls, spawn
 from client.exceptions import InvalidError
 from client.image import Image
 from client.partial import WebConfig
@@ -37,6 +40,120 @@ class FunctionOptions:
     target_inputs: int = 0
     cpu: float = 0.0
     memory_mib: int = 0
+
+
+class Invocable:
+    """The call methods shared by an app's own `Function` and the handle `Function.from_name`
+    returns. Subclasses say where calls go and what they know of the function."""
+
+    def _call_target(self) -> CallTarget:
+        raise NotImplementedError
+
+    def _web_url_for_error(self) -> str | None:
+        """The URL when this is a web function (which cannot be called), else None."""
+        raise NotImplementedError
+
+    def _is_generator(self) -> bool | None:
+        """Whether the function is a generator; None when only its container knows."""
+        return None
+
+    def _check(self, generator: bool) -> CallTarget:
+        target = self._call_target()
+        url = self._web_url_for_error()
+        if url is not None:
+            raise InvalidError(
+                f"{target.function} is a web function and cannot be called with .remote(), .map() or .spawn(); "
+                f"send HTTP requests to its URL instead: {url or '(no URL known here)'}"
+            )
+        known = self._is_generator()
+        if known is True and not generator:
+            raise InvalidError(f"{target.function} is a generator function: call it with .remote_gen(), not .remote()")
+        if known is False and generator:
+            raise InvalidError(
+                f"{target.function} is not a generator function: call it with .remote(), not .remote_gen()"
+            )
+        return target
+
+    @awaitable
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function in a container of its app and return its result."""
+        return call(self._check(generator=False), args, kwargs)
+
+    @async_iterable
+    def remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run a generator function remotely; iterate to get each item as it is yielded."""
+        return call_gen(self._check(generator=True), args, kwargs)
+
+    @async_iterable
+    def map(
+        self,
+        *input_iterators: Iterable[Any],
+        kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Call the function once per input (zipping several iterables into positional
+        arguments), in parallel over containers; yield the results in input order, or as they
+        finish with order_outputs=False. With return_exceptions=True an input that raised yields
+        its exception instead of raising it."""
+        if not input_iterators:
+            raise InvalidError(".map() needs at least one iterable of inputs")
+        target = self._check(generator=False)
+        return map_calls(target, zip(*input_iterators, strict=False), kwargs or {}, order_outputs, return_exceptions)
+
+    @async_iterable
+    def starmap(
+        self,
+        input_iterator: Iterable[Iterable[Any]],
+        kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Like map, each input being a sequence of positional arguments."""
+        target = self._check(generator=False)
+        inputs = (tuple(args) for args in input_iterator)
+        return map_calls(target, inputs, kwargs or {}, order_outputs, return_exceptions)
+
+    @awaitable
+    def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
+        """Start the call and return at once; `.get()` on the handle waits for the result."""
+        return spawn(self._check(generator=False), args, kwargs)
+
+
+class FunctionHandle(Invocable):
+    """A deployed function, found by name (`Function.from_name`). As in Modal, the name is
+    looked up on first use (a call, `get_web_url()` or `hydrate()`), so app files may create
+    handles at import time; an unknown app or function raises NotFoundError then."""
+
+    def __init__(self, target: CallTarget) -> None:
+        self.target = target
+        self._found: pb.LookupFunctionResponse | None = None
+
+    def __repr__(self) -> str:
+        return f"<Function {self.target.app_name}.{self.target.function}>"
+
+    def hydrate(self) -> FunctionHandle:
+        """Look the function up now; raises NotFoundError when it does not exist."""
+        if self._found is None:
+            self._found = lookup(self.target.app_name, self.target.function, self.target.environment)
+        return self
+
+    @property
+    def _lookup(self) -> pb.LookupFunctionResponse:
+        self.hydrate()
+        assert self._found is not None
+        return self._found
+
+    def _call_target(self) -> CallTarget:
+        return self.target
+
+    def _web_url_for_error(self) -> str | None:
+        found = self._lookup
+        return found.web_url if found.is_web else None
+
+    def get_web_url(self) -> str | None:
+        """The function's URL, as deploy printed it; None when it is not a web function."""
+        return self._lookup.web_url or None
 
 
 class Function(Invocable):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from client.status import format_status
+from client.cli.status import format_status
 from protos import stoker_pb2 as pb
 from tests.conftest import Cluster, running_cluster, wait_until
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 
 from client.appfile import find_app, find_function, import_app_file
-from client.daemon import run_on_fastest_loop
+from client.event_loop import run_on_fastest_loop
 from client.function import Function
 from protos import container_env as cenv
 from protos import stoker_pb2_grpc as pb_grpc

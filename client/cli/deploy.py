@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client.appfile import load_definition
+from client.connection import rpc_errors, scheduler_stub
 from client.exceptions import ExecutionError
-from client.rpc import scheduler_stub
 from protos import stoker_pb2 as pb
 
 # Image builds run within the deploy; the scheduler bounds its wait for them (15 min).
@@ -18,9 +18,10 @@ DEPLOY_TIMEOUT = 20 * 60
 def deploy(path: Path, environment: str, build_output: Callable[[str], None] = print) -> pb.DeployResponse:
     """Deploy the app file, passing image build output lines on as they come."""
     definition = load_definition(path)  # before any RPC: a broken file changes nothing
-    with scheduler_stub() as stub:
-        request = pb.DeployRequest(app=definition, environment=environment)
-        for event in stub.Deploy(request, timeout=DEPLOY_TIMEOUT):
+    stub, metadata = scheduler_stub()
+    request = pb.DeployRequest(app=definition, environment=environment)
+    with rpc_errors():
+        for event in stub.Deploy(request, metadata=metadata, timeout=DEPLOY_TIMEOUT):
             if event.WhichOneof("kind") == "build_output":
                 build_output(event.build_output)
             elif event.WhichOneof("kind") == "deployed":
@@ -29,13 +30,16 @@ def deploy(path: Path, environment: str, build_output: Callable[[str], None] = p
 
 
 def list_apps() -> list[pb.AppInfo]:
-    with scheduler_stub() as stub:
-        return list(stub.ListApps(pb.ListAppsRequest(), timeout=30).apps)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        return list(stub.ListApps(pb.ListAppsRequest(), metadata=metadata, timeout=30).apps)
 
 
 def stop_app(name: str, environment: str) -> str:
-    with scheduler_stub() as stub:
-        return str(stub.StopApp(pb.StopAppRequest(name=name, environment=environment), timeout=30).app_id)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        request = pb.StopAppRequest(name=name, environment=environment)
+        return str(stub.StopApp(request, metadata=metadata, timeout=30).app_id)
 
 
 def format_apps(apps: list[pb.AppInfo]) -> str:

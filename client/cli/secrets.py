@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from client.connection import rpc_errors, scheduler_stub
 from client.exceptions import InvalidError
-from client.rpc import scheduler_stub
 from protos import stoker_pb2 as pb
 
 
@@ -40,18 +40,22 @@ def parse_dotenv(path: Path) -> dict[str, str]:
 
 
 def create(name: str, values: dict[str, str], overwrite: bool) -> None:
-    with scheduler_stub() as stub:
-        stub.CreateSecret(pb.CreateSecretRequest(name=name, values=values, overwrite=overwrite), timeout=30)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        request = pb.CreateSecretRequest(name=name, values=values, overwrite=overwrite)
+        stub.CreateSecret(request, metadata=metadata, timeout=30)
 
 
 def list_secrets() -> list[pb.SecretInfo]:
-    with scheduler_stub() as stub:
-        return list(stub.ListSecrets(pb.ListSecretsRequest(), timeout=30).secrets)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        return list(stub.ListSecrets(pb.ListSecretsRequest(), metadata=metadata, timeout=30).secrets)
 
 
 def delete(name: str) -> None:
-    with scheduler_stub() as stub:
-        stub.DeleteSecret(pb.DeleteSecretRequest(name=name), timeout=30)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        stub.DeleteSecret(pb.DeleteSecretRequest(name=name), metadata=metadata, timeout=30)
 
 
 def format_secrets(secrets: list[pb.SecretInfo]) -> str:

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import time
 
-from client.rpc import scheduler_stub
+from client.connection import rpc_errors, scheduler_stub
 from protos import stoker_pb2 as pb
 
 
 def create() -> pb.CreateTokenResponse:
-    with scheduler_stub() as stub:
-        return stub.CreateToken(pb.CreateTokenRequest(), timeout=30)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        return stub.CreateToken(pb.CreateTokenRequest(), metadata=metadata, timeout=30)
 
 
 def list_tokens() -> list[pb.TokenInfo]:
-    with scheduler_stub() as stub:
-        return list(stub.ListTokens(pb.ListTokensRequest(), timeout=30).tokens)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        return list(stub.ListTokens(pb.ListTokensRequest(), metadata=metadata, timeout=30).tokens)
 
 
 def revoke(key: str) -> None:
-    with scheduler_stub() as stub:
-        stub.RevokeToken(pb.RevokeTokenRequest(key=key), timeout=30)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        stub.RevokeToken(pb.RevokeTokenRequest(key=key), metadata=metadata, timeout=30)
 
 
 def format_tokens(tokens: list[pb.TokenInfo]) -> str:

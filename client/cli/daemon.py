@@ -1,4 +1,5 @@
-"""The lifecycle every daemon shares: capture signals, startup(), wait, shutdown().
+"""How `stoker scheduler`, `worker` and `ingress` run their daemon: capture signals, startup(),
+wait, shutdown(), on the event loop of client/event_loop.py (which containers run on too).
 
 A second SIGINT or SIGTERM during shutdown forces an immediate exit.
 """
@@ -10,10 +11,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
-T = TypeVar("T")
+from client.event_loop import run_on_fastest_loop
 
 
 class Daemon(Protocol):
@@ -51,13 +51,3 @@ async def _run(daemon: Daemon) -> None:
 
 def run(daemon: Daemon) -> None:
     run_on_fastest_loop(_run(daemon))
-
-
-def run_on_fastest_loop(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, on uvloop where it is installed: every hop of the request path (the daemons
-    and the containers) spends a good part of its CPU in the event loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)

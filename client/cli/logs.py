@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from client.rpc import scheduler_stub
+from client.connection import rpc_errors, scheduler_stub
 from protos import stoker_pb2 as pb
 
 
@@ -31,8 +31,9 @@ def app_logs(
     KeyboardInterrupt there can leave a lock that nothing releases (grpc/grpc#19973)."""
     request = pb.AppLogsRequest(name=name, environment=environment, follow=follow, tail=tail)
     received: queue.Queue[pb.LogLine | grpc.RpcError | None] = queue.Queue()
-    with scheduler_stub() as stub:
-        call = stub.AppLogs(request)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        call = stub.AppLogs(request, metadata=metadata)
         threading.Thread(target=_read, args=(call, received), name="stoker-logs", daemon=True).start()
         try:
             while not stopped():
@@ -43,7 +44,7 @@ def app_logs(
                 if item is None:
                     return
                 if isinstance(item, grpc.RpcError):
-                    raise item  # scheduler_stub() turns it into a client error
+                    raise item  # rpc_errors() turns it into a client error
                 yield item
         finally:
             call.cancel()  # type: ignore[no-untyped-call]  # ends the call, then its reader

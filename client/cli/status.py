@@ -6,15 +6,16 @@ from collections.abc import Sequence
 
 from google.protobuf import json_format
 
-from client.rpc import scheduler_stub
+from client.connection import rpc_errors, scheduler_stub
 from protos import stoker_pb2 as pb
 
 Row = Sequence[str]
 
 
 def fetch_status() -> pb.StatusResponse:
-    with scheduler_stub() as stub:
-        response: pb.StatusResponse = stub.Status(pb.StatusRequest(), timeout=30)
+    stub, metadata = scheduler_stub()
+    with rpc_errors():
+        response: pb.StatusResponse = stub.Status(pb.StatusRequest(), metadata=metadata, timeout=30)
         return response
 
 

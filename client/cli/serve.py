@@ -11,18 +11,17 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import watchfiles
 
 from client import config as client_config
 from client.appfile import AppFileError, load_definition
-from client.exceptions import ConnectionError, from_rpc_error
-from client.logs import format_line
-from client.rpc import CHANNEL_OPTIONS, reachable, token_metadata
-from client.up import LocalCluster
+from client.cli.logs import format_line
+from client.cli.up import LocalCluster
+from client.config import ClientConfig
+from client.connection import reachable, rpc_errors, scheduler_aio_stub
+from client.exceptions import ConnectionError
+from ingress.config import IngressConfig
 from protos import stoker_pb2 as pb
-from protos import stoker_pb2_grpc as pb_grpc
-from protos.channels import scheduler_aio_channel
 
 
 def print_endpoints(deployed: pb.DeployResponse) -> None:
@@ -30,11 +29,11 @@ def print_endpoints(deployed: pb.DeployResponse) -> None:
         print(f"Created web function {endpoint.function} => {endpoint.url}", flush=True)
 
 
-def _find_or_start_cluster() -> tuple[str, str, LocalCluster | None]:
-    """(scheduler address, workspace token, the embedded cluster if one was started)."""
+def _find_or_start_cluster() -> tuple[ClientConfig, LocalCluster | None]:
+    """The cluster to serve on, and the embedded cluster if one was started for it."""
     cfg = client_config.load(include_serve_cluster=False)  # another serve's cluster goes when it does
     if cfg is not None and reachable(cfg.scheduler):
-        return cfg.scheduler, cfg.token, None
+        return cfg, None
     if cfg is not None and not cfg.from_file:
         raise ConnectionError(f"STOKER_SCHEDULER={cfg.scheduler} is not reachable")
     # Nothing configured, or a config left by a `stoker up` that has stopped: run our own.
@@ -42,14 +41,14 @@ def _find_or_start_cluster() -> tuple[str, str, LocalCluster | None]:
     log_path = state_dir / "cluster.log"
     cluster = LocalCluster(
         state_dir=state_dir,
-        http_port=int(os.environ.get("STOKER_HTTP_PORT", "8000")),
+        http_port=int(os.environ.get("STOKER_HTTP_PORT", IngressConfig.port)),
         grpc_port=0,
         log=log_path.open("a"),
     )
     print(f"No stoker cluster is running; starting a local one for this session (logs: {log_path})", flush=True)
     cluster.start()
     client_config.announce_serve_cluster(cluster.scheduler_address, cluster.workspace_token)
-    return cluster.scheduler_address, cluster.workspace_token, cluster
+    return ClientConfig(scheduler=cluster.scheduler_address, token=cluster.workspace_token), cluster
 
 
 def _read(path: Path) -> bytes:
@@ -98,7 +97,7 @@ async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeReq
         outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
 
 
-async def _serve(path: Path, environment: str, scheduler: str, token: str) -> int:
+async def _serve(path: Path, environment: str, cluster: ClientConfig) -> int:
     loaded = await asyncio.to_thread(_read, path)
     definition = await asyncio.to_thread(load_definition, path)
     outbox: asyncio.Queue[pb.ServeRequest] = asyncio.Queue()
@@ -107,8 +106,8 @@ async def _serve(path: Path, environment: str, scheduler: str, token: str) -> in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with scheduler_aio_channel(scheduler, options=CHANNEL_OPTIONS) as channel:
-        call = pb_grpc.SchedulerStub(channel).Serve(_requests(outbox), metadata=token_metadata(token))
+    async with scheduler_aio_stub(cluster) as (stub, metadata):
+        call = stub.Serve(_requests(outbox), metadata=metadata)
         watcher: asyncio.Task[None] | None = None
 
         async def read() -> None:
@@ -136,10 +135,8 @@ async def _serve(path: Path, environment: str, scheduler: str, token: str) -> in
             if task is not None:
                 task.cancel()
         if reader.done():
-            try:
+            with rpc_errors():
                 reader.result()
-            except grpc.RpcError as exc:
-                raise from_rpc_error(exc) from None
             print("The cluster ended this serve session.", file=sys.stderr)
             return 1
         call.cancel()
@@ -150,9 +147,9 @@ async def _serve(path: Path, environment: str, scheduler: str, token: str) -> in
 
 def serve(path: Path, environment: str) -> int:
     load_definition(path)  # fail fast on a broken file, before starting any cluster
-    scheduler, token, cluster = _find_or_start_cluster()
+    target, cluster = _find_or_start_cluster()
     try:
-        return asyncio.run(_serve(path, environment, scheduler, token))
+        return asyncio.run(_serve(path, environment, target))
     finally:
         if cluster is not None:
             client_config.withdraw_serve_cluster()

@@ -16,9 +16,11 @@ from typing import IO
 
 import grpc
 
+from client.config import ClientConfig
+from client.connection import scheduler_stub
+from ingress.config import IngressConfig
 from protos import stoker_pb2 as pb
-from protos import stoker_pb2_grpc as pb_grpc
-from protos.channels import CLUSTER_SECRET_HEADER, scheduler_channel
+from scheduler.config import SchedulerConfig
 
 READY_TIMEOUT = 60.0
 RESTART_LIMIT = 5  # restarts of one daemon within RESTART_WINDOW before `up` gives up
@@ -40,9 +42,9 @@ def _die_with_parent() -> None:
 @dataclass
 class LocalCluster:
     state_dir: Path
-    http_port: int = 8000
-    grpc_port: int = 7700
-    host: str = "127.0.0.1"
+    http_port: int = IngressConfig.port
+    grpc_port: int = SchedulerConfig.port
+    host: str = SchedulerConfig.host
     workers: int = 1
     log: IO[str] | None = None  # where the daemons' logs go; None: this process's stderr
 
@@ -148,23 +150,18 @@ class LocalCluster:
             raise
 
     def _wait_healthy(self, deadline: float) -> None:
-        with scheduler_channel(self.scheduler_address) as channel:
-            stub = pb_grpc.SchedulerStub(channel)
-            while time.monotonic() < deadline:
-                for name, process in self.processes.items():
-                    if process.poll() is not None:
-                        raise ClusterError(f"the {name} exited with code {process.returncode} while starting")
-                try:
-                    status = stub.Status(
-                        pb.StatusRequest(),
-                        timeout=2,
-                        metadata=((CLUSTER_SECRET_HEADER, self.env["STOKER_CLUSTER_SECRET"]),),
-                    )
-                    if len(status.workers) >= self.workers and status.ingresses:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.05)
+        stub, metadata = scheduler_stub(ClientConfig(scheduler=self.scheduler_address, token=self.workspace_token))
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise ClusterError(f"the {name} exited with code {process.returncode} while starting")
+            try:
+                status = stub.Status(pb.StatusRequest(), timeout=2, metadata=metadata)
+                if len(status.workers) >= self.workers and status.ingresses:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
         raise ClusterError(f"the cluster was not healthy within {READY_TIMEOUT:g} s")
 
     def _secret(self, name: str, env_var: str) -> str:

@@ -1,0 +1,20 @@
+"""The event loop stoker's processes run on: the daemons (client/cli/daemon.py) and the
+containers (worker/runtime/__main__.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run_on_fastest_loop(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, on uvloop where it is installed: every hop of the request path (the daemons
+    and the containers) spends a good part of its CPU in the event loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
