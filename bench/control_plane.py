@@ -260,7 +260,7 @@ class SimWorker:
             next_beat += HEARTBEAT_SECONDS
             for gpu in self.gpus:
                 gpu.utilization = random.randrange(100)
-            beat = pb.WorkerHeartbeat(container_ids=list(self.containers), gpus=self.gpus)
+            beat = pb.WorkerHeartbeat(gpus=self.gpus)
             outbox.put_nowait(pb.WorkerMessage(heartbeat=beat))
             self.fleet.heartbeats += 1
 

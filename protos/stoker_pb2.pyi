@@ -805,10 +805,7 @@ Global___WorkerRegister: _TypeAlias = WorkerRegister  # noqa: Y015
 class WorkerHeartbeat(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    CONTAINER_IDS_FIELD_NUMBER: _builtins.int
     GPUS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def container_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def gpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___Gpu]:
         """the inventory, re-read (utilization changes)"""
@@ -816,12 +813,11 @@ class WorkerHeartbeat(_message.Message):
     def __init__(
         self,
         *,
-        container_ids: _abc.Iterable[_builtins.str] | None = ...,
         gpus: _abc.Iterable[Global___Gpu] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_ids", b"container_ids", "gpus", b"gpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gpus", b"gpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -855,21 +851,19 @@ class ContainerExited(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTAINER_ID_FIELD_NUMBER: _builtins.int
-    EXIT_CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     container_id: _builtins.str
-    exit_code: _builtins.int
     reason: _builtins.str
+    """empty: it stopped as asked"""
     def __init__(
         self,
         *,
         container_id: _builtins.str = ...,
-        exit_code: _builtins.int = ...,
         reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "exit_code", b"exit_code", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

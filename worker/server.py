@@ -33,7 +33,6 @@ class WorkerServer:
         self.config = config
         self.stopped = asyncio.Event()
         self.containers: dict[str, ContainerProcess] = {}
-        self._preparing: set[str] = set()  # containers asked for whose image is not resolved yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._outbox: asyncio.Queue[pb.WorkerMessage] = asyncio.Queue()
         self._channel: grpc.aio.Channel | None = None
@@ -113,7 +112,7 @@ class WorkerServer:
                 # Utilization and memory change: re-read NVML (off the loop; it can block).
                 with contextlib.suppress(Exception):
                     self._gpus = await asyncio.to_thread(gpus.read_nvml)
-            beat = pb.WorkerHeartbeat(container_ids=[*self._preparing, *self.containers], gpus=self._gpus)
+            beat = pb.WorkerHeartbeat(gpus=self._gpus)
             outbox.put_nowait(pb.WorkerMessage(heartbeat=beat))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -167,7 +166,6 @@ class WorkerServer:
         container: ContainerProcess | None = None
         code = -1
         reason = ""
-        self._preparing.add(command.container_id)
         try:
             image: BuiltImage | None = None
             if command.image_id:
@@ -179,7 +177,6 @@ class WorkerServer:
             template = await self._template(image)
             container = ContainerProcess(command, directory, self.config, image, template, on_output=self._logs.add)
             self.containers[container.id] = container
-            self._preparing.discard(container.id)
             extract_bundle(await self._bundle(command.bundle_hash), directory)
             address = await container.start()
             outbox.put_nowait(pb.WorkerMessage(started=pb.ContainerStarted(container_id=container.id, address=address)))
@@ -197,15 +194,12 @@ class WorkerServer:
             reason = f"could not start: {exc}"
             log.exception("container %s could not start", command.container_id)
         finally:
-            self._preparing.discard(command.container_id)
             self.containers.pop(command.container_id, None)
             if container is not None:
                 await container.stop(grace=1)
                 container.remove_directory()
             outbox.put_nowait(
-                pb.WorkerMessage(
-                    exited=pb.ContainerExited(container_id=command.container_id, exit_code=code, reason=reason)
-                )
+                pb.WorkerMessage(exited=pb.ContainerExited(container_id=command.container_id, reason=reason))
             )
 
     async def _stop_container(self, container_id: str, grace: float) -> None:
