@@ -19,7 +19,14 @@ from scheduler.spawned import SpawnedCalls, TooManySpawned
 log = logging.getLogger(__name__)
 
 PLACE_ATTEMPTS = 3  # a call whose container was never reached is placed again, this many times in all
-_REFUSAL_CODES = {404: grpc.StatusCode.NOT_FOUND}
+# The gRPC status a call gets when no slot can be placed for it; an HTTP request gets the
+# ingress's mapping of the same reasons (ingress/scheduler_link.py).
+GRPC_STATUS: dict[pb.Refusal.ValueType, grpc.StatusCode] = {
+    pb.REFUSAL_APP_STOPPED: grpc.StatusCode.NOT_FOUND,
+    pb.REFUSAL_QUEUE_TIMEOUT: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    pb.REFUSAL_NO_GPU: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    pb.REFUSAL_START_FAILED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 class Calls:
@@ -74,8 +81,7 @@ class Calls:
             try:
                 container = await self.cluster.acquire_slot(fn)
             except SlotRefused as refused:
-                code = _REFUSAL_CODES.get(refused.http_status, grpc.StatusCode.RESOURCE_EXHAUSTED)
-                raise AppError(code, refused.message) from None
+                raise AppError(GRPC_STATUS[refused.reason], refused.message) from None
             unreachable = False
             try:
                 async with contextlib.aclosing(self.links.get(container.address).call(request)) as relayed:

@@ -46,9 +46,12 @@ async def _duplex(reader: Awaitable[None], outbox: asyncio.Queue[T]) -> AsyncIte
 
 
 class SchedulerServicer(pb_grpc.SchedulerServicer):
-    def __init__(self, apps: Apps, cluster: Cluster, store: Store, tokens: Tokens, secrets: Secrets) -> None:
+    def __init__(
+        self, apps: Apps, cluster: Cluster, store: Store, tokens: Tokens, secrets: Secrets, call_key: bytes
+    ) -> None:
         self.apps = apps
         self.cluster = cluster
+        self.call_key = call_key  # verifies the call credentials of containers (scheduler/call_credentials.py)
         self.store = store
         self.tokens = tokens
         self.secrets = secrets
@@ -250,7 +253,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         interceptor already); empty for a program or the CLI."""
         metadata = dict((k, v) for k, v in context.invocation_metadata() or () if isinstance(v, str))
         token = metadata.get("authorization", "").partition(" ")[2].strip()
-        return call_credentials.verify(self.cluster.call_key, token) or ""
+        return call_credentials.verify(self.call_key, token) or ""
 
     async def LookupFunction(self, request: pb.LookupFunctionRequest, context: Context) -> pb.LookupFunctionResponse:
         try:
@@ -349,8 +352,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         async for message in messages:
             kind = message.WhichOneof("kind")
             if kind == "acquire":
-                self.cluster.acquire(session, message.acquire.request_id, message.acquire.function_id)
+                self.cluster.acquire(session, message.acquire.slot_id, message.acquire.function_id)
             elif kind == "release":
-                self.cluster.release(session, message.release.request_id, message.release.unreachable)
+                self.cluster.release(session, message.release.slot_id, message.release.unreachable)
             elif kind == "routes_applied":
                 self.cluster.routes_applied(session, message.routes_applied)
