@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -105,8 +104,7 @@ class SchedulerServer:
             await self._servicer.calls.close()  # spawned calls still running end here
         if self._tick is not None:
             self._tick.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick
+            await asyncio.wait([self._tick])  # our own cancel: a cancel of shutdown itself goes on up
         if self._store is not None:
             self._store.close()
         log.info("scheduler stopped")
