@@ -315,10 +315,10 @@ class SimIngress:
         deadline = began + seconds
 
         def acquire() -> None:
-            request_id = next(self.ids)
-            sent_at[request_id] = time.perf_counter()
-            function_id = self.function_ids[request_id % len(self.function_ids)]
-            message = pb.Acquire(request_id=request_id, function_id=function_id)
+            slot_id = next(self.ids)
+            sent_at[slot_id] = time.perf_counter()
+            function_id = self.function_ids[slot_id % len(self.function_ids)]
+            message = pb.Acquire(slot_id=slot_id, function_id=function_id)
             self.outbox.put_nowait(pb.IngressMessage(acquire=message))
 
         sent = min(count, outstanding)
@@ -329,15 +329,15 @@ class SimIngress:
             kind = event.WhichOneof("kind")
             now = time.perf_counter()
             if kind == "assignment":
-                request_id = event.assignment.request_id
-                self.outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=request_id)))
+                slot_id = event.assignment.slot_id
+                self.outbox.put_nowait(pb.IngressMessage(release=pb.Release(slot_id=slot_id)))
                 assigned += 1
             elif kind == "rejection":
-                request_id = event.rejection.request_id
+                slot_id = event.rejection.slot_id
                 rejected += 1
             else:
                 continue
-            latencies.append(now - sent_at.pop(request_id))
+            latencies.append(now - sent_at.pop(slot_id))
             if sent < count and now < deadline:
                 acquire()
                 sent += 1

@@ -35,13 +35,13 @@ class Slot:
         "granted_at",
         "holdable",
         "idle_since",
-        "request_id",
+        "slot_id",
     )
 
     def __init__(
-        self, request_id: int, function_id: str, container_id: str, address: str, holdable: bool, epoch: int
+        self, slot_id: int, function_id: str, container_id: str, address: str, holdable: bool, epoch: int
     ) -> None:
-        self.request_id = request_id  # the scheduler's name for the slot, kept across reuses
+        self.slot_id = slot_id  # its name on the scheduler stream, kept across the requests it serves
         self.function_id = function_id
         self.container_id = container_id
         self.address = address

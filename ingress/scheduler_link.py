@@ -17,6 +17,16 @@ from protos.channels import CLUSTER_SECRET_HEADER, scheduler_aio_channel, stay_c
 log = logging.getLogger(__name__)
 
 
+# The HTTP status a client gets when the scheduler refuses its request a slot; a function call
+# gets the scheduler's mapping of the same reasons (scheduler/calls.py).
+HTTP_STATUS: dict[pb.Refusal.ValueType, int] = {
+    pb.REFUSAL_APP_STOPPED: 404,
+    pb.REFUSAL_QUEUE_TIMEOUT: 503,
+    pb.REFUSAL_NO_GPU: 503,
+    pb.REFUSAL_START_FAILED: 503,
+}
+
+
 class Rejected(Exception):
     """The request cannot be placed; the client gets `status` and `message`."""
 
@@ -42,13 +52,12 @@ class SchedulerLink:
         self.hello = pb.IngressHello(ingress_id=ingress_id, http_port=http_port, scheme=scheme)
         self.placement_timeout = placement_timeout
         self.routes = RouteTable()
-        self.edge = pb.EdgeConfig(ingress_count=1)  # tokens and ingress count, from the scheduler
         self.connected = asyncio.Event()
         self._ids = itertools.count(1)
-        # request id -> (its slot once placed, the function it is for)
+        # slot id -> (the slot once placed, the function it is for)
         self._pending: dict[int, tuple[asyncio.Future[Slot], str]] = {}
         # Held slots are all from the current stream: _lost() clears them with the epoch.
-        self.held = HeldSlots(lambda slot: self._send_release(slot.request_id), slot_linger)
+        self.held = HeldSlots(lambda slot: self._send_release(slot.slot_id), slot_linger)
         self._epoch = 0  # counts scheduler streams: a slot from an earlier one is gone
         self._outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
         self._channel = scheduler_aio_channel(address, options=[("grpc.keepalive_time_ms", 10_000)])
@@ -74,10 +83,10 @@ class SchedulerLink:
                 kind = event.WhichOneof("kind")
                 if kind == "assignment":
                     assignment = event.assignment
-                    pending = self._pending.pop(assignment.request_id, None)
+                    pending = self._pending.pop(assignment.slot_id, None)
                     if pending is not None and not pending[0].done():
                         slot = Slot(
-                            assignment.request_id,
+                            assignment.slot_id,
                             pending[1],
                             assignment.container_id,
                             assignment.address,
@@ -87,15 +96,16 @@ class SchedulerLink:
                         self.held.granted(slot)  # here, in stream order: a Recall after it reaches it
                         pending[0].set_result(slot)
                     elif pending is None:
-                        self._send_release(assignment.request_id)  # its client left meanwhile
+                        self._send_release(assignment.slot_id)  # its client left meanwhile
                 elif kind == "recall":
                     self.held.recall(event.recall.function_id)
                 elif kind == "rejection":
-                    pending = self._pending.pop(event.rejection.request_id, None)
+                    rejection = event.rejection
+                    pending = self._pending.pop(rejection.slot_id, None)
                     if pending is not None and not pending[0].done():
-                        pending[0].set_exception(Rejected(event.rejection.http_status, event.rejection.message))
+                        status = HTTP_STATUS.get(rejection.reason, 503)  # a newer scheduler's reason
+                        pending[0].set_exception(Rejected(status, rejection.message))
                 elif kind == "edge":
-                    self.edge = event.edge
                     for listener in self.edge_listeners:
                         listener(event.edge)
                 elif kind == "routes":
@@ -122,22 +132,22 @@ class SchedulerLink:
             return held
         if not self.connected.is_set():
             raise Rejected(503, "the scheduler is unreachable; retry shortly")
-        request_id = next(self._ids)
+        slot_id = next(self._ids)
         future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (future, function_id)
-        self._outbox.put_nowait(pb.IngressMessage(acquire=pb.Acquire(request_id=request_id, function_id=function_id)))
+        self._pending[slot_id] = (future, function_id)
+        self._outbox.put_nowait(pb.IngressMessage(acquire=pb.Acquire(slot_id=slot_id, function_id=function_id)))
         try:
             return await asyncio.wait_for(future, self.placement_timeout)
         except TimeoutError:
-            self._pending.pop(request_id, None)
-            self._send_release(request_id)
+            self._pending.pop(slot_id, None)
+            self._send_release(slot_id)
             raise Rejected(503, f"no container was free within {self.placement_timeout:g} s; retry") from None
         except BaseException:
-            self._pending.pop(request_id, None)
+            self._pending.pop(slot_id, None)
             if future.done() and not future.cancelled() and future.exception() is None:
                 self.finish(future.result())  # placed just as its client left
             else:
-                self._send_release(request_id)
+                self._send_release(slot_id)
             raise
 
     def finish(self, slot: Slot, unreachable: bool = False) -> None:
@@ -149,9 +159,9 @@ class SchedulerLink:
             slot.holdable = False
         if self.held.keep(slot):
             return
-        self._send_release(slot.request_id, unreachable)
+        self._send_release(slot.slot_id, unreachable)
         if unreachable:
             self.held.drop_container(slot.container_id)
 
-    def _send_release(self, request_id: int, unreachable: bool = False) -> None:
-        self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=request_id, unreachable=unreachable)))
+    def _send_release(self, slot_id: int, unreachable: bool = False) -> None:
+        self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(slot_id=slot_id, unreachable=unreachable)))

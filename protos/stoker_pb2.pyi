@@ -15,6 +15,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -25,6 +26,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Refusal:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefusalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Refusal.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUSAL_UNSPECIFIED: _Refusal.ValueType  # 0
+    REFUSAL_APP_STOPPED: _Refusal.ValueType  # 1
+    """the function's app was stopped"""
+    REFUSAL_QUEUE_TIMEOUT: _Refusal.ValueType  # 2
+    """no slot came free within the scheduler's queue timeout"""
+    REFUSAL_NO_GPU: _Refusal.ValueType  # 3
+    """no worker has the GPUs the function needs"""
+    REFUSAL_START_FAILED: _Refusal.ValueType  # 4
+    """its container failed to start"""
+
+class Refusal(_Refusal, metaclass=_RefusalEnumTypeWrapper):
+    """Why a slot could not be placed. Neutral: the ingress maps it to the HTTP status its client
+    gets (ingress/scheduler_link.py), the scheduler to the gRPC status of a call (scheduler/calls.py).
+    """
+
+REFUSAL_UNSPECIFIED: Refusal.ValueType  # 0
+REFUSAL_APP_STOPPED: Refusal.ValueType  # 1
+"""the function's app was stopped"""
+REFUSAL_QUEUE_TIMEOUT: Refusal.ValueType  # 2
+"""no slot came free within the scheduler's queue timeout"""
+REFUSAL_NO_GPU: Refusal.ValueType  # 3
+"""no worker has the GPUs the function needs"""
+REFUSAL_START_FAILED: Refusal.ValueType  # 4
+"""its container failed to start"""
+Global___Refusal: _TypeAlias = Refusal  # noqa: Y015
 
 @_typing.final
 class ImageSpec(_message.Message):
@@ -1146,23 +1179,25 @@ Global___IngressHello: _TypeAlias = IngressHello  # noqa: Y015
 
 @_typing.final
 class Acquire(_message.Message):
-    """Ask for a container slot for one request to one function."""
+    """Ask for a container slot for one request to one function. The ingress names the slot: the
+    name stays with it while the ingress holds it across requests (see Assignment.may_hold).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
     FUNCTION_ID_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    slot_id: _builtins.int
     function_id: _builtins.str
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
+        slot_id: _builtins.int = ...,
         function_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["function_id", b"function_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["function_id", b"function_id", "slot_id", b"slot_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1170,24 +1205,24 @@ Global___Acquire: _TypeAlias = Acquire  # noqa: Y015
 
 @_typing.final
 class Release(_message.Message):
-    """The request is over; its slot is free again."""
+    """The ingress is done with the slot; it is free again."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
     UNREACHABLE_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    slot_id: _builtins.int
     unreachable: _builtins.bool
     """the ingress could not reach the container: place nothing more on it"""
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
+        slot_id: _builtins.int = ...,
         unreachable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "unreachable", b"unreachable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slot_id", b"slot_id", "unreachable", b"unreachable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1338,11 +1373,11 @@ Global___RouteTable: _TypeAlias = RouteTable  # noqa: Y015
 class Assignment(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
     CONTAINER_ID_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
     MAY_HOLD_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
+    slot_id: _builtins.int
     container_id: _builtins.str
     address: _builtins.str
     may_hold: _builtins.bool
@@ -1353,14 +1388,14 @@ class Assignment(_message.Message):
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
+        slot_id: _builtins.int = ...,
         container_id: _builtins.str = ...,
         address: _builtins.str = ...,
         may_hold: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "container_id", b"container_id", "may_hold", b"may_hold", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "container_id", b"container_id", "may_hold", b"may_hold", "slot_id", b"slot_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1391,26 +1426,26 @@ Global___Recall: _TypeAlias = Recall  # noqa: Y015
 
 @_typing.final
 class Rejection(_message.Message):
-    """A request that could not be placed, with the HTTP status the client gets."""
+    """A slot that could not be placed, and why, in words for whoever asked."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.int
-    http_status: _builtins.int
+    slot_id: _builtins.int
+    reason: Global___Refusal.ValueType
     message: _builtins.str
     def __init__(
         self,
         *,
-        request_id: _builtins.int = ...,
-        http_status: _builtins.int = ...,
+        slot_id: _builtins.int = ...,
+        reason: Global___Refusal.ValueType = ...,
         message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["http_status", b"http_status", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason", "slot_id", b"slot_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -139,6 +139,7 @@ class Apps:
         if app.entry not in names:
             raise invalid(f"the code bundle does not contain the app file {app.entry!r}")
         seen: dict[str, str] = {}
+        secrets = self.store.secrets()
         for spec in app.functions:
             try:
                 gpus.parse_gpu(spec.gpu)
@@ -147,7 +148,7 @@ class Apps:
             except (ValueError, ImageSpecError) as exc:
                 raise invalid(f"{spec.name}: {exc}") from None
             for secret in spec.secret_names:
-                if secret not in self.cluster.secrets:
+                if secret not in secrets:
                     raise AppError(
                         grpc.StatusCode.NOT_FOUND,
                         f"{spec.name}: secret {secret!r} does not exist; create it with "

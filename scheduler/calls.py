@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator
 
 import grpc
 
+from protos import call_rules
 from protos import stoker_pb2 as pb
 from scheduler.apps import AppError, Apps
 from scheduler.call_link import CallLinks, ContainerLost
@@ -19,7 +20,14 @@ from scheduler.spawned import SpawnedCalls, TooManySpawned
 log = logging.getLogger(__name__)
 
 PLACE_ATTEMPTS = 3  # a call whose container was never reached is placed again, this many times in all
-_REFUSAL_CODES = {404: grpc.StatusCode.NOT_FOUND}
+# The gRPC status a call gets when no slot can be placed for it; an HTTP request gets the
+# ingress's mapping of the same reasons (ingress/scheduler_link.py).
+GRPC_STATUS: dict[pb.Refusal.ValueType, grpc.StatusCode] = {
+    pb.REFUSAL_APP_STOPPED: grpc.StatusCode.NOT_FOUND,
+    pb.REFUSAL_QUEUE_TIMEOUT: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    pb.REFUSAL_NO_GPU: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    pb.REFUSAL_START_FAILED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 class Calls:
@@ -53,29 +61,22 @@ class Calls:
             app_id=fn.app.app_id, function=fn.spec.name, is_web=fn.spec.HasField("web"), web_url=fn.url
         )
 
-    def _callable(self, request: pb.CallRequest, caller_app_id: str, refusal: str) -> FunctionState:
-        """The function a call names, refused with `refusal` (given the URL) if it is a web function."""
+    def _callable(self, request: pb.CallRequest, caller_app_id: str) -> FunctionState:
+        """The function a call names, refused if it is a web function. (Whether it is a generator,
+        only its container knows: it checks that.)"""
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
         if fn.spec.HasField("web"):
-            raise AppError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"{fn.spec.name} is a web function and " + refusal.format(url=fn.url),
-            )
+            raise AppError(grpc.StatusCode.FAILED_PRECONDITION, call_rules.web_function_refusal(fn.spec.name, fn.url))
         return fn
 
     async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
         """The call's outputs as its container sends them; AppError when it cannot be run."""
         for attempt in range(1, PLACE_ATTEMPTS + 1):
-            fn = self._callable(
-                request,
-                caller_app_id,
-                "cannot be called with .remote(), .map() or .spawn(); send HTTP requests to its URL instead: {url}",
-            )
+            fn = self._callable(request, caller_app_id)
             try:
                 container = await self.cluster.acquire_slot(fn)
             except SlotRefused as refused:
-                code = _REFUSAL_CODES.get(refused.http_status, grpc.StatusCode.RESOURCE_EXHAUSTED)
-                raise AppError(code, refused.message) from None
+                raise AppError(GRPC_STATUS[refused.reason], refused.message) from None
             unreachable = False
             try:
                 async with contextlib.aclosing(self.links.get(container.address).call(request)) as relayed:
@@ -104,8 +105,8 @@ class Calls:
 
     def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
         if request.generator:
-            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, "generator functions cannot be spawned; use .remote_gen()")
-        self._callable(request, caller_app_id, "cannot be spawned; send HTTP requests to {url}")  # fail now, not later
+            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.SPAWNED_GENERATOR_REFUSAL)
+        self._callable(request, caller_app_id)  # fail now, not later
         try:
             return self.spawned.start(lambda: self.run_to_end(request, caller_app_id))
         except TooManySpawned as exc:

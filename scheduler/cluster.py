@@ -7,16 +7,15 @@ from worker and ingress streams, and their decisions go out as messages on those
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 
-from protos import container_env as cenv
 from protos import stoker_pb2 as pb
-from scheduler import autoscaler, call_credentials, gpus, placement
+from scheduler import autoscaler, gpus, placement
+from scheduler.container_start import start_command
 from scheduler.model import Container, FunctionState, IngressSession, SlotRefused, Waiter, WorkerSession
 
 log = logging.getLogger(__name__)
@@ -29,20 +28,29 @@ REMEMBERED_SUCCESSIONS = 1024
 
 
 class Cluster:
-    def __init__(self, queue_timeout: float, workspace: str = "ws") -> None:
+    def __init__(self, queue_timeout: float, workspace: str = "ws", call_key: bytes = b"") -> None:
         self.queue_timeout = queue_timeout
         self.workspace = workspace
-        self.proxy_tokens: list[pb.ProxyToken] = []  # what ingresses check proxy auth against
         self.route_version = 0
         self.start_budget = START_BUDGET
-        self.secrets: dict[str, dict[str, str]] = {}  # name -> values, for container environments
-        self.call_key = b""  # mints containers' call credentials (scheduler/call_credentials.py)
+        self._call_key = call_key  # mints containers' call credentials (scheduler/call_credentials.py)
+        self._proxy_tokens: list[pb.ProxyToken] = []  # what ingresses check proxy auth against
+        self._secrets: Mapping[str, Mapping[str, str]] = {}  # name -> values, for container environments
         self._routes_changed = asyncio.Event()  # set whenever an ingress acknowledges a table
         self.functions: dict[str, FunctionState] = {}
         self.containers: dict[str, Container] = {}
         self.workers: dict[str, WorkerSession] = {}
         self.ingresses: dict[str, IngressSession] = {}
         self._successors: OrderedDict[str, str] = OrderedDict()  # replaced function id -> its heir's
+
+    def set_secrets(self, secrets: Mapping[str, Mapping[str, str]]) -> None:
+        """The named secrets, for the environments of containers started from now on."""
+        self._secrets = secrets
+
+    def set_proxy_tokens(self, tokens: list[pb.ProxyToken]) -> None:
+        """The proxy-auth tokens every ingress checks against, sent to them at once."""
+        self._proxy_tokens = tokens
+        self.broadcast_edge()
 
     # ------------------------------------------------------------ functions
 
@@ -67,7 +75,7 @@ class Cluster:
                 if heir is not None:
                     heir.queue.append(waiter)
                 else:
-                    self._reject(waiter, 404, f"the app {fn.app.name!r} was stopped")
+                    self._reject(waiter, pb.REFUSAL_APP_STOPPED, f"the app {fn.app.name!r} was stopped")
             for c in list(fn.containers.values()):
                 self._drain(c)
             if heir is not None:
@@ -107,7 +115,7 @@ class Cluster:
         )
 
     def edge_config(self) -> pb.EdgeConfig:
-        return pb.EdgeConfig(proxy_tokens=self.proxy_tokens, ingress_count=len(self.ingresses))
+        return pb.EdgeConfig(proxy_tokens=self._proxy_tokens, ingress_count=len(self.ingresses))
 
     def broadcast_edge(self) -> None:
         event = pb.IngressEvent(edge=self.edge_config())
@@ -122,23 +130,33 @@ class Cluster:
 
     # ------------------------------------------------------------ requests
 
-    def acquire(self, ingress: IngressSession, request_id: int, function_id: str) -> None:
+    def acquire(self, ingress: IngressSession, slot_id: int, function_id: str) -> None:
+        """Place a slot an ingress asked for (it names the slot: `slot_id`), now or once one is
+        free; the answer goes out on its stream as an Assignment or a Rejection."""
         fn = self.live_function(function_id)
         if fn is None:
-            self._send(
-                ingress,
-                pb.IngressEvent(
-                    rejection=pb.Rejection(
-                        request_id=request_id, http_status=404, message="this endpoint's app was stopped"
-                    )
-                ),
-            )
+            refused = SlotRefused(pb.REFUSAL_APP_STOPPED, "this endpoint's app was stopped")
+            self._send(ingress, _rejection(slot_id, refused))
             return
         container = placement.pick_container(fn.containers.values(), fn.max_inputs)
         if container is not None and not fn.queue:
-            self._assign(ingress, request_id, container)
+            container.in_flight += 1
+            self._assign(ingress, slot_id, container)
             return
-        self._enqueue(fn, Waiter(ingress, request_id, time.monotonic() + self.queue_timeout))
+        self._enqueue(fn, self._ingress_waiter(ingress, slot_id))
+
+    def _ingress_waiter(self, ingress: IngressSession, slot_id: int) -> Waiter:
+        def grant(container: Container) -> None:
+            ingress.waiting.pop(slot_id, None)
+            self._assign(ingress, slot_id, container)
+
+        def refuse(refused: SlotRefused) -> None:
+            ingress.waiting.pop(slot_id, None)
+            self._send(ingress, _rejection(slot_id, refused))
+
+        waiter = Waiter(time.monotonic() + self.queue_timeout, grant, refuse, gone=lambda: ingress.closed)
+        ingress.waiting[slot_id] = waiter
+        return waiter
 
     async def acquire_slot(self, fn: FunctionState) -> Container:
         """A slot for a function call the scheduler runs itself, placed by the same rules as an
@@ -148,17 +166,16 @@ class Cluster:
         if container is not None and not fn.queue:
             container.in_flight += 1
             return container
-        waiter = Waiter(None, 0, time.monotonic() + self.queue_timeout, slot=asyncio.get_running_loop().create_future())
+        slot: asyncio.Future[Container] = asyncio.get_running_loop().create_future()
+        waiter = Waiter(time.monotonic() + self.queue_timeout, slot.set_result, slot.set_exception, gone=slot.done)
         self._enqueue(fn, waiter)
-        slot = waiter.slot
-        assert slot is not None
         try:
             return await slot
         except asyncio.CancelledError:
             if slot.done() and not slot.cancelled() and slot.exception() is None:
                 self.release_slot(slot.result())  # placed just as its caller left
             else:
-                self._forget_waiter(lambda queued: queued is waiter)
+                self._forget_waiter(waiter)
             raise
 
     def _enqueue(self, fn: FunctionState, waiter: Waiter) -> None:
@@ -175,11 +192,12 @@ class Cluster:
             for ingress in self.ingresses.values():
                 ingress.outbox.put_nowait(event)
 
-    def release(self, ingress: IngressSession, request_id: int, unreachable: bool = False) -> None:
-        container = ingress.assigned.pop(request_id, None)
+    def release(self, ingress: IngressSession, slot_id: int, unreachable: bool = False) -> None:
+        container = ingress.assigned.pop(slot_id, None)
         if container is None:
-            # Its client left while it was queued.
-            self._forget_waiter(lambda queued: queued.ingress is ingress and queued.request_id == request_id)
+            waiter = ingress.waiting.pop(slot_id, None)
+            if waiter is not None:  # its client left while it was queued
+                self._forget_waiter(waiter)
             return
         self.release_slot(container, unreachable)
 
@@ -199,24 +217,23 @@ class Cluster:
                 return
         self._dispatch(container.function)
 
-    def _forget_waiter(self, matches: Callable[[Waiter], bool]) -> None:
+    def _forget_waiter(self, waiter: Waiter) -> None:
         """Take a waiter whose caller left out of whichever queue holds it (a retired function's
         waiters moved to its successor's queue)."""
         for fn in self.functions.values():
-            for waiter in fn.queue:
-                if matches(waiter):
-                    fn.queue.remove(waiter)
-                    return
+            if waiter in fn.queue:
+                fn.queue.remove(waiter)
+                return
 
-    def _assign(self, ingress: IngressSession, request_id: int, container: Container) -> None:
-        container.in_flight += 1
-        ingress.assigned[request_id] = container
+    def _assign(self, ingress: IngressSession, slot_id: int, container: Container) -> None:
+        """Tell the ingress where its slot is (counted in `container.in_flight` already)."""
+        ingress.assigned[slot_id] = container
         fn = container.function
         self._send(
             ingress,
             pb.IngressEvent(
                 assignment=pb.Assignment(
-                    request_id=request_id,
+                    slot_id=slot_id,
                     container_id=container.id,
                     address=container.address,
                     # Holding it idle costs nobody a wait only while nothing is queued and the
@@ -233,23 +250,13 @@ class Cluster:
             if container is None:
                 return
             waiter = fn.queue.popleft()
-            if waiter.slot is not None:
-                if not waiter.slot.done():
-                    container.in_flight += 1
-                    waiter.slot.set_result(container)
-            elif waiter.ingress is not None and waiter.ingress.id in self.ingresses:
-                self._assign(waiter.ingress, waiter.request_id, container)
+            if not waiter.gone():
+                container.in_flight += 1
+                waiter.grant(container)
 
-    def _reject(self, waiter: Waiter, status: int, message: str) -> None:
-        if waiter.slot is not None:
-            if not waiter.slot.done():
-                waiter.slot.set_exception(SlotRefused(status, message))
-            return
-        assert waiter.ingress is not None
-        self._send(
-            waiter.ingress,
-            pb.IngressEvent(rejection=pb.Rejection(request_id=waiter.request_id, http_status=status, message=message)),
-        )
+    def _reject(self, waiter: Waiter, reason: pb.Refusal.ValueType, message: str) -> None:
+        if not waiter.gone():
+            waiter.refuse(SlotRefused(reason, message))
 
     @staticmethod
     def _send(ingress: IngressSession, event: pb.IngressEvent) -> None:
@@ -300,7 +307,7 @@ class Cluster:
             worker = placement.pick_worker(candidates)
         if worker is None:
             if fn.gpu and self.workers and not any(gpus.ever_fits(fn.gpu, w.info.gpus) for w in self.workers.values()):
-                self._reject_all(fn, 503, self._no_gpu_message(fn))
+                self._reject_all(fn, pb.REFUSAL_NO_GPU, self._no_gpu_message(fn))
             return False  # wait: a worker may join or free its GPUs
         self.start_budget -= 1
         devices = fits[worker.info.worker_id] if fn.gpu else ()
@@ -311,24 +318,8 @@ class Cluster:
         worker.gpus_in_use.update(devices)
         if fn.port:
             worker.ports_in_use.add(fn.port)
-        urls = {f.spec.name: f.url for f in self._app_functions(fn) if f.url}
-        worker.outbox.put_nowait(
-            pb.WorkerCommand(
-                start=pb.StartContainer(
-                    container_id=container.id,
-                    app_id=fn.app.app_id,
-                    app_name=fn.app.name,
-                    version=fn.app.version,
-                    bundle_hash=fn.app.bundle_hash,
-                    entry=fn.app.definition.entry,
-                    function=fn.spec,
-                    env={**self._secret_env(fn.spec), cenv.WEB_URLS: json.dumps(urls), **self._call_env(fn)},
-                    gpu_indices=devices,
-                    web_url=fn.url,
-                    image_id=fn.image_id,
-                )
-            )
-        )
+        start = start_command(fn, container, self._secrets, self._call_key, self._app_functions(fn))
+        worker.outbox.put_nowait(pb.WorkerCommand(start=start))
         log.info(
             "starting %s for %s on worker %s%s",
             container.id,
@@ -338,23 +329,6 @@ class Cluster:
         )
         return True
 
-    def _secret_env(self, spec: pb.FunctionSpec) -> dict[str, str]:
-        """The function's secrets as environment variables, resolved at container start."""
-        env: dict[str, str] = {}
-        for name in spec.secret_names:
-            env.update(self.secrets.get(name, {}))
-        env.update(spec.secret_env)
-        return env
-
-    def _call_env(self, fn: FunctionState) -> dict[str, str]:
-        """What the container's code needs to call functions: a credential scoped to calls from
-        its app (never a workspace token), and its app's environment. The worker adds the
-        scheduler's address."""
-        return {
-            cenv.TOKEN: call_credentials.mint(self.call_key, fn.app.app_id),
-            cenv.ENVIRONMENT: fn.app.environment,
-        }
-
     def _no_gpu_message(self, fn: FunctionState) -> str:
         have = "; ".join(f"{w.id}: {gpus.describe_inventory(w.info.gpus)}" for w in self.workers.values())
         return (
@@ -362,9 +336,9 @@ class Cluster:
             f"many such GPUs ({have}); add a worker that has them or change gpu="
         )
 
-    def _reject_all(self, fn: FunctionState, status: int, message: str) -> None:
+    def _reject_all(self, fn: FunctionState, reason: pb.Refusal.ValueType, message: str) -> None:
         while fn.queue:
-            self._reject(fn.queue.popleft(), status, message)
+            self._reject(fn.queue.popleft(), reason, message)
 
     def _app_functions(self, fn: FunctionState) -> list[FunctionState]:
         return [f for f in self.functions.values() if f.app.app_id == fn.app.app_id and f.app.version == fn.app.version]
@@ -394,7 +368,7 @@ class Cluster:
             while fn.queue and fn.queue[0].deadline <= now:
                 self._reject(
                     fn.queue.popleft(),
-                    503,
+                    pb.REFUSAL_QUEUE_TIMEOUT,
                     (
                         f"no container of {fn.spec.name!r} had a free slot within {self.queue_timeout:g} s; "
                         "retry later or raise max_containers"
@@ -456,7 +430,9 @@ class Cluster:
         log.info("%s exited: %s", container_id, reason or "stopped")
         if was_starting and fn.queue and not any(c.state == "warm" for c in fn.containers.values()):
             # A container that cannot start would fail every retry the same way: say so now.
-            self._reject_all(fn, 503, f"the container for {fn.spec.name!r} failed to start: {reason}")
+            self._reject_all(
+                fn, pb.REFUSAL_START_FAILED, f"the container for {fn.spec.name!r} failed to start: {reason}"
+            )
             return
         self._scale(fn)
 
@@ -480,10 +456,16 @@ class Cluster:
         ingress.outbox.put_nowait(pb.IngressEvent(routes=self.route_table()))
 
     def remove_ingress(self, ingress: IngressSession) -> None:
+        ingress.closed = True
         if self.ingresses.get(ingress.id) is ingress:
             del self.ingresses[ingress.id]
         self.broadcast_edge()
-        for request_id in list(ingress.assigned):
-            self.release(ingress, request_id)
+        for slot_id in list(ingress.assigned):
+            self.release(ingress, slot_id)
+        ingress.waiting.clear()
         for fn in self.functions.values():
-            fn.queue = type(fn.queue)(w for w in fn.queue if w.ingress is not ingress)
+            fn.queue = type(fn.queue)(w for w in fn.queue if not w.gone())
+
+
+def _rejection(slot_id: int, refused: SlotRefused) -> pb.IngressEvent:
+    return pb.IngressEvent(rejection=pb.Rejection(slot_id=slot_id, reason=refused.reason, message=refused.message))

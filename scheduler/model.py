@@ -6,6 +6,7 @@ import asyncio
 import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from protos import stoker_pb2 as pb
@@ -47,31 +48,35 @@ class WorkerSession:
 
 @dataclass(eq=False)
 class IngressSession:
-    """A connected ingress: its event stream and the requests placed for it."""
+    """A connected ingress: its event stream and the slots it asked for, by the ingress's ids."""
 
     id: str
     outbox: asyncio.Queue[pb.IngressEvent | None] = field(default_factory=asyncio.Queue)  # None: the stream ends
-    assigned: dict[int, Container] = field(default_factory=dict)
+    assigned: dict[int, Container] = field(default_factory=dict)  # slot id -> where it is
+    waiting: dict[int, Waiter] = field(default_factory=dict)  # slot id -> its place in a queue
     routes_applied: int = 0  # the newest route table version it acknowledged
+    closed: bool = False  # its stream ended: nothing more is placed for it
 
 
 @dataclass(eq=False)
 class Waiter:
-    """A request waiting for a free slot: an ingress's HTTP request, or (ingress None) a function
-    call the scheduler runs itself, whose `slot` future gets the container or a SlotRefused."""
+    """A wait for a free slot, by an ingress's request or by a function call the scheduler runs
+    itself. The cluster hands it a container with `grant` (the slot already counted as taken), or
+    says why it gets none with `refuse`; once `gone()`, its caller left and it is skipped."""
 
-    ingress: IngressSession | None
-    request_id: int
     deadline: float
-    slot: asyncio.Future[Container] | None = None
+    grant: Callable[[Container], None]
+    refuse: Callable[[SlotRefused], None]
+    gone: Callable[[], bool]
 
 
 class SlotRefused(Exception):
-    """A function call could not be placed; `http_status` as an HTTP request would have got."""
+    """A slot could not be placed: `reason` says why, neutrally (each caller maps it to its own
+    status), and `message` says so in words."""
 
-    def __init__(self, http_status: int, message: str) -> None:
+    def __init__(self, reason: pb.Refusal.ValueType, message: str) -> None:
         super().__init__(message)
-        self.http_status = http_status
+        self.reason = reason
         self.message = message
 
 

@@ -32,7 +32,7 @@ class Secrets:
         bad = [k for k in values if not _KEY.match(k)]
         if bad:
             raise AppError(grpc.StatusCode.INVALID_ARGUMENT, f"not valid environment variable names: {', '.join(bad)}")
-        if name in self.cluster.secrets and not overwrite:
+        if name in self.store.secrets() and not overwrite:
             raise AppError(grpc.StatusCode.ALREADY_EXISTS, f"secret {name!r} exists; pass --force to replace it")
         self.store.put_secret(name, values, time.time())
         self._publish()
@@ -49,4 +49,4 @@ class Secrets:
         self._publish()
 
     def _publish(self) -> None:
-        self.cluster.secrets = {name: values for name, (values, _) in self.store.secrets().items()}
+        self.cluster.set_secrets({name: values for name, (values, _) in self.store.secrets().items()})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -35,25 +34,25 @@ class SchedulerServer:
         self._store: Store | None = None
         self._tick: asyncio.Task[None] | None = None
         self._servicer: SchedulerServicer | None = None
-        self.cluster = Cluster(queue_timeout=config.queue_timeout, workspace=config.workspace)
 
     async def startup(self) -> None:
         c = self.config
         self._store = Store(c.database)
-        secrets = Secrets(self._store, self.cluster)  # before apps: a deploy checks its secrets exist
-        self.apps = Apps(
-            self._store, self.cluster, c.workspace, c.domain, c.web_scheme, c.web_port or 8000, fixed=c.web_port != 0
-        )
-        self.apps.load()
-        tokens = Tokens(self._store, self.cluster)
         cluster_secret = c.cluster_secret or auth.read_or_create(c.state_dir / "cluster-secret", "cs-")[0]
+        call_key = call_credentials.derive_key(cluster_secret)
+        cluster = Cluster(queue_timeout=c.queue_timeout, workspace=c.workspace, call_key=call_key)
+        secrets = Secrets(self._store, cluster)  # before apps: the containers they start need them
+        apps = Apps(
+            self._store, cluster, c.workspace, c.domain, c.web_scheme, c.web_port or 8000, fixed=c.web_port != 0
+        )
+        apps.load()
+        tokens = Tokens(self._store, cluster)
         # The first workspace token, for `stoker up` to hand to this machine's CLI.
         workspace_token, created = auth.read_or_create(c.state_dir / "workspace-token", "wt-")
         self._store.add_workspace_token(auth.digest(workspace_token), time.time())
         if created:
             log.info("created a workspace token in %s", c.state_dir / "workspace-token")
-        self.cluster.call_key = call_credentials.derive_key(cluster_secret)
-        interceptor = auth.AuthInterceptor(cluster_secret, self._store.workspace_tokens(), self.cluster.call_key)
+        interceptor = auth.AuthInterceptor(cluster_secret, self._store.workspace_tokens(), call_key)
         self._grpc = grpc.aio.server(
             interceptors=[interceptor],
             options=[
@@ -65,7 +64,7 @@ class SchedulerServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ],
         )
-        self._servicer = SchedulerServicer(self.apps, self.cluster, self._store, tokens, secrets)
+        self._servicer = SchedulerServicer(apps, cluster, self._store, tokens, secrets, call_key)
         pb_grpc.add_SchedulerServicer_to_server(self._servicer, self._grpc)
         try:
             if c.tls_cert and c.tls_key:
@@ -79,22 +78,22 @@ class SchedulerServer:
             # One line for the operator, not a traceback: exit status 1.
             raise SystemExit(f"Error: the scheduler cannot listen on {c.host}:{c.port}: in use, or not this host's")
         await self._grpc.start()
-        self._tick = asyncio.create_task(self._upkeep(), name="scheduler-upkeep")
+        self._tick = asyncio.create_task(self._upkeep(cluster), name="scheduler-upkeep")
         if c.port_file is not None:
             c.port_file.write_text(json.dumps({"grpc": self.port}))
         log.info("scheduler listening on %s:%d (state in %s)", c.host, self.port, c.state_dir)
 
-    async def _upkeep(self) -> None:
+    async def _upkeep(self, cluster: Cluster) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             try:
                 now = time.monotonic()
-                for worker in list(self.cluster.workers.values()):
+                for worker in list(cluster.workers.values()):
                     if now - worker.last_heartbeat > self.config.heartbeat_timeout:
                         log.warning("worker %s missed its heartbeats; dropping it", worker.id)
-                        self.cluster.remove_worker(worker)
+                        cluster.remove_worker(worker)
                         worker.hang_up()
-                self.cluster.tick(now)
+                cluster.tick(now)
             except Exception:
                 log.exception("scheduler upkeep failed")
 
@@ -105,8 +104,7 @@ class SchedulerServer:
             await self._servicer.calls.close()  # spawned calls still running end here
         if self._tick is not None:
             self._tick.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick
+            await asyncio.wait([self._tick])  # our own cancel: a cancel of shutdown itself goes on up
         if self._store is not None:
             self._store.close()
         log.info("scheduler stopped")

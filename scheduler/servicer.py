@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
+S = TypeVar("S")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 _CLOSE = object()
 ROUTES_TIMEOUT = 2.0  # how long deploy and stop wait for ingresses to route by the new table
 
@@ -45,10 +49,47 @@ async def _duplex(reader: Awaitable[None], outbox: asyncio.Queue[T]) -> AsyncIte
         task.cancel()
 
 
+def aborts_on_app_error(
+    handler: Callable[[S, Req, Context], Awaitable[Resp]],
+) -> Callable[[S, Req, Context], Coroutine[Any, Any, Resp]]:
+    """A unary handler whose AppError ends its RPC with the error's status and message."""
+
+    @functools.wraps(handler)
+    async def handle(self: S, request: Req, context: Context) -> Resp:
+        try:
+            return await handler(self, request, context)
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+            raise  # not reached: abort raises
+
+    return handle
+
+
+def aborts_on_app_error_streaming(
+    handler: Callable[[S, Req, Context], AsyncGenerator[Resp, None]],
+) -> Callable[[S, Req, Context], AsyncGenerator[Resp, None]]:
+    """A server-streaming handler whose AppError ends its RPC with the error's status and message
+    (after whatever it yielded before)."""
+
+    @functools.wraps(handler)
+    async def handle(self: S, request: Req, context: Context) -> AsyncGenerator[Resp, None]:
+        try:
+            async with contextlib.aclosing(handler(self, request, context)) as responses:
+                async for response in responses:
+                    yield response
+        except AppError as exc:
+            await context.abort(exc.code, exc.message)
+
+    return handle
+
+
 class SchedulerServicer(pb_grpc.SchedulerServicer):
-    def __init__(self, apps: Apps, cluster: Cluster, store: Store, tokens: Tokens, secrets: Secrets) -> None:
+    def __init__(
+        self, apps: Apps, cluster: Cluster, store: Store, tokens: Tokens, secrets: Secrets, call_key: bytes
+    ) -> None:
         self.apps = apps
         self.cluster = cluster
+        self.call_key = call_key  # verifies the call credentials of containers (scheduler/call_credentials.py)
         self.store = store
         self.tokens = tokens
         self.secrets = secrets
@@ -58,22 +99,18 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
 
     # ------------------------------------------------------------ secrets
 
+    @aborts_on_app_error
     async def CreateSecret(self, request: pb.CreateSecretRequest, context: Context) -> pb.CreateSecretResponse:
-        try:
-            self.secrets.create(request.name, dict(request.values), request.overwrite)
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
+        self.secrets.create(request.name, dict(request.values), request.overwrite)
         log.info("stored secret %s (%d keys)", request.name, len(request.values))  # never the values
         return pb.CreateSecretResponse()
 
     async def ListSecrets(self, request: pb.ListSecretsRequest, context: Context) -> pb.ListSecretsResponse:
         return pb.ListSecretsResponse(secrets=self.secrets.list())
 
+    @aborts_on_app_error
     async def DeleteSecret(self, request: pb.DeleteSecretRequest, context: Context) -> pb.DeleteSecretResponse:
-        try:
-            self.secrets.delete(request.name)
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
+        self.secrets.delete(request.name)
         return pb.DeleteSecretResponse()
 
     # ------------------------------------------------------------ tokens
@@ -117,29 +154,27 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         except BuildFailed as exc:
             raise AppError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
 
-    async def Deploy(self, request: pb.DeployRequest, context: Context) -> AsyncIterator[pb.DeployEvent]:
-        try:
-            self.apps.check(request.app, request.environment)  # before any build
-            async for line in self._build_images(request.app):
-                yield pb.DeployEvent(build_output=line)
-            deployed = self.apps.deploy(request.app, request.environment, ephemeral=False)
-            await self._routes_live()
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
-            return
+    @aborts_on_app_error_streaming
+    async def Deploy(self, request: pb.DeployRequest, context: Context) -> AsyncGenerator[pb.DeployEvent, None]:
+        self.apps.check(request.app, request.environment)  # before any build
+        async for line in self._build_images(request.app):
+            yield pb.DeployEvent(build_output=line)
+        deployed = self.apps.deploy(request.app, request.environment, ephemeral=False)
+        await self._routes_live()
         yield pb.DeployEvent(deployed=deployed)
 
+    @aborts_on_app_error_streaming
     async def Serve(
         self, request_iterator: AsyncIterator[pb.ServeRequest], context: Context
-    ) -> AsyncIterator[pb.ServeResponse]:
+    ) -> AsyncGenerator[pb.ServeResponse, None]:
         app_id = f"ap-{uuid.uuid4().hex[:12]}"
         with self.logs.subscribe(app_id) as subscription:
-            session = self._serve_session(request_iterator, context, app_id)
+            session = self._serve_session(request_iterator, app_id)
             async for response in with_lines(session, subscription, lambda line: pb.ServeResponse(log=line)):
                 yield response
 
     async def _serve_session(
-        self, request_iterator: AsyncIterator[pb.ServeRequest], context: Context, app_id: str
+        self, request_iterator: AsyncIterator[pb.ServeRequest], app_id: str
     ) -> AsyncIterator[pb.ServeResponse]:
         live = False
         try:
@@ -151,8 +186,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                     deployed = self.apps.deploy(request.app, request.environment, ephemeral=True, app_id=app_id)
                 except AppError as exc:
                     if not live:
-                        await context.abort(exc.code, exc.message)
-                    yield pb.ServeResponse(rejected=exc.message)
+                        raise  # the session fails: it has nothing serving yet
+                    yield pb.ServeResponse(rejected=exc.message)  # the previous version serves on
                     continue
                 live = True
                 await self._routes_live()
@@ -166,15 +201,12 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     async def ListApps(self, request: pb.ListAppsRequest, context: Context) -> pb.ListAppsResponse:
         return self.apps.list()
 
+    @aborts_on_app_error
     async def StopApp(self, request: pb.StopAppRequest, context: Context) -> pb.StopAppResponse:
-        try:
-            stopped = pb.StopAppResponse(app_id=self.apps.stop(request.name, request.environment))
-            self.logs.forget(stopped.app_id)
-            await self._routes_live()
-            return stopped
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
-            raise
+        stopped = pb.StopAppResponse(app_id=self.apps.stop(request.name, request.environment))
+        self.logs.forget(stopped.app_id)
+        await self._routes_live()
+        return stopped
 
     async def AppLogs(self, request: pb.AppLogsRequest, context: Context) -> AsyncIterator[pb.LogLine]:
         if request.tail < 0:
@@ -250,36 +282,25 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         interceptor already); empty for a program or the CLI."""
         metadata = dict((k, v) for k, v in context.invocation_metadata() or () if isinstance(v, str))
         token = metadata.get("authorization", "").partition(" ")[2].strip()
-        return call_credentials.verify(self.cluster.call_key, token) or ""
+        return call_credentials.verify(self.call_key, token) or ""
 
+    @aborts_on_app_error
     async def LookupFunction(self, request: pb.LookupFunctionRequest, context: Context) -> pb.LookupFunctionResponse:
-        try:
-            return self.calls.lookup(request, self._caller_app_id(context))
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
-            raise
+        return self.calls.lookup(request, self._caller_app_id(context))
 
-    async def Call(self, request: pb.CallRequest, context: Context) -> AsyncIterator[pb.CallOutput]:
-        try:
-            async with contextlib.aclosing(self.calls.outputs(request, self._caller_app_id(context))) as outputs:
-                async for output in outputs:
-                    yield output
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
+    @aborts_on_app_error_streaming
+    async def Call(self, request: pb.CallRequest, context: Context) -> AsyncGenerator[pb.CallOutput, None]:
+        async with contextlib.aclosing(self.calls.outputs(request, self._caller_app_id(context))) as outputs:
+            async for output in outputs:
+                yield output
 
+    @aborts_on_app_error
     async def Spawn(self, request: pb.CallRequest, context: Context) -> pb.SpawnResponse:
-        try:
-            return pb.SpawnResponse(call_id=self.calls.spawn(request, self._caller_app_id(context)))
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
-            raise
+        return pb.SpawnResponse(call_id=self.calls.spawn(request, self._caller_app_id(context)))
 
+    @aborts_on_app_error
     async def CallResult(self, request: pb.CallResultRequest, context: Context) -> pb.CallOutput:
-        try:
-            return await self.calls.result(request)
-        except AppError as exc:
-            await context.abort(exc.code, exc.message)
-            raise
+        return await self.calls.result(request)
 
     # ------------------------------------------------------------ workers
 
@@ -349,8 +370,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         async for message in messages:
             kind = message.WhichOneof("kind")
             if kind == "acquire":
-                self.cluster.acquire(session, message.acquire.request_id, message.acquire.function_id)
+                self.cluster.acquire(session, message.acquire.slot_id, message.acquire.function_id)
             elif kind == "release":
-                self.cluster.release(session, message.release.request_id, message.release.unreachable)
+                self.cluster.release(session, message.release.slot_id, message.release.unreachable)
             elif kind == "routes_applied":
                 self.cluster.routes_applied(session, message.routes_applied)

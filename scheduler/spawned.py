@@ -8,7 +8,6 @@ refused only when MAX_KEPT calls are all still running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -76,8 +75,10 @@ class SpawnedCalls:
                 excess -= 1
 
     async def close(self) -> None:
-        for spawned in self._calls.values():
-            spawned.task.cancel()
-        for spawned in self._calls.values():
-            with contextlib.suppress(BaseException):
-                await spawned.task
+        """Cancel the calls still running and wait for them to end. Their CancelledErrors are
+        our own cancels, kept in their tasks; a cancel of close() itself still goes on up."""
+        tasks = [spawned.task for spawned in self._calls.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)

@@ -39,7 +39,6 @@ class Tokens:
         return found
 
     def _publish(self) -> None:
-        self.cluster.proxy_tokens = [
-            pb.ProxyToken(key=key, secret_sha256=sha) for key, sha, _ in self.store.proxy_tokens()
-        ]
-        self.cluster.broadcast_edge()
+        self.cluster.set_proxy_tokens(
+            [pb.ProxyToken(key=key, secret_sha256=sha) for key, sha, _ in self.store.proxy_tokens()]
+        )

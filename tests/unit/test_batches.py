@@ -124,9 +124,9 @@ def test_ingress_messages_go_batched_and_come_out_one_by_one() -> None:
     async def run() -> None:
         outbox: asyncio.Queue[pb.IngressMessage] = asyncio.Queue()
         outbox.put_nowait(pb.IngressMessage(hello=pb.IngressHello(ingress_id="i")))
-        for request_id in (1, 2):
-            outbox.put_nowait(pb.IngressMessage(acquire=pb.Acquire(request_id=request_id, function_id="f")))
-        outbox.put_nowait(pb.IngressMessage(release=pb.Release(request_id=1)))
+        for slot_id in (1, 2):
+            outbox.put_nowait(pb.IngressMessage(acquire=pb.Acquire(slot_id=slot_id, function_id="f")))
+        outbox.put_nowait(pb.IngressMessage(release=pb.Release(slot_id=1)))
         sent = batching.ingress_message_batches(outbox)
         first = await asyncio.wait_for(anext(sent), 5)
         assert len(first.messages) == 4
@@ -143,10 +143,10 @@ def test_ingress_messages_go_batched_and_come_out_one_by_one() -> None:
 def test_ingress_events_end_at_none_after_what_was_queued() -> None:
     async def run() -> None:
         outbox: asyncio.Queue[pb.IngressEvent | None] = asyncio.Queue()
-        for request_id in (1, 2, 3):
-            outbox.put_nowait(pb.IngressEvent(assignment=pb.Assignment(request_id=request_id, address="a")))
+        for slot_id in (1, 2, 3):
+            outbox.put_nowait(pb.IngressEvent(assignment=pb.Assignment(slot_id=slot_id, address="a")))
         outbox.put_nowait(None)
-        got = [[e.assignment.request_id for e in m.events] async for m in batching.ingress_event_batches(outbox)]
+        got = [[e.assignment.slot_id for e in m.events] async for m in batching.ingress_event_batches(outbox)]
         assert got == [[1, 2, 3]]
 
     asyncio.run(run())

@@ -19,6 +19,8 @@ from scheduler.model import SlotRefused, WorkerSession
 from scheduler.store import Store
 from tests.unit.scheduler_harness import minimal_bundle
 
+CALL_KEY = call_credentials.derive_key("cs-test")
+
 
 def _app(name: str, max_containers: int = 0) -> pb.AppDefinition:
     return pb.AppDefinition(
@@ -33,8 +35,7 @@ def _app(name: str, max_containers: int = 0) -> pb.AppDefinition:
 
 
 def _setup(tmp_path: Path, max_containers: int = 0) -> tuple[Apps, Cluster, WorkerSession]:
-    cluster = Cluster(queue_timeout=5)
-    cluster.call_key = call_credentials.derive_key("cs-test")
+    cluster = Cluster(queue_timeout=5, call_key=CALL_KEY)
     worker = WorkerSession(info=pb.WorkerRegister(worker_id="w1", hostname="h"))
     cluster.add_worker(worker)
     apps = Apps(Store(tmp_path / "stoker.db"), cluster, "ws", "localhost", "http", 8000)
@@ -63,7 +64,7 @@ async def _a_call_starts_a_container_for_a_function_without_traffic(tmp_path: Pa
     await asyncio.sleep(0)
     [start] = _started(worker)
     # The container may call functions: a call-only credential for its app, never a token.
-    assert call_credentials.verify(cluster.call_key, start.env["STOKER_TOKEN"]) == fn.app.app_id
+    assert call_credentials.verify(CALL_KEY, start.env["STOKER_TOKEN"]) == fn.app.app_id
     cluster.container_started(start.container_id, "127.0.0.1:1")
     container = await asyncio.wait_for(slot, 1)
     assert container.id == start.container_id and container.in_flight == 1
@@ -89,7 +90,7 @@ async def _a_call_queued_at_max_containers_is_refused_after_the_queue_timeout(tm
     cluster.tick(time.monotonic() + 6)
     with pytest.raises(SlotRefused) as refused:
         await asyncio.wait_for(second, 1)
-    assert refused.value.http_status == 503 and "free slot" in refused.value.message
+    assert refused.value.reason == pb.REFUSAL_QUEUE_TIMEOUT and "free slot" in refused.value.message
 
 
 def test_a_caller_leaving_the_queue_is_forgotten(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ import asyncio
 from ingress.held_slots import HeldSlots, Slot
 
 
-def slot(request_id: int, function_id: str = "f", container_id: str = "ct-1", holdable: bool = True) -> Slot:
-    return Slot(request_id, function_id, container_id, "127.0.0.1:1", holdable, epoch=0)
+def slot(slot_id: int, function_id: str = "f", container_id: str = "ct-1", holdable: bool = True) -> Slot:
+    return Slot(slot_id, function_id, container_id, "127.0.0.1:1", holdable, epoch=0)
 
 
 def held(linger: float = 30.0, max_age: float = 60.0) -> tuple[HeldSlots, list[int]]:
     released: list[int] = []
-    return HeldSlots(lambda s: released.append(s.request_id), linger, max_age), released
+    return HeldSlots(lambda s: released.append(s.slot_id), linger, max_age), released
 
 
 def granted(slots: HeldSlots, *granted_slots: Slot) -> None:

@@ -44,8 +44,8 @@ def _demand(cluster: Cluster, requests: int) -> None:
     ingress = IngressSession(id="in")
     cluster.add_ingress(ingress)
     function_id = next(iter(cluster.functions))
-    for request_id in range(requests):
-        cluster.acquire(ingress, request_id, function_id)
+    for slot_id in range(requests):
+        cluster.acquire(ingress, slot_id, function_id)
 
 
 def test_containers_of_one_web_server_spread_one_per_worker(tmp_path: Path) -> None:
@@ -83,8 +83,8 @@ def test_other_ports_and_other_kinds_share_a_worker(tmp_path: Path) -> None:
     apps.deploy(_app("c", 0, kind="asgi_app"), "", ephemeral=False)
     ingress = IngressSession(id="in")
     cluster.add_ingress(ingress)
-    for request_id, function_id in enumerate(list(cluster.functions) * 2):
-        cluster.acquire(ingress, request_id, function_id)
+    for slot_id, function_id in enumerate(list(cluster.functions) * 2):
+        cluster.acquire(ingress, slot_id, function_id)
     # One container each for the two web servers (their second waits), two for the ASGI app.
     assert len(_started_on(workers[0])) == 4
     assert workers[0].ports_in_use == {8000, 9000}

@@ -21,7 +21,7 @@ def test_a_slot_may_be_held_while_its_container_has_another_free(tmp_path: Path)
     warm(cluster, fn)
     cluster.acquire(ingress, 2, fn.id)
     assignments = [e.assignment for e in events(ingress) if e.HasField("assignment")]
-    assert [(a.request_id, a.may_hold) for a in assignments] == [(1, True), (2, False)]
+    assert [(a.slot_id, a.may_hold) for a in assignments] == [(1, True), (2, False)]
 
 
 def test_a_request_that_must_wait_recalls_the_functions_held_slots(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_a_request_that_must_wait_recalls_the_functions_held_slots(tmp_path: Pat
     assert events(ingress) == []
     cluster.release(ingress, 1)  # the first ingress gives its slot back
     (event,) = events(other)
-    assert (event.assignment.request_id, event.assignment.may_hold) == (2, False)  # still one waiting
+    assert (event.assignment.slot_id, event.assignment.may_hold) == (2, False)  # still one waiting
 
 
 def test_one_input_per_container_is_never_held_nor_recalled(tmp_path: Path) -> None:

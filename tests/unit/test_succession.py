@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from protos import stoker_pb2 as pb
 from tests.unit.scheduler_harness import events, harness, kinds, warm
 
 
@@ -18,7 +19,7 @@ def test_a_request_for_a_replaced_function_goes_to_its_successor(tmp_path: Path)
     assert kinds(events(h.ingress)) == []  # waiting for the new version's container, not refused
     warm(h.cluster, new)
     (event,) = events(h.ingress)
-    assert event.assignment.request_id == 1
+    assert event.assignment.slot_id == 1
     assert event.assignment.container_id in new.containers
 
 
@@ -38,5 +39,5 @@ def test_a_request_for_a_stopped_app_is_refused_with_why(tmp_path: Path) -> None
     events(h.ingress)
     h.cluster.acquire(h.ingress, 1, old.id)
     (event,) = events(h.ingress)
-    assert event.rejection.http_status == 404
+    assert event.rejection.reason == pb.REFUSAL_APP_STOPPED
     assert "stopped" in event.rejection.message

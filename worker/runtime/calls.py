@@ -20,6 +20,7 @@ from typing import Any
 from client.call_codec import decode_args, encode_value, error_to_proto
 from client.exceptions import InvalidError
 from client.function import Function
+from protos import call_rules
 from protos import stoker_pb2 as pb
 from protos.asgi import WINDOW
 
@@ -62,16 +63,11 @@ class Call:
 
 
 def check_call_kind(function: Function, wants_generator: bool) -> None:
-    """Modal's rules: web functions are not called, generators only with remote_gen."""
-    if function.web is not None:
-        raise InvalidError(
-            f"{function.name} is a web function: call it over HTTP at {function.get_web_url()}, not with .remote()"
-        )
-    generator = function._is_generator()
-    if generator and not wants_generator:
-        raise InvalidError(f"{function.name} is a generator function: call it with .remote_gen(), not .remote()")
-    if wants_generator and not generator:
-        raise InvalidError(f"{function.name} is not a generator function: call it with .remote(), not .remote_gen()")
+    """Modal's rule that only the container can check: a generator is called with remote_gen,
+    any other function with remote. (The scheduler refuses calls to web functions.)"""
+    refusal = call_rules.call_kind_refusal(function.name, bool(function._is_generator()), wants_generator)
+    if refusal is not None:
+        raise InvalidError(refusal)
 
 
 async def run_call(function: Function, call: Call, request: pb.CallRequest) -> None:
