@@ -49,40 +49,15 @@ class Invocable:
     def _call_target(self) -> CallTarget:
         raise NotImplementedError
 
-    def _web_url_for_error(self) -> str | None:
-        """The URL when this is a web function (which cannot be called), else None."""
-        raise NotImplementedError
-
-    def _is_generator(self) -> bool | None:
-        """Whether the function is a generator; None when only its container knows."""
-        return None
-
-    def _check(self, generator: bool) -> CallTarget:
-        target = self._call_target()
-        url = self._web_url_for_error()
-        if url is not None:
-            raise InvalidError(
-                f"{target.function} is a web function and cannot be called with .remote(), .map() or .spawn(); "
-                f"send HTTP requests to its URL instead: {url or '(no URL known here)'}"
-            )
-        known = self._is_generator()
-        if known is True and not generator:
-            raise InvalidError(f"{target.function} is a generator function: call it with .remote_gen(), not .remote()")
-        if known is False and generator:
-            raise InvalidError(
-                f"{target.function} is not a generator function: call it with .remote(), not .remote_gen()"
-            )
-        return target
-
     @awaitable
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function in a container of its app and return its result."""
-        return call(self._check(generator=False), args, kwargs)
+        return call(self._call_target(), args, kwargs)
 
     @async_iterable
     def remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Run a generator function remotely; iterate to get each item as it is yielded."""
-        return call_gen(self._check(generator=True), args, kwargs)
+        return call_gen(self._call_target(), args, kwargs)
 
     @async_iterable
     def map(
@@ -98,7 +73,7 @@ class Invocable:
         its exception instead of raising it."""
         if not input_iterators:
             raise InvalidError(".map() needs at least one iterable of inputs")
-        target = self._check(generator=False)
+        target = self._call_target()
         return map_calls(target, zip(*input_iterators, strict=False), kwargs or {}, order_outputs, return_exceptions)
 
     @async_iterable
@@ -110,14 +85,14 @@ class Invocable:
         return_exceptions: bool = False,
     ) -> Iterator[Any]:
         """Like map, each input being a sequence of positional arguments."""
-        target = self._check(generator=False)
+        target = self._call_target()
         inputs = (tuple(args) for args in input_iterator)
         return map_calls(target, inputs, kwargs or {}, order_outputs, return_exceptions)
 
     @awaitable
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
         """Start the call and return at once; `.get()` on the handle waits for the result."""
-        return spawn(self._check(generator=False), args, kwargs)
+        return spawn(self._call_target(), args, kwargs)
 
 
 class FunctionHandle(Invocable):
@@ -146,10 +121,6 @@ class FunctionHandle(Invocable):
 
     def _call_target(self) -> CallTarget:
         return self.target
-
-    def _web_url_for_error(self) -> str | None:
-        found = self._lookup
-        return found.web_url if found.is_web else None
 
     def get_web_url(self) -> str | None:
         """The function's URL, as deploy printed it; None when it is not a web function."""
@@ -199,10 +170,9 @@ class Function(Invocable):
             raise InvalidError(f"{self.name} belongs to an app without a name: give modal.App a name to call it")
         return CallTarget(app_name=self.app.name, function=self.name, environment=os.environ.get(cenv.ENVIRONMENT, ""))
 
-    def _web_url_for_error(self) -> str | None:
-        return (self.get_web_url() or "") if self.web is not None else None
-
-    def _is_generator(self) -> bool | None:
+    @property
+    def is_generator(self) -> bool:
+        """Whether the function yields (then it is called with `.remote_gen()`)."""
         return inspect.isgeneratorfunction(self.raw_f) or inspect.isasyncgenfunction(self.raw_f)
 
     def get_web_url(self) -> str | None:
@@ -229,6 +199,7 @@ class Function(Invocable):
             target_inputs=o.target_inputs,
             cpu=o.cpu,
             memory_mib=o.memory_mib,
+            is_generator=self.is_generator,
         )
         if self.web is not None:
             w = self.web

@@ -1,8 +1,8 @@
 """Modal's rules for calling a function, as both ends of the Call RPC enforce them.
 
-The scheduler refuses calls to web functions (it has their specs and URLs); the container refuses
-a call of the wrong kind for a generator (only the function's code knows whether it is one). The
-messages live here once, so that the two ends, and any caller that checks early, say the same.
+The scheduler refuses calls to web functions and calls of the wrong kind (it has the functions'
+specs: their URLs, and whether they yield) before placing them; the container checks the kind
+again, as the one that runs the code. The messages live here once, so the two ends say the same.
 """
 
 from __future__ import annotations
@@ -26,4 +26,5 @@ def call_kind_refusal(name: str, is_generator: bool, wants_generator: bool) -> s
     return None
 
 
-SPAWNED_GENERATOR_REFUSAL = "generator functions cannot be spawned; use .remote_gen()"
+def spawned_generator_refusal(name: str) -> str:
+    return f"{name} is a generator function, and generator functions cannot be spawned; use .remote_gen()"

@@ -201,6 +201,7 @@ class FunctionSpec(_message.Message):
     MEMORY_MIB_FIELD_NUMBER: _builtins.int
     WEB_FIELD_NUMBER: _builtins.int
     SECRET_ENV_FIELD_NUMBER: _builtins.int
+    IS_GENERATOR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     gpu: _builtins.str
     min_containers: _builtins.int
@@ -216,6 +217,8 @@ class FunctionSpec(_message.Message):
     target_inputs: _builtins.int
     cpu: _builtins.float
     memory_mib: _builtins.int
+    is_generator: _builtins.bool
+    """it yields: called with .remote_gen(), never spawned"""
     @_builtins.property
     def image(self) -> Global___ImageSpec: ...
     @_builtins.property
@@ -246,10 +249,11 @@ class FunctionSpec(_message.Message):
         memory_mib: _builtins.int = ...,
         web: Global___WebEndpoint | None = ...,
         secret_env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        is_generator: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "min_containers", b"min_containers", "name", b"name", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "min_containers", b"min_containers", "name", b"name", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

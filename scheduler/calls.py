@@ -62,12 +62,19 @@ class Calls:
         )
 
     def _callable(self, request: pb.CallRequest, caller_app_id: str) -> FunctionState:
-        """The function a call names, refused if it is a web function. (Whether it is a generator,
-        only its container knows: it checks that.)"""
+        """The function a call names, refused if it is a web function or the call is of the wrong
+        kind for it (its container checks the kind again: it runs the code)."""
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
+        self._check_callable(fn, request)
+        return fn
+
+    @staticmethod
+    def _check_callable(fn: FunctionState, request: pb.CallRequest) -> None:
         if fn.spec.HasField("web"):
             raise AppError(grpc.StatusCode.FAILED_PRECONDITION, call_rules.web_function_refusal(fn.spec.name, fn.url))
-        return fn
+        wrong_kind = call_rules.call_kind_refusal(fn.spec.name, fn.spec.is_generator, request.generator)
+        if wrong_kind is not None:
+            raise AppError(grpc.StatusCode.FAILED_PRECONDITION, wrong_kind)
 
     async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
         """The call's outputs as its container sends them; AppError when it cannot be run."""
@@ -104,9 +111,10 @@ class Calls:
         raise AppError(grpc.StatusCode.INTERNAL, "the call ended without a result")
 
     def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
-        if request.generator:
-            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.SPAWNED_GENERATOR_REFUSAL)
-        self._callable(request, caller_app_id)  # fail now, not later
+        fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
+        if request.generator or fn.spec.is_generator:
+            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.spawned_generator_refusal(fn.spec.name))
+        self._check_callable(fn, request)  # fail now, not later
         try:
             return self.spawned.start(lambda: self.run_to_end(request, caller_app_id))
         except TooManySpawned as exc:

@@ -1,5 +1,6 @@
 """Modal's call rules where they are enforced: the scheduler refuses web functions (with their
-URL), the container refuses a call of the wrong kind for a generator; one copy of the messages."""
+URL) and calls of the wrong kind (from the spec's is_generator), and the container checks the
+kind again; one copy of the messages."""
 
 from __future__ import annotations
 
@@ -28,7 +29,11 @@ def _calls(tmp_path: Path) -> Calls:
         name="rules",
         entry="app.py",
         bundle=minimal_bundle(),
-        functions=[pb.FunctionSpec(name="work"), pb.FunctionSpec(name="page", web=web)],
+        functions=[
+            pb.FunctionSpec(name="work"),
+            pb.FunctionSpec(name="page", web=web),
+            pb.FunctionSpec(name="count", is_generator=True),
+        ],
     )
     apps.deploy(definition, "", ephemeral=False)
     return Calls(apps, apps.cluster)
@@ -58,10 +63,30 @@ def test_the_scheduler_refuses_to_call_or_spawn_a_web_function_and_gives_its_url
 
 
 def test_the_scheduler_refuses_to_spawn_a_generator_call(tmp_path: Path) -> None:
-    with pytest.raises(AppError) as refused:
-        _calls(tmp_path).spawn(_request("work", generator=True))
-    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert "cannot be spawned; use .remote_gen()" in refused.value.message
+    calls = _calls(tmp_path)
+    for request in (_request("work", generator=True), _request("count")):
+        with pytest.raises(AppError) as refused:
+            calls.spawn(request)
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "cannot be spawned; use .remote_gen()" in refused.value.message
+
+
+def test_the_scheduler_refuses_a_call_of_the_wrong_kind_before_placing_it(tmp_path: Path) -> None:
+    calls = _calls(tmp_path)
+
+    async def outputs(request: pb.CallRequest) -> None:
+        async for _ in calls.outputs(request):
+            pass
+
+    for request, message in (
+        (_request("count"), "count is a generator function: call it with .remote_gen()"),
+        (_request("work", generator=True), "work is not a generator function: call it with .remote()"),
+    ):
+        with pytest.raises(AppError) as refused:
+            asyncio.run(outputs(request))
+        assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert message in refused.value.message
+    assert not calls.cluster.containers  # nothing was started for them
 
 
 def countdown(n: int) -> Iterator[int]:

@@ -65,7 +65,7 @@ class Call:
 def check_call_kind(function: Function, wants_generator: bool) -> None:
     """Modal's rule that only the container can check: a generator is called with remote_gen,
     any other function with remote. (The scheduler refuses calls to web functions.)"""
-    refusal = call_rules.call_kind_refusal(function.name, bool(function._is_generator()), wants_generator)
+    refusal = call_rules.call_kind_refusal(function.name, function.is_generator, wants_generator)
     if refusal is not None:
         raise InvalidError(refusal)
 
