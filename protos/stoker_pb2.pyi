@@ -1029,21 +1029,17 @@ class StartContainer(_message.Message):
     CONTAINER_ID_FIELD_NUMBER: _builtins.int
     APP_ID_FIELD_NUMBER: _builtins.int
     APP_NAME_FIELD_NUMBER: _builtins.int
-    VERSION_FIELD_NUMBER: _builtins.int
     BUNDLE_HASH_FIELD_NUMBER: _builtins.int
     ENTRY_FIELD_NUMBER: _builtins.int
     FUNCTION_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     GPU_INDICES_FIELD_NUMBER: _builtins.int
-    WEB_URL_FIELD_NUMBER: _builtins.int
     IMAGE_ID_FIELD_NUMBER: _builtins.int
     container_id: _builtins.str
     app_id: _builtins.str
     app_name: _builtins.str
-    version: _builtins.int
     bundle_hash: _builtins.str
     entry: _builtins.str
-    web_url: _builtins.str
     image_id: _builtins.str
     """the hash of function.image; empty: the worker's own environment"""
     @_builtins.property
@@ -1058,18 +1054,16 @@ class StartContainer(_message.Message):
         container_id: _builtins.str = ...,
         app_id: _builtins.str = ...,
         app_name: _builtins.str = ...,
-        version: _builtins.int = ...,
         bundle_hash: _builtins.str = ...,
         entry: _builtins.str = ...,
         function: Global___FunctionSpec | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         gpu_indices: _abc.Iterable[_builtins.int] | None = ...,
-        web_url: _builtins.str = ...,
         image_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["function", b"function"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "bundle_hash", b"bundle_hash", "container_id", b"container_id", "entry", b"entry", "env", b"env", "function", b"function", "gpu_indices", b"gpu_indices", "image_id", b"image_id", "version", b"version", "web_url", b"web_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "bundle_hash", b"bundle_hash", "container_id", b"container_id", "entry", b"entry", "env", b"env", "function", b"function", "gpu_indices", b"gpu_indices", "image_id", b"image_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

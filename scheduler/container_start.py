@@ -25,13 +25,11 @@ def start_command(
         container_id=container.id,
         app_id=fn.app.app_id,
         app_name=fn.app.name,
-        version=fn.app.version,
         bundle_hash=fn.app.bundle_hash,
         entry=fn.app.definition.entry,
         function=fn.spec,
         env={**secret_env(fn.spec, secrets), cenv.WEB_URLS: json.dumps(urls), **call_env(fn, call_key)},
         gpu_indices=container.gpu_indices,
-        web_url=fn.url,
         image_id=fn.image_id,
     )
 
