@@ -9,8 +9,8 @@ from typing import Any
 from protos import stoker_pb2 as pb
 from protos.asgi import (
     DISCONNECT_TYPES,
-    WINDOW,
-    credit_due,
+    CreditsOwed,
+    SendWindow,
     event_from_proto,
     event_to_proto,
     needs_credit,
@@ -48,16 +48,23 @@ def _bodiless(headers: list[tuple[bytes, bytes]]) -> bool:
     return True
 
 
-class _Connection:
-    """What the two halves of one proxied connection share (one small object per request, where
-    an Event and a Semaphore would each cost their own construction)."""
+def _disconnect_frame(request_id: int, scope_type: str) -> pb.RequestFrame:
+    """The ASGI disconnect event that tells an app still at work that its client is gone."""
+    if scope_type == "websocket":
+        return pb.RequestFrame(id=request_id, event=pb.AsgiEvent(type="websocket.disconnect", code=1006))
+    return pb.RequestFrame(id=request_id, event=pb.AsgiEvent(type="http.disconnect"))
+
+
+class _ProxiedRequest:
+    """What the two halves of one proxied request (or WebSocket) share: one small object per
+    request, where an Event and a Semaphore would each cost their own construction."""
 
     __slots__ = ("answered", "consumed", "pump", "watch", "window")
 
     def __init__(self) -> None:
         self.answered = False  # the whole HTTP response went to the client
         self.consumed: list[dict[str, Any]] = []  # read from the client before the container was reached
-        self.window: asyncio.Semaphore | None = None  # credits for body chunks; made at the first one
+        self.window: SendWindow | None = None  # made at the first request chunk that takes a credit
         self.pump: asyncio.Task[None] | None = None  # reads the client: body chunks, messages, disconnect
         self.watch: asyncio.TimerHandle | None = None  # starts the pump if a response takes a while
 
@@ -66,11 +73,6 @@ class _Connection:
             self.watch.cancel()
         if self.pump is not None:
             self.pump.cancel()
-
-    def credit(self, count: int) -> None:
-        if self.window is not None:  # no chunk that takes a credit went out, so none comes back
-            for _ in range(count):
-                self.window.release()
 
 
 class ContainerLink(ExchangeLink):
@@ -84,29 +86,29 @@ class ContainerLink(ExchangeLink):
         `complete()` is called as the last chunk of an HTTP response goes out, before the client
         can have it: a client's next request must find this one's slot already free."""
         inbox = self.open(request_id)
-        connection = _Connection()
+        request = _ProxiedRequest()
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
         started = False
         ended = False  # the container said it is done, or its stream is gone
-        owed = 0  # credits for body chunks sent on to the client, not yet returned
+        owed: CreditsOwed | None = None  # made at the first response chunk that takes a credit
         try:
             # A request without a body (a GET) has it "read" at once: it goes out in the same
             # message as the scope, and nothing is left to read but a disconnect. Only a response
             # that takes a while needs that watched, so the pump, a task per request, starts then.
             first = await receive() if scope["type"] == "http" and _bodiless(scope["headers"]) else None
             if first is not None and first["type"] == "http.request" and not first.get("more_body", False):
-                self._forward(request_id, first, connection)
-                connection.watch = asyncio.get_running_loop().call_later(
-                    DISCONNECT_WATCH_AFTER, self._start_pump, request_id, receive, connection, None
+                self._forward(request_id, first, request)
+                request.watch = asyncio.get_running_loop().call_later(
+                    DISCONNECT_WATCH_AFTER, self._start_pump, request_id, receive, request, None
                 )
             else:
-                self._start_pump(request_id, receive, connection, first)
+                self._start_pump(request_id, receive, request, first)
             while True:
                 frame = await inbox.get()
                 if frame is None:
                     ended = True
                     if not self.reached:
-                        raise ContainerUnreachable(connection.consumed)
+                        raise ContainerUnreachable(request.consumed)
                     await self._lost(scope, send, started)
                     return
                 kind = frame.WhichOneof("kind")
@@ -115,39 +117,38 @@ class ContainerLink(ExchangeLink):
                     if event.type in _STARTING_TYPES:
                         started = True
                     elif event.type == "http.response.body" and not event.more_body:
-                        connection.answered = True
+                        request.answered = True
                         complete()
                     await send(event_from_proto(event))
                     if needs_credit(event.type, event.more_body):
-                        owed += 1
-                        if credit_due(owed, inbox.empty()):
-                            self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=owed))
-                            owed = 0
+                        if owed is None:
+                            owed = CreditsOwed()
+                        if due := owed.took(inbox.empty()):
+                            self._outbox.put_nowait(pb.RequestFrame(id=request_id, credit=due))
                 elif kind == "credit":
-                    connection.credit(frame.credit)
+                    if request.window is not None:  # no chunk that takes a credit went out, so none comes back
+                        request.window.credit(frame.credit)
                 elif kind == "done":
                     ended = True
-                    if frame.done and started and not connection.answered:
+                    failure = frame.done.failure
+                    if failure and started and not request.answered:
                         # The app failed mid-response: cut the connection so the client sees it.
-                        raise ConnectionAbortedError(f"the web function failed mid-response: {frame.done}")
+                        raise ConnectionAbortedError(f"the web function failed mid-response: {failure}")
                     return
         finally:
-            connection.stop()
+            request.stop()
             # Stopping before the app has finished (a send to our client failed), the app is told
             # the client is gone: the pump just stopped may not have told it.
-            still_running = "" if ended else f"{scope['type']}.disconnect"
-            self.close_id(request_id, still_running)
+            self.close_id(request_id, None if ended else _disconnect_frame(request_id, scope["type"]))
 
     def _start_pump(
-        self, request_id: int, receive: Receive, connection: _Connection, first: dict[str, Any] | None
+        self, request_id: int, receive: Receive, request: _ProxiedRequest, first: dict[str, Any] | None
     ) -> None:
-        connection.watch = None
-        connection.pump = asyncio.create_task(
-            self._pump(request_id, receive, connection, first), name=f"pump-{request_id}"
-        )
+        request.watch = None
+        request.pump = asyncio.create_task(self._pump(request_id, receive, request, first), name=f"pump-{request_id}")
 
     async def _pump(
-        self, request_id: int, receive: Receive, connection: _Connection, first: dict[str, Any] | None
+        self, request_id: int, receive: Receive, request: _ProxiedRequest, first: dict[str, Any] | None
     ) -> None:
         """Request body chunks and WebSocket messages to the container, within the credit window,
         starting with `first` when the proxy already read it.
@@ -158,26 +159,26 @@ class ContainerLink(ExchangeLink):
         while True:
             if message is None:
                 message = await receive()
-            if message["type"] == "http.disconnect" and connection.answered:
+            if message["type"] == "http.disconnect" and request.answered:
                 # uvicorn says "disconnect" once a response is complete: the app has nothing to
                 # learn from it, and skipping it saves a frame per request.
                 return
             if not self.reached:
-                connection.consumed.append(message)
+                request.consumed.append(message)
             event = event_to_proto(message)
             if needs_credit(event.type, event.more_body):
-                if connection.window is None:
-                    connection.window = asyncio.Semaphore(WINDOW)
-                await connection.window.acquire()
+                if request.window is None:
+                    request.window = SendWindow()
+                await request.window.acquire()  # never closed: the ingress stops its pump instead
             self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=event))
             if event.type in DISCONNECT_TYPES:
                 return
             message = None
 
-    def _forward(self, request_id: int, message: dict[str, Any], connection: _Connection) -> None:
+    def _forward(self, request_id: int, message: dict[str, Any], request: _ProxiedRequest) -> None:
         """A whole (last) request body, which takes no credit."""
         if not self.reached:
-            connection.consumed.append(message)
+            request.consumed.append(message)
         self._outbox.put_nowait(pb.RequestFrame(id=request_id, event=event_to_proto(message)))
 
     async def _lost(self, scope: dict[str, Any], send: Send, started: bool) -> None:

@@ -1,13 +1,17 @@
-"""ASGI scopes and messages <-> their protobuf form, and the flow-control rule.
+"""ASGI scopes and messages <-> their protobuf form, and flow control.
 
 Both ends of the request path (ingress and container runtime) use this one codec, so it lives
 with the contract. Flow control: the sender of a credit-bearing event may have at most WINDOW of
 them unacknowledged per request; the receiver sends one credit back for each one it consumes.
-This bounds memory per request in every process however large a body is.
+This bounds memory per request in every process however large a body is. Every sender keeps a
+SendWindow per id and every receiver a CreditsOwed, each made at the id's first credit-bearing
+event, so a request that has none (most) builds neither.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +37,87 @@ def needs_credit(message_type: str, more_body: bool) -> bool:
     """Whether an event of this type takes a credit: every body chunk but the last, every
     WebSocket message. Last chunks need none, so a small request costs no credit frames."""
     return (more_body and message_type in _BODY_TYPES) or message_type in _CREDITED_TYPES
+
+
+class SendWindow:
+    """The sending end of one id: at most WINDOW credit-bearing events unacknowledged. An
+    asyncio.Semaphore(WINDOW) that a credit frame releases in bulk, and that close() ends: a
+    sender waiting on a receiver that is gone is woken to give up instead of waiting for good."""
+
+    __slots__ = ("_closed", "_free", "_waiters")
+
+    def __init__(self) -> None:
+        self._free = WINDOW
+        self._waiters: deque[asyncio.Future[None]] | None = None  # made when a sender first waits
+        self._closed = False
+
+    async def acquire(self) -> bool:
+        """Take a credit, waiting for one if none is free. False: the window is closed (no credit
+        will come), and the caller must not send."""
+        if self._closed:
+            return False
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        if self._waiters is None:
+            self._waiters = deque()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and not self._closed:
+                self._free += 1  # handed a credit as it was cancelled: it goes to the next waiter
+                self._wake()
+            raise
+        if self._closed:
+            return False
+        if self._free > 0:  # a credit came while this waiter was woken but not yet run
+            self._wake()
+        return True
+
+    def credit(self, count: int) -> None:
+        """The receiver consumed `count` more events."""
+        self._free += count
+        if self._waiters:
+            self._wake()
+
+    def close(self) -> None:
+        """No credit will come (the receiver is gone): every acquire, waiting or later, returns False."""
+        self._closed = True
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake(self) -> None:
+        for waiter in self._waiters or ():
+            if self._free == 0:
+                return
+            if not waiter.done():
+                self._free -= 1  # the credit is the woken waiter's, whoever acquires before it runs
+                waiter.set_result(None)
+
+
+class CreditsOwed:
+    """The receiving end of one id: credits for consumed events that have not gone back yet."""
+
+    __slots__ = ("_owed",)
+
+    def __init__(self) -> None:
+        self._owed = 0
+
+    def took(self, caught_up: bool) -> int:
+        """One more credit-bearing event was consumed; `caught_up`: no more have arrived. The
+        credits to send back now (credit_due), or 0 to wait for more."""
+        owed = self._owed + 1
+        if credit_due(owed, caught_up):
+            self._owed = 0
+            return owed
+        self._owed = owed
+        return 0
 
 
 def scope_to_proto(scope: Mapping[str, Any]) -> pb.Scope:

@@ -82,15 +82,14 @@ class ExchangeLink:
         self._inboxes[frame_id] = inbox
         return inbox
 
-    def close_id(self, frame_id: int, still_running: str = "") -> None:
-        """Take no more frames for this id. `still_running`: the request or call may still be at
-        work in the container, which is told its client went away with a disconnect event of
-        that type ("http.disconnect" or "websocket.disconnect"), so that it does not wait for
-        good on a credit or a message; nothing to tell once the stream is broken."""
+    def close_id(self, frame_id: int, tell_container: pb.RequestFrame | None = None) -> None:
+        """Take no more frames for this id. `tell_container`: a last frame for it, for a request
+        or call that may still be at work in the container and would otherwise wait for good on
+        a credit or a message (a disconnect event, a cancel); nothing can carry it once the
+        stream is broken, and nothing there waits then."""
         self._inboxes.pop(frame_id, None)
-        if still_running and not self.broken:
-            code = 1006 if still_running == "websocket.disconnect" else 0  # 1006: closed abnormally
-            self._outbox.put_nowait(pb.RequestFrame(id=frame_id, event=pb.AsgiEvent(type=still_running, code=code)))
+        if tell_container is not None and not self.broken:
+            self._outbox.put_nowait(tell_container)
 
     async def _read(self) -> None:
         try:

@@ -8,7 +8,9 @@ Two services:
                ingress streams.
   Container  - served by every container: a multiplexed stream of ASGI messages and calls.
 
-Errors travel as gRPC status codes, never as fields.
+Errors travel as gRPC status codes, except where one stream carries many requests or calls:
+there the failure of one id is a field of its frames (ResponseFrame.done's failure,
+CallOutput.error), since a status would end every other id on the stream with it.
 """
 
 from collections import abc as _abc
@@ -2221,7 +2223,9 @@ Global___AsgiEvent: _TypeAlias = AsgiEvent  # noqa: Y015
 
 @_typing.final
 class RequestFrame(_message.Message):
-    """Ingress -> container. Many requests share one stream, told apart by `id`."""
+    """Caller -> container: from the ingress (HTTP requests and WebSockets) or from the scheduler's
+    call link (function calls). Many share one stream, told apart by `id`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -2230,9 +2234,10 @@ class RequestFrame(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     CREDIT_FIELD_NUMBER: _builtins.int
     CALL_FIELD_NUMBER: _builtins.int
+    CANCEL_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     credit: _builtins.int
-    """the ingress passed on this many response body events"""
+    """the caller consumed this many credit-bearing events of `id`"""
     @_builtins.property
     def scope(self) -> Global___Scope:
         """opens request `id`"""
@@ -2241,7 +2246,13 @@ class RequestFrame(_message.Message):
     def event(self) -> Global___AsgiEvent: ...
     @_builtins.property
     def call(self) -> Global___CallRequest:
-        """opens function call `id` (instead of a scope)"""
+        """(response body chunks, WebSocket messages, call items)
+        opens function call `id` (instead of a scope)
+        """
+
+    @_builtins.property
+    def cancel(self) -> Global___Cancel:
+        """the caller of function call `id` went away: stop the call"""
 
     def __init__(
         self,
@@ -2251,38 +2262,60 @@ class RequestFrame(_message.Message):
         event: Global___AsgiEvent | None = ...,
         credit: _builtins.int = ...,
         call: Global___CallRequest | None = ...,
+        cancel: Global___Cancel | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "credit", b"credit", "event", b"event", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "cancel", b"cancel", "credit", b"credit", "event", b"event", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "credit", b"credit", "event", b"event", "id", b"id", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "cancel", b"cancel", "credit", b"credit", "event", b"event", "id", b"id", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["scope", "event", "credit", "call"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["scope", "event", "credit", "call", "cancel"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___RequestFrame: _TypeAlias = RequestFrame  # noqa: Y015
 
 @_typing.final
+class Cancel(_message.Message):
+    """The caller of a function call went away (HTTP requests hear of it as ASGI disconnect events)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Cancel: _TypeAlias = Cancel  # noqa: Y015
+
+@_typing.final
 class ResponseFrame(_message.Message):
-    """Container -> ingress. The first frame of every stream has id 0: the container is there."""
+    """Container -> caller (the ingress or the scheduler's call link). The first frame of every
+    stream has id 0: the container is there.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
     CREDIT_FIELD_NUMBER: _builtins.int
-    DONE_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     credit: _builtins.int
-    """the app consumed this many request body events"""
-    done: _builtins.str
-    """the app returned; non-empty: why it failed"""
+    """the app consumed this many request body events or messages"""
     @_builtins.property
     def event(self) -> Global___AsgiEvent: ...
     @_builtins.property
     def output(self) -> Global___CallOutput:
         """of a function call; items take credit like body events"""
+
+    @_builtins.property
+    def done(self) -> Global___Done:
+        """the app or call is over (returned or failed): the last frame of `id`"""
 
     def __init__(
         self,
@@ -2290,18 +2323,38 @@ class ResponseFrame(_message.Message):
         id: _builtins.int = ...,
         event: Global___AsgiEvent | None = ...,
         credit: _builtins.int = ...,
-        done: _builtins.str = ...,
         output: Global___CallOutput | None = ...,
+        done: Global___Done | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "kind", b"kind", "output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "id", b"id", "kind", b"kind", "output", b"output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "credit", "done", "output"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "credit", "output", "done"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___ResponseFrame: _TypeAlias = ResponseFrame  # noqa: Y015
+
+@_typing.final
+class Done(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAILURE_FIELD_NUMBER: _builtins.int
+    failure: _builtins.str
+    """empty: it returned normally; else why it failed"""
+    def __init__(
+        self,
+        *,
+        failure: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure", b"failure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Done: _TypeAlias = Done  # noqa: Y015
 
 @_typing.final
 class RequestFrames(_message.Message):

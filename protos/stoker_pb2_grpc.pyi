@@ -8,7 +8,9 @@ Two services:
                ingress streams.
   Container  - served by every container: a multiplexed stream of ASGI messages and calls.
 
-Errors travel as gRPC status codes, never as fields.
+Errors travel as gRPC status codes, except where one stream carries many requests or calls:
+there the failure of one id is a field of its frames (ResponseFrame.done's failure,
+CallOutput.error), since a status would end every other id on the stream with it.
 """
 
 from collections import abc as _abc

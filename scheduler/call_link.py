@@ -3,9 +3,9 @@ container, carrying every call the scheduler places there.
 
 A call is a `call` frame; the container answers with `output` frames (items, then a result or an
 error) and a `done` frame. Each item takes a credit that goes back once the caller's stream took
-it (in batches: protos/asgi.py's credit_due), so a generator never runs more than WINDOW items
-ahead of its caller. A call whose caller leaves is cancelled in the container with an
-`http.disconnect` event for its id.
+it (in batches: protos/asgi.py's CreditsOwed), so a generator never runs more than WINDOW items
+ahead of its caller. A call whose caller leaves is cancelled in the container with a `cancel`
+frame for its id.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import itertools
 from collections.abc import AsyncGenerator, Callable
 
 from protos import stoker_pb2 as pb
-from protos.asgi import credit_due
+from protos.asgi import CreditsOwed
 from protos.exchange_link import ExchangeLink, ExchangeLinks
 
 
@@ -45,7 +45,7 @@ class CallLink(ExchangeLink):
         inbox = self.open(call_id)
         self._outbox.put_nowait(pb.RequestFrame(id=call_id, call=request))
         finished = False
-        owed = 0  # items the caller took, not yet credited
+        owed: CreditsOwed | None = None  # made at the first item
         try:
             while True:
                 frame = await inbox.get()
@@ -57,15 +57,16 @@ class CallLink(ExchangeLink):
                     yield frame.output
                     if finished:
                         return
-                    owed += 1
-                    if credit_due(owed, inbox.empty()):
-                        self._outbox.put_nowait(pb.RequestFrame(id=call_id, credit=owed))
-                        owed = 0
+                    if owed is None:
+                        owed = CreditsOwed()
+                    if due := owed.took(inbox.empty()):
+                        self._outbox.put_nowait(pb.RequestFrame(id=call_id, credit=due))
                 elif kind == "done":
                     finished = True
-                    raise ContainerLost(reached=True, detail=f"the call ended without a result: {frame.done or '?'}")
+                    why = frame.done.failure or "?"
+                    raise ContainerLost(reached=True, detail=f"the call ended without a result: {why}")
         finally:
-            self.close_id(call_id, still_running="" if finished else "http.disconnect")
+            self.close_id(call_id, None if finished else pb.RequestFrame(id=call_id, cancel=pb.Cancel()))
 
 
 class CallLinks(ExchangeLinks[CallLink]):

@@ -191,7 +191,3 @@ def test_every_websocket_message_needs_credit(message_type: str) -> None:
 def test_control_messages_need_no_credit(message_type: str) -> None:
     assert not asgi.needs_credit(message_type, more_body=False)
     assert not asgi.needs_credit(message_type, more_body=True)
-
-
-def test_window_is_positive() -> None:
-    assert asgi.WINDOW > 0

@@ -99,10 +99,10 @@ def test_pickled_call_payloads_count_toward_the_bound() -> None:
 def test_none_ends_the_stream_after_the_frames_before_it() -> None:
     async def run() -> None:
         outbox: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
-        outbox.put_nowait(pb.ResponseFrame(id=1, done=""))
-        outbox.put_nowait(pb.ResponseFrame(id=2, done=""))
+        outbox.put_nowait(pb.ResponseFrame(id=1, done=pb.Done()))
+        outbox.put_nowait(pb.ResponseFrame(id=2, done=pb.Done()))
         outbox.put_nowait(None)
-        outbox.put_nowait(pb.ResponseFrame(id=3, done=""))
+        outbox.put_nowait(pb.ResponseFrame(id=3, done=pb.Done()))
         messages = [[frame.id for frame in message.frames] async for message in batching.response_batches(outbox)]
         assert messages == [[1, 2]]
 

@@ -3,9 +3,9 @@
 A call opened by a `call` frame runs as its own task on the Exchange stream that carried it. Sync
 functions and sync generators run in threads (the loop's executor has one thread per input the
 container may be handed), async ones as tasks. Each yielded item takes a credit (protos.asgi
-WINDOW), so a fast generator cannot outrun a slow caller. A `http.disconnect` event for the call's
-id means the caller went away: the task is cancelled (a sync function's thread runs on to its
-end, but nothing more of a sync generator is pulled).
+SendWindow), so a fast generator cannot outrun a slow caller. A `cancel` frame for the call's id
+means the caller went away: the task is cancelled (a sync function's thread runs on to its end,
+but nothing more of a sync generator is pulled).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from client.exceptions import InvalidError
 from client.function import Function
 from protos import call_rules
 from protos import stoker_pb2 as pb
-from protos.asgi import WINDOW
+from protos.asgi import SendWindow
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,19 @@ _EXHAUSTED = object()
 class Call:
     """One function call on a stream."""
 
-    __slots__ = ("id", "out", "send_window", "task")
+    __slots__ = ("id", "out", "task", "window")
 
     def __init__(self, call_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = call_id
         self.out = out
-        self.send_window: asyncio.Semaphore | None = None  # made at the first item a generator yields
+        self.window: SendWindow | None = None  # made at the first item a generator yields
         self.task: asyncio.Task[None] | None = None
 
     def on_frame(self, kind: str | None, frame: pb.RequestFrame) -> None:
         if kind == "credit":
-            if self.send_window is not None:  # no item went out before it, so no credit comes back
-                for _ in range(frame.credit):
-                    self.send_window.release()
-        elif kind == "event" and frame.event.type == "http.disconnect":
+            if self.window is not None:  # no item went out before it, so no credit comes back
+                self.window.credit(frame.credit)
+        elif kind == "cancel":
             self.hang_up()  # the caller went away
 
     def hang_up(self) -> None:
@@ -56,9 +55,9 @@ class Call:
         self.out.put_nowait(pb.ResponseFrame(id=self.id, output=output))
 
     async def emit_item(self, value: Any) -> None:
-        if self.send_window is None:
-            self.send_window = asyncio.Semaphore(WINDOW)
-        await self.send_window.acquire()
+        if self.window is None:
+            self.window = SendWindow()
+        await self.window.acquire()  # never closed: a call whose caller left is cancelled instead
         self.emit(pb.CallOutput(item=encode_value(value, "an item the generator yielded")))
 
 

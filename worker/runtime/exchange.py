@@ -20,8 +20,8 @@ from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import (
     DISCONNECT_TYPES,
-    WINDOW,
-    credit_due,
+    CreditsOwed,
+    SendWindow,
     event_from_proto,
     event_to_proto,
     needs_credit,
@@ -35,6 +35,8 @@ from worker.runtime.web import ASGIApp, Message
 
 log = logging.getLogger(__name__)
 
+_RETURNED = pb.Done()  # copied into each frame it is given to, so one serves every request
+
 _ERROR_MESSAGE = "Internal Server Error: the web function raised an exception (see the app's logs)"
 
 
@@ -45,25 +47,25 @@ class ClientDisconnected(OSError):
 class _Request:
     """One ASGI connection on a stream."""
 
-    __slots__ = ("client_gone", "id", "inbox", "out", "owed", "send_window", "started", "task")
+    __slots__ = ("client_gone", "id", "inbox", "out", "owed", "started", "task", "window")
 
     def __init__(self, request_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = request_id
         self.out = out
         self.inbox: Inbox[pb.AsgiEvent] = Inbox()
-        self.send_window: asyncio.Semaphore | None = None  # made at the first chunk that takes a credit
+        self.window: SendWindow | None = None  # made at the first response chunk that takes a credit
+        self.owed: CreditsOwed | None = None  # made at the first request chunk that takes a credit
         self.started = False
-        self.owed = 0  # credits for request chunks the app took, not yet returned
         self.client_gone = False
         self.task: asyncio.Task[None] | None = None
 
     async def receive(self) -> Message:
         event = await self.inbox.get()
         if needs_credit(event.type, event.more_body):
-            self.owed += 1
-            if credit_due(self.owed, self.inbox.empty()):
-                self.out.put_nowait(pb.ResponseFrame(id=self.id, credit=self.owed))
-                self.owed = 0
+            if self.owed is None:
+                self.owed = CreditsOwed()
+            if due := self.owed.took(self.inbox.empty()):
+                self.out.put_nowait(pb.ResponseFrame(id=self.id, credit=due))
         return event_from_proto(event)
 
     async def send(self, message: Message) -> None:
@@ -73,11 +75,9 @@ class _Request:
             raise self._gone()
         event = event_to_proto(message)
         if needs_credit(event.type, event.more_body):
-            if self.send_window is None:
-                self.send_window = asyncio.Semaphore(WINDOW)
-            await self.send_window.acquire()
-            if self.client_gone:  # woken by _client_left(), not by a credit
-                self.send_window.release()  # for the next send waiting, if the app has several
+            if self.window is None:
+                self.window = SendWindow()
+            if not await self.window.acquire():  # closed by _client_left()
                 raise self._gone()
         if event.type == "http.response.start" or event.type == "websocket.accept":
             self.started = True
@@ -88,9 +88,8 @@ class _Request:
             if frame.event.type in DISCONNECT_TYPES:
                 self._client_left()
             self.inbox.put_nowait(frame.event)
-        elif kind == "credit" and self.send_window is not None:
-            for _ in range(frame.credit):
-                self.send_window.release()
+        elif kind == "credit" and self.window is not None:  # none comes before a chunk that takes one
+            self.window.credit(frame.credit)
 
     def hang_up(self) -> None:
         """The stream is gone, and the client with it."""
@@ -102,10 +101,10 @@ class _Request:
 
     def _client_left(self) -> None:
         self.client_gone = True
-        if self.send_window is not None:
+        if self.window is not None:
             # A send waiting for a credit would wait forever: no more come once the ingress has
             # stopped forwarding (a WebSocket whose client vanished). Wake it to raise.
-            self.send_window.release()
+            self.window.close()
 
 
 class ContainerServicer(pb_grpc.ContainerServicer):
@@ -151,8 +150,8 @@ class ContainerServicer(pb_grpc.ContainerServicer):
                     elif (found := open_.get(frame.id)) is not None:
                         found.on_frame(kind, frame)
                     # else: the request or call already finished; late frames are harmless
-        except (asyncio.CancelledError, grpc.RpcError):
-            pass
+        except grpc.RpcError:
+            pass  # the stream ended
         finally:
             # The ingress (or the scheduler, for calls) went away, and every client with it.
             for opened in open_.values():
@@ -160,15 +159,15 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             out.put_nowait(None)
 
     async def _call(self, call: Call, request: pb.CallRequest, open_: dict[int, _Request | Call]) -> None:
-        done = ""
+        failure = ""
         try:
             await run_call(self.function, call, request)
         except asyncio.CancelledError:
-            done = "cancelled"
+            failure = "cancelled"
             raise
         finally:
             open_.pop(call.id, None)
-            call.out.put_nowait(pb.ResponseFrame(id=call.id, done=done))
+            call.out.put_nowait(pb.ResponseFrame(id=call.id, done=pb.Done(failure=failure) if failure else _RETURNED))
 
     async def _run(self, request: _Request, scope_pb: pb.Scope, open_: dict[int, _Request | Call]) -> None:
         error = ""
@@ -192,5 +191,5 @@ class ContainerServicer(pb_grpc.ContainerServicer):
                     await plain_response(scope, request.send, 500, _ERROR_MESSAGE)
         finally:
             open_.pop(request.id, None)
-            summary = error.strip().splitlines()[-1] if error else ""
-            request.out.put_nowait(pb.ResponseFrame(id=request.id, done=summary))
+            done = pb.Done(failure=error.strip().splitlines()[-1]) if error else _RETURNED
+            request.out.put_nowait(pb.ResponseFrame(id=request.id, done=done))
