@@ -2058,23 +2058,21 @@ class LookupFunctionResponse(_message.Message):
 
     APP_ID_FIELD_NUMBER: _builtins.int
     FUNCTION_FIELD_NUMBER: _builtins.int
-    IS_WEB_FIELD_NUMBER: _builtins.int
     WEB_URL_FIELD_NUMBER: _builtins.int
     app_id: _builtins.str
     function: _builtins.str
-    is_web: _builtins.bool
     web_url: _builtins.str
+    """empty: not a web function"""
     def __init__(
         self,
         *,
         app_id: _builtins.str = ...,
         function: _builtins.str = ...,
-        is_web: _builtins.bool = ...,
         web_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "function", b"function", "is_web", b"is_web", "web_url", b"web_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "function", b"function", "web_url", b"web_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -58,7 +58,7 @@ class Calls:
     def lookup(self, request: pb.LookupFunctionRequest, caller_app_id: str = "") -> pb.LookupFunctionResponse:
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
         return pb.LookupFunctionResponse(
-            app_id=fn.app.app_id, function=fn.spec.name, is_web=fn.spec.HasField("web"), web_url=fn.url
+            app_id=fn.app.app_id, function=fn.spec.name, web_url=fn.url
         )
 
     def _callable(self, request: pb.CallRequest, caller_app_id: str) -> FunctionState:
