@@ -40,15 +40,16 @@ def digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def new_secret(prefix: str) -> str:
-    return prefix + secrets.token_urlsafe(24)
+def new_secret(prefix: str, nbytes: int = 24) -> str:
+    """`prefix` and `nbytes` random bytes, URL-safe base64 without padding."""
+    return prefix + secrets.token_urlsafe(nbytes)
 
 
-def read_or_create(path: Path, prefix: str) -> tuple[str, bool]:
+def read_or_create(path: Path, prefix: str, nbytes: int = 24) -> tuple[str, bool]:
     """The secret kept in `path` (mode 0600), created on first use; and whether it was new."""
     if path.exists():
         return path.read_text().strip(), False
-    value = new_secret(prefix)
+    value = new_secret(prefix, nbytes)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -10,13 +10,13 @@ import time
 import grpc
 
 from protos import stoker_pb2_grpc as pb_grpc
-from scheduler import auth, call_credentials
+from scheduler import auth, call_credentials, state_dir
 from scheduler.apps import Apps
 from scheduler.cluster import Cluster
 from scheduler.config import SchedulerConfig
 from scheduler.secrets import Secrets
 from scheduler.servicer import SchedulerServicer
-from scheduler.store import Store
+from scheduler.store import Store, StoreError
 from scheduler.tokens import Tokens
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,11 @@ class SchedulerServer:
 
     async def startup(self) -> None:
         c = self.config
-        self._store = Store(c.database)
+        state_dir.make_private(c.state_dir)
+        try:
+            self._store = Store(c.database)
+        except StoreError as exc:
+            raise SystemExit(f"Error: the scheduler cannot open its state in {c.state_dir}: {exc}") from None
         cluster_secret = c.cluster_secret or auth.read_or_create(c.state_dir / "cluster-secret", "cs-")[0]
         call_key = call_credentials.derive_key(cluster_secret)
         cluster = Cluster(queue_timeout=c.queue_timeout, workspace=c.workspace, call_key=call_key)

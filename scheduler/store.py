@@ -1,16 +1,22 @@
 """The scheduler's state store: deployed apps and their code bundles, in one SQLite file.
 
-Every deploy is one transaction, so a crash mid-deploy leaves the previous version in place.
+Every deploy is one transaction, so a crash mid-deploy leaves the previous version in place. The
+file is mode 0600 (SQLite gives its -wal and -shm files the database's mode), and secret values
+in it are sealed (scheduler/secret_box.py).
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from protos import stoker_pb2 as pb
+from scheduler.secret_box import KEY_FILE, SecretBox, SecretKeyError, is_sealed
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (
@@ -57,13 +63,49 @@ class AppRecord:
     created_at: float
 
 
+class StoreError(Exception):
+    """The state store cannot be opened as it is; the message says what to do."""
+
+
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # private before SQLite first opens it
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Overwritten and deleted rows are zeroed, not left in free pages: an old plaintext
+        # secret must not outlive its sealing in the file.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
+        try:
+            self._box = SecretBox.load(path.with_name(KEY_FILE), create=not self._any_sealed())
+        except SecretKeyError as exc:
+            self._db.close()
+            raise StoreError(str(exc)) from None
+        self._seal_plaintext_secrets()
+        try:
+            self.secrets()  # every sealed row opens with this key: fail at startup, not at a deploy
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _any_sealed(self) -> bool:
+        return any(is_sealed(r[0]) for r in self._db.execute("SELECT payload FROM secrets"))
+
+    def _seal_plaintext_secrets(self) -> None:
+        """Seal the secrets an older stoker kept in plain text, and leave no copy in the files."""
+        rows = self._db.execute("SELECT name, payload FROM secrets").fetchall()
+        plain = [(name, payload) for name, payload in rows if not is_sealed(payload)]
+        if not plain:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            for name, payload in plain:
+                sealed = self._box.seal(name, self._box.open(name, payload))
+                self._db.execute("UPDATE secrets SET payload = ? WHERE name = ?", (sealed, name))
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's old page images go too
+        log.info("encrypted %d secret(s) that an older stoker kept in plain text", len(plain))
 
     def close(self) -> None:
         self._db.close()
@@ -132,18 +174,21 @@ class Store:
         rows = self._db.execute("SELECT key, secret_sha256, created_at FROM proxy_tokens ORDER BY created_at")
         return [(r[0], bytes(r[1]), r[2]) for r in rows]
 
-    # Secrets: the values must reach containers, so they are kept as given; the database file
-    # lives in the state dir, which only the scheduler's user can read.
+    # Secrets: the values must reach containers, so they are sealed, not hashed.
 
     def put_secret(self, name: str, values: dict[str, str], created_at: float) -> None:
-        self._db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (name, json.dumps(values), created_at))
+        payload = self._box.seal(name, values)
+        self._db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (name, payload, created_at))
 
     def delete_secret(self, name: str) -> bool:
         return self._db.execute("DELETE FROM secrets WHERE name = ?", (name,)).rowcount > 0
 
     def secrets(self) -> dict[str, tuple[dict[str, str], float]]:
         rows = self._db.execute("SELECT name, payload, created_at FROM secrets ORDER BY name")
-        return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
+        try:
+            return {r[0]: (self._box.open(r[0], r[1]), r[2]) for r in rows}
+        except SecretKeyError as exc:
+            raise StoreError(str(exc)) from None
 
     def add_workspace_token(self, token_sha256: bytes, created_at: float) -> None:
         self._db.execute("INSERT OR IGNORE INTO workspace_tokens VALUES (?, ?)", (token_sha256, created_at))

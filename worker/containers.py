@@ -25,6 +25,7 @@ from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
+from worker.inherited_env import inherited_environment
 from worker.redact import Redactor, secret_values
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
@@ -61,7 +62,7 @@ class ContainerProcess:
         self._redact = Redactor(secret_values(command.env))
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(cenv.PREFIX)}
+        env = inherited_environment()  # as its template's: fresh and forked containers see the same
         env.update(self.command.env)
         if self.image is not None:
             env.update(self.image.environment(env))  # its venv's bin first on PATH
@@ -86,8 +87,6 @@ class ContainerProcess:
                 "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in self.command.gpu_indices),
             }
         )
-        if os.environ.get(cenv.TLS_CA):
-            env[cenv.TLS_CA] = os.environ[cenv.TLS_CA]  # calls to the scheduler then use TLS too
         return env
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import uv
 
+from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,10 @@ class ImageBuilder:
         return python, version_found.strip() == str(sys.version_info[:2])
 
     def _uv_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        # uv and the build backends it runs need the operator's settings (UV_*, CA bundles,
+        # proxies) to reach the index, but .run_commands() and a package's build scripts are the
+        # app's code: never the worker's own STOKER_* settings, the cluster secret among them.
+        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith(cenv.PREFIX)}
         # Bytecode is compiled at build time: containers must not compile their imports on every
         # cold start (and may not write .pyc files at all, under PYTHONDONTWRITEBYTECODE).
         env.update(UV_PYTHON_DOWNLOADS="never", UV_COMPILE_BYTECODE="1", UV_NO_PROGRESS="1", NO_COLOR="1")

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.inherited_env import inherited_environment
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
@@ -39,6 +41,9 @@ class ForkTemplate:
                 "-m",
                 "worker.runtime.template",
                 str(self.socket_path),
+                # Not the worker's environment: the cluster secret would stay readable in this
+                # process's /proc/<pid>/environ, and in every container forked from it.
+                env=inherited_environment(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
             )

@@ -96,6 +96,7 @@ class LocalCluster:
     def start(self) -> None:
         """Start all three daemons and wait until each is healthy."""
         self._check_ports_free()
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the scheduler's: private
         run_dir = self.state_dir / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + READY_TIMEOUT
