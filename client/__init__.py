@@ -6,6 +6,8 @@ from __future__ import annotations
 import client._grpc_env  # noqa: F401
 from client.app import App
 from client.calls import FunctionCall
+from client.class_members import enter, exit, method, parameter
+from client.cls import Cls
 from client.exceptions import (
     AlreadyExistsError,
     AuthError,
@@ -32,6 +34,7 @@ __all__ = [
     "AlreadyExistsError",
     "App",
     "AuthError",
+    "Cls",
     "ConnectionError",
     "Error",
     "ExecutionError",
@@ -44,7 +47,11 @@ __all__ = [
     "Secret",
     "asgi_app",
     "concurrent",
+    "enter",
+    "exit",
     "fastapi_endpoint",
+    "method",
+    "parameter",
     "web_endpoint",
     "web_server",
     "wsgi_app",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from client.cls import Cls
 from client.exceptions import InvalidError
 from client.function import Function, FunctionOptions
 from client.image import Image
@@ -38,6 +40,7 @@ class App:
         self.image = image
         self.secrets = tuple(secrets)
         self.registered_functions: dict[str, Function] = {}
+        self.registered_classes: dict[str, Cls] = {}
         created_apps.append(self)
 
     def __repr__(self) -> str:
@@ -72,16 +75,24 @@ class App:
         enable_memory_snapshot: bool = False,
         block_network: bool = False,
         include_source: Any = None,
+        _decorates_class: bool = False,  # set by App.cls, which takes the same options
         **unknown: Any,
-    ) -> Callable[[Any], Function]:
+    ) -> Callable[[Any], Any]:
         """Register the decorated function with this app."""
+        decorator = "@app.cls()" if _decorates_class else "@app.function()"
         if _warn_parentheses_missing is not None:
-            raise InvalidError("use @app.function() with parentheses")
+            raise InvalidError(f"use {decorator} with parentheses")
         if unknown:
-            raise InvalidError(f"@app.function() got unknown parameters: {', '.join(sorted(unknown))}")
+            raise InvalidError(f"{decorator} got unknown parameters: {', '.join(sorted(unknown))}")
 
-        def wrap(f: Callable[..., Any] | PartialFunction) -> Function:
+        def wrap(f: Callable[..., Any] | PartialFunction) -> Any:
             partial = f if isinstance(f, PartialFunction) else PartialFunction(raw_f=f)
+            if inspect.isclass(partial.raw_f) != _decorates_class:
+                raise InvalidError(
+                    f"{decorator} decorates a class"
+                    if _decorates_class
+                    else f"@app.function() decorates a function; use @app.cls() for the class {partial.raw_f.__name__}"
+                )
             fn_name = name or partial.raw_f.__name__
             max_inputs = partial.max_inputs or allow_concurrent_inputs or 1
             options = FunctionOptions(
@@ -98,13 +109,23 @@ class App:
                 cpu=float(cpu or 0.0),
                 memory_mib=int(memory or 0),
             )
-            if fn_name in self.registered_functions:
+            if fn_name in self.registered_functions or fn_name in self.registered_classes:
                 raise InvalidError(f"app {self.name!r} already has a function named {fn_name!r}")
+            if _decorates_class:
+                assert isinstance(partial.raw_f, type)
+                cls = Cls.of_app(self, fn_name, partial.raw_f, options)
+                self.registered_classes[fn_name] = cls
+                return cls
             function = Function(self, fn_name, partial.raw_f, options, partial.web)
             self.registered_functions[fn_name] = function
             return function
 
         return wrap
+
+    def cls(self, _warn_parentheses_missing: Any = None, **options: Any) -> Callable[[type], Cls]:
+        """Register the decorated class with this app: every option of @app.function(), one pool of
+        containers for all its methods, one instance of the class in each container."""
+        return self.function(_warn_parentheses_missing, _decorates_class=True, **options)
 
     def local_entrypoint(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         """Accepted so that app files written for `modal run` still load."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import client
+import client.cls
 from client.app import App, created_apps
 from client.exceptions import InvalidError
 from client.function import Function
@@ -26,6 +27,7 @@ from protos import stoker_pb2 as pb
 def alias_modal() -> None:
     """Make `import modal` give stoker's SDK, so app files written for Modal run unchanged."""
     sys.modules.setdefault("modal", client)
+    sys.modules.setdefault("modal.cls", client.cls)
 
 
 def import_app_file(path: Path) -> ModuleType:
@@ -58,7 +60,7 @@ def find_app(module: ModuleType) -> App:
     if len(apps) == 1:
         return apps[0]
     if not apps:
-        apps = [a for a in created_apps if a.registered_functions]
+        apps = [a for a in created_apps if a.registered_functions or a.registered_classes]
         if len(apps) == 1:
             return apps[0]
     raise InvalidError(
@@ -66,12 +68,13 @@ def find_app(module: ModuleType) -> App:
     )
 
 
-def find_function(app: App, name: str) -> Function:
-    try:
-        return app.registered_functions[name]
-    except KeyError:
-        known = ", ".join(sorted(app.registered_functions)) or "none"
-        raise InvalidError(f"app has no function {name!r} (it has: {known})") from None
+def find_function(app: App, name: str) -> Function | client.cls.Cls:
+    """The function or class `name` of the app."""
+    found = app.registered_functions.get(name) or app.registered_classes.get(name)
+    if found is None:
+        known = ", ".join(sorted([*app.registered_functions, *app.registered_classes])) or "none"
+        raise InvalidError(f"app has no function {name!r} (it has: {known})")
+    return found
 
 
 class AppFileError(Exception):
@@ -111,12 +114,15 @@ def build_definition(path: Path) -> pb.AppDefinition:
     """Import the app file in this process and describe it."""
     path = path.resolve()
     app = find_app(import_app_file(path))
-    if not app.registered_functions:
-        raise InvalidError(f"{path} defines no functions: decorate one with @app.function()")
+    if not app.registered_functions and not app.registered_classes:
+        raise InvalidError(f"{path} defines no functions: decorate one with @app.function() or a class with @app.cls()")
     return pb.AppDefinition(
         name=app.name or path.stem,
         entry=path.name,
-        functions=[f.to_proto() for f in app.registered_functions.values()],
+        functions=[
+            *(f.to_proto() for f in app.registered_functions.values()),
+            *(c.to_proto() for c in app.registered_classes.values()),
+        ],
         bundle=_bundle(path.parent, path),
     )
 

@@ -32,8 +32,10 @@ class CallTarget:
     name to the caller's app (a `serve`d app calls its own functions, not a deployed namesake)."""
 
     app_name: str
-    function: str
+    function: str  # a function, or a class
     environment: str = ""
+    method_name: str = ""  # the class's method
+    parameters: bytes = b""  # the class instance's (protos/parameters.py)
 
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any], generator: bool = False) -> pb.CallRequest:
         return pb.CallRequest(
@@ -42,6 +44,8 @@ class CallTarget:
             function=self.function,
             args=encode_args(args, kwargs),
             generator=generator,
+            method_name=self.method_name,
+            parameters=self.parameters,
         )
 
 

@@ -183,36 +183,41 @@ class Function(Invocable):
         return urls.get(self.name)
 
     def to_proto(self) -> pb.FunctionSpec:
-        o = self.options
-        spec = pb.FunctionSpec(
-            name=self.name,
-            image=o.image.to_proto() if o.image else None,
-            gpu=o.gpu,
-            secret_names=[s.name for s in o.secrets if s.name],
-            secret_env={k: v for s in o.secrets for k, v in s.values},
-            min_containers=o.min_containers,
-            max_containers=o.max_containers,
-            buffer_containers=o.buffer_containers,
-            scaledown_window=o.scaledown_window,
-            timeout=o.timeout,
-            max_inputs=o.max_inputs,
-            target_inputs=o.target_inputs,
-            cpu=o.cpu,
-            memory_mib=o.memory_mib,
-            is_generator=self.is_generator,
-        )
+        spec = spec_from_options(self.name, self.options)
+        spec.is_generator = self.is_generator
         if self.web is not None:
-            w = self.web
-            spec.web.CopyFrom(
-                pb.WebEndpoint(
-                    kind=w.kind,
-                    method=w.method,
-                    label=w.label,
-                    custom_domains=list(w.custom_domains),
-                    docs=w.docs,
-                    requires_proxy_auth=w.requires_proxy_auth,
-                    port=w.port,
-                    startup_timeout=w.startup_timeout,
-                )
-            )
+            spec.web.CopyFrom(web_to_proto(self.web))
         return spec
+
+
+def spec_from_options(name: str, o: FunctionOptions) -> pb.FunctionSpec:
+    """The spec of a function or class, as far as its options say."""
+    return pb.FunctionSpec(
+        name=name,
+        image=o.image.to_proto() if o.image else None,
+        gpu=o.gpu,
+        secret_names=[s.name for s in o.secrets if s.name],
+        secret_env={k: v for s in o.secrets for k, v in s.values},
+        min_containers=o.min_containers,
+        max_containers=o.max_containers,
+        buffer_containers=o.buffer_containers,
+        scaledown_window=o.scaledown_window,
+        timeout=o.timeout,
+        max_inputs=o.max_inputs,
+        target_inputs=o.target_inputs,
+        cpu=o.cpu,
+        memory_mib=o.memory_mib,
+    )
+
+
+def web_to_proto(w: WebConfig) -> pb.WebEndpoint:
+    return pb.WebEndpoint(
+        kind=w.kind,
+        method=w.method,
+        label=w.label,
+        custom_domains=list(w.custom_domains),
+        docs=w.docs,
+        requires_proxy_auth=w.requires_proxy_auth,
+        port=w.port,
+        startup_timeout=w.startup_timeout,
+    )

@@ -79,15 +79,25 @@ class ContainerLink(ExchangeLink):
     """The ingress's stream to one container, carrying every HTTP request and WebSocket it places there."""
 
     async def proxy(
-        self, request_id: int, scope: dict[str, Any], receive: Receive, send: Send, complete: Callable[[], None]
+        self,
+        request_id: int,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send,
+        complete: Callable[[], None],
+        method_name: str = "",
     ) -> None:
         """Carry one ASGI connection to the container and its answer back, chunk by chunk.
 
         `complete()` is called as the last chunk of an HTTP response goes out, before the client
-        can have it: a client's next request must find this one's slot already free."""
+        can have it: a client's next request must find this one's slot already free. `method_name`
+        names the class's web method the request is for ("" for a function's endpoint)."""
         inbox = self.open(request_id)
         request = _ProxiedRequest()
-        self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=scope_to_proto(scope)))
+        opening = scope_to_proto(scope)
+        if method_name:
+            opening.method_name = method_name
+        self._outbox.put_nowait(pb.RequestFrame(id=request_id, scope=opening))
         started = False
         ended = False  # the container said it is done, or its stream is gone
         owed: CreditsOwed | None = None  # made at the first response chunk that takes a credit

@@ -103,7 +103,8 @@ class Proxy:
                 return
             use = _SlotUse(self.scheduler, slot)
             try:
-                await self.links.get(slot.address).proxy(next(self._stream_ids), scope, receive, send, use.finish)
+                link = self.links.get(slot.address)
+                await link.proxy(next(self._stream_ids), scope, receive, send, use.finish, route.method_name)
             except ContainerUnreachable as exc:
                 # Nothing reached the app: tell the scheduler, and try another container.
                 use.finish(unreachable=True)

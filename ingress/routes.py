@@ -12,6 +12,7 @@ class Route:
     function_id: str
     requires_proxy_auth: bool
     workspace: str = ""
+    method_name: str = ""  # the class's web method; the container serves it by this name
 
 
 class RouteTable:
@@ -19,7 +20,7 @@ class RouteTable:
         self.exact: dict[str, Route] = {}
         self.wildcard: dict[str, Route] = {}  # "example.com" for "*.example.com"
         for r in table.routes if table is not None else ():
-            route = Route(r.function_id, r.requires_proxy_auth, r.workspace)
+            route = Route(r.function_id, r.requires_proxy_auth, r.workspace, r.method_name)
             for host in r.hosts:
                 if host.startswith("*."):
                     self.wildcard[host[2:]] = route

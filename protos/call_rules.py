@@ -7,6 +7,12 @@ again, as the one that runs the code. The messages live here once, so the two en
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from protos import stoker_pb2 as pb
+
+NO_SUCH_METHOD = "no such method: "
+
 
 def web_function_refusal(name: str, url: str) -> str:
     """Why a web function cannot be called with .remote(), .remote_gen(), .map() or .spawn()."""
@@ -28,3 +34,32 @@ def call_kind_refusal(name: str, is_generator: bool, wants_generator: bool) -> s
 
 def spawned_generator_refusal(name: str) -> str:
     return f"{name} is a generator function, and generator functions cannot be spawned; use .remote_gen()"
+
+
+def is_generator(spec: pb.FunctionSpec, method_name: str) -> bool:
+    """Whether the function, or the class's method, yields."""
+    if not method_name:
+        return spec.is_generator
+    return any(m.name == method_name and m.is_generator for m in spec.methods)
+
+
+def refusal(spec: pb.FunctionSpec, method_name: str, wants_generator: bool, urls: Mapping[str, str]) -> str | None:
+    """Why this call cannot go to the function (or the class's method), as the scheduler sees it
+    from the spec; None when it may. `urls`: the web URLs by method name ("" for a function's)."""
+    if not spec.methods:
+        if method_name:
+            return f"{NO_SUCH_METHOD}{spec.name} is a function, not a class: it has no method {method_name!r}"
+        if spec.HasField("web"):
+            return web_function_refusal(spec.name, urls.get("", ""))
+        return call_kind_refusal(spec.name, spec.is_generator, wants_generator)
+    methods = {m.name: m for m in spec.methods}
+    method = methods.get(method_name)
+    if method is None:
+        known = ", ".join(sorted(methods))
+        if not method_name:
+            return f"{spec.name} is a class: call one of its methods ({known}), as {spec.name}().method.remote()"
+        return f"{NO_SUCH_METHOD}class {spec.name} has no method {method_name!r} (it has: {known})"
+    name = f"{spec.name}.{method_name}"
+    if method.HasField("web"):
+        return web_function_refusal(name, urls.get(method_name, ""))
+    return call_kind_refusal(name, method.is_generator, wants_generator)

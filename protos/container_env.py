@@ -10,7 +10,8 @@ from __future__ import annotations
 # Set by the scheduler (StartContainer.env).
 TOKEN = "STOKER_TOKEN"  # the container's call credential, good for function calls from its app only
 ENVIRONMENT = "STOKER_ENVIRONMENT"  # the environment its app was deployed to
-WEB_URLS = "STOKER_WEB_URLS"  # JSON {function name: URL} for the app's web functions
+WEB_URLS = "STOKER_WEB_URLS"  # JSON {function name, or Class.method: URL} for the app's web endpoints
+PARAMETERS = "STOKER_PARAMETERS"  # hex of a class instance's pb.Parameters; absent: the defaults
 
 # Set by the worker.
 CONTAINER_ID = "STOKER_CONTAINER_ID"

@@ -204,6 +204,8 @@ class FunctionSpec(_message.Message):
     WEB_FIELD_NUMBER: _builtins.int
     SECRET_ENV_FIELD_NUMBER: _builtins.int
     IS_GENERATOR_FIELD_NUMBER: _builtins.int
+    METHODS_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     gpu: _builtins.str
     min_containers: _builtins.int
@@ -233,6 +235,16 @@ class FunctionSpec(_message.Message):
     def secret_env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Secret.from_dict values, merged"""
 
+    @_builtins.property
+    def methods(self) -> _containers.RepeatedCompositeFieldContainer[Global___MethodSpec]:
+        """Set for an @app.cls class: the spec is the class (one pool of containers, one instance in
+        each), and these are its methods; web and is_generator above are then unset.
+        """
+
+    @_builtins.property
+    def parameters(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterSpec]:
+        """a class's modal.parameter() fields"""
+
     def __init__(
         self,
         *,
@@ -252,14 +264,130 @@ class FunctionSpec(_message.Message):
         web: Global___WebEndpoint | None = ...,
         secret_env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         is_generator: _builtins.bool = ...,
+        methods: _abc.Iterable[Global___MethodSpec] | None = ...,
+        parameters: _abc.Iterable[Global___ParameterSpec] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "min_containers", b"min_containers", "name", b"name", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FunctionSpec: _TypeAlias = FunctionSpec  # noqa: Y015
+
+@_typing.final
+class ParameterSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    DEFAULT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    type: _builtins.str
+    """str | int | bool | bytes"""
+    @_builtins.property
+    def default(self) -> Global___ParameterValue:
+        """unset: every instance must give it"""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        type: _builtins.str = ...,
+        default: Global___ParameterValue | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["default", b"default"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default", b"default", "name", b"name", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParameterSpec: _TypeAlias = ParameterSpec  # noqa: Y015
+
+@_typing.final
+class MethodSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    IS_GENERATOR_FIELD_NUMBER: _builtins.int
+    WEB_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    is_generator: _builtins.bool
+    @_builtins.property
+    def web(self) -> Global___WebEndpoint:
+        """unset: called with .remote() and friends"""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        is_generator: _builtins.bool = ...,
+        web: Global___WebEndpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["web", b"web"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["is_generator", b"is_generator", "name", b"name", "web", b"web"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MethodSpec: _TypeAlias = MethodSpec  # noqa: Y015
+
+@_typing.final
+class ParameterValue(_message.Message):
+    """A class instance's modal.parameter() values that differ from their defaults, sorted by name and
+    serialized deterministically: equal instances give equal bytes, so the bytes name a pool.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STRING_VALUE_FIELD_NUMBER: _builtins.int
+    INT_VALUE_FIELD_NUMBER: _builtins.int
+    BOOL_VALUE_FIELD_NUMBER: _builtins.int
+    BYTES_VALUE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    string_value: _builtins.str
+    int_value: _builtins.int
+    bool_value: _builtins.bool
+    bytes_value: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        string_value: _builtins.str = ...,
+        int_value: _builtins.int = ...,
+        bool_value: _builtins.bool = ...,
+        bytes_value: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bool_value", b"bool_value", "bytes_value", b"bytes_value", "int_value", b"int_value", "string_value", b"string_value", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bool_value", b"bool_value", "bytes_value", b"bytes_value", "int_value", b"int_value", "name", b"name", "string_value", b"string_value", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_value: _TypeAlias = _typing.Literal["string_value", "int_value", "bool_value", "bytes_value"]  # noqa: Y015
+    _WhichOneofArgType_value: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_value) -> _WhichOneofReturnType_value | None: ...
+
+Global___ParameterValue: _TypeAlias = ParameterValue  # noqa: Y015
+
+@_typing.final
+class Parameters(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterValue]: ...
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[Global___ParameterValue] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Parameters: _TypeAlias = Parameters  # noqa: Y015
 
 @_typing.final
 class AppDefinition(_message.Message):
@@ -1270,10 +1398,13 @@ class Route(_message.Message):
     FUNCTION_ID_FIELD_NUMBER: _builtins.int
     REQUIRES_PROXY_AUTH_FIELD_NUMBER: _builtins.int
     WORKSPACE_FIELD_NUMBER: _builtins.int
+    METHOD_NAME_FIELD_NUMBER: _builtins.int
     function_id: _builtins.str
     requires_proxy_auth: _builtins.bool
     workspace: _builtins.str
     """rate limits are per workspace"""
+    method_name: _builtins.str
+    """the class's web method these hosts serve; empty: a function"""
     @_builtins.property
     def hosts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """exact host names; "*.example.com" matches one level below"""
@@ -1285,10 +1416,11 @@ class Route(_message.Message):
         function_id: _builtins.str = ...,
         requires_proxy_auth: _builtins.bool = ...,
         workspace: _builtins.str = ...,
+        method_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["function_id", b"function_id", "hosts", b"hosts", "requires_proxy_auth", b"requires_proxy_auth", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["function_id", b"function_id", "hosts", b"hosts", "method_name", b"method_name", "requires_proxy_auth", b"requires_proxy_auth", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1898,6 +2030,8 @@ class CallRequest(_message.Message):
     FUNCTION_FIELD_NUMBER: _builtins.int
     ARGS_FIELD_NUMBER: _builtins.int
     GENERATOR_FIELD_NUMBER: _builtins.int
+    METHOD_NAME_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     environment: _builtins.str
     function: _builtins.str
@@ -1905,6 +2039,10 @@ class CallRequest(_message.Message):
     """cloudpickle of (args tuple, kwargs dict)"""
     generator: _builtins.bool
     """the caller iterates (remote_gen)"""
+    method_name: _builtins.str
+    """the method of a class (`function` names the class)"""
+    parameters: _builtins.bytes
+    """a serialized Parameters; empty: the class's defaults"""
     def __init__(
         self,
         *,
@@ -1913,10 +2051,12 @@ class CallRequest(_message.Message):
         function: _builtins.str = ...,
         args: _builtins.bytes = ...,
         generator: _builtins.bool = ...,
+        method_name: _builtins.str = ...,
+        parameters: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator", "method_name", b"method_name", "parameters", b"parameters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2059,20 +2199,26 @@ class LookupFunctionResponse(_message.Message):
     APP_ID_FIELD_NUMBER: _builtins.int
     FUNCTION_FIELD_NUMBER: _builtins.int
     WEB_URL_FIELD_NUMBER: _builtins.int
+    METHOD_URLS_FIELD_NUMBER: _builtins.int
     app_id: _builtins.str
     function: _builtins.str
     web_url: _builtins.str
     """empty: not a web function"""
+    @_builtins.property
+    def method_urls(self) -> _containers.RepeatedCompositeFieldContainer[Global___EndpointUrl]:
+        """a class's web methods: `function` holds the method name"""
+
     def __init__(
         self,
         *,
         app_id: _builtins.str = ...,
         function: _builtins.str = ...,
         web_url: _builtins.str = ...,
+        method_urls: _abc.Iterable[Global___EndpointUrl] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "function", b"function", "web_url", b"web_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "function", b"function", "method_urls", b"method_urls", "web_url", b"web_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2121,6 +2267,7 @@ class Scope(_message.Message):
     SERVER_HOST_FIELD_NUMBER: _builtins.int
     SERVER_PORT_FIELD_NUMBER: _builtins.int
     SUBPROTOCOLS_FIELD_NUMBER: _builtins.int
+    METHOD_NAME_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     http_version: _builtins.str
     method: _builtins.str
@@ -2132,6 +2279,8 @@ class Scope(_message.Message):
     client_port: _builtins.int
     server_host: _builtins.str
     server_port: _builtins.int
+    method_name: _builtins.str
+    """the class's web method it is for (Route.method_name)"""
     @_builtins.property
     def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Header]: ...
     @_builtins.property
@@ -2152,10 +2301,11 @@ class Scope(_message.Message):
         server_host: _builtins.str = ...,
         server_port: _builtins.int = ...,
         subprotocols: _abc.Iterable[_builtins.str] | None = ...,
+        method_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_host", b"client_host", "client_port", b"client_port", "headers", b"headers", "http_version", b"http_version", "method", b"method", "path", b"path", "query_string", b"query_string", "raw_path", b"raw_path", "scheme", b"scheme", "server_host", b"server_host", "server_port", b"server_port", "subprotocols", b"subprotocols", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_host", b"client_host", "client_port", b"client_port", "headers", b"headers", "http_version", b"http_version", "method", b"method", "method_name", b"method_name", "path", b"path", "query_string", b"query_string", "raw_path", b"raw_path", "scheme", b"scheme", "server_host", b"server_host", "server_port", b"server_port", "subprotocols", b"subprotocols", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

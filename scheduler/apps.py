@@ -13,7 +13,7 @@ from protos.bundle import BundleError, bundle_hash, check_bundle
 from scheduler import gpus, urls
 from scheduler.cluster import Cluster
 from scheduler.image_spec import ImageSpecError, check_spec
-from scheduler.model import FunctionState
+from scheduler.model import FunctionState, WebRoute
 from scheduler.store import AppRecord, Store
 
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # apps and secrets
@@ -57,8 +57,8 @@ class Apps:
         self.port = port
         for functions in self.live.values():
             for fn in functions:
-                if fn.hosts:
-                    fn.url = urls.web_url(self.scheme, fn.hosts[0], port)
+                for route in fn.web:
+                    route.url = urls.web_url(self.scheme, route.hosts[0], port)
 
     # ------------------------------------------------------------ deploy
 
@@ -87,7 +87,7 @@ class Apps:
         return pb.DeployResponse(
             app_id=record.app_id,
             version=record.version,
-            endpoints=[pb.EndpointUrl(function=f.spec.name, url=f.url) for f in functions if f.url],
+            endpoints=_endpoints(functions),
         )
 
     def _activate(self, record: AppRecord, functions: list[FunctionState] | None = None) -> None:
@@ -101,24 +101,28 @@ class Apps:
     def _functions(self, record: AppRecord) -> list[FunctionState]:
         result = []
         for spec in record.definition.functions:
-            hosts: list[str] = []
-            url = ""
-            if spec.HasField("web"):
-                label = spec.web.label or urls.default_label(record.name, spec.name)
-                host = f"{urls.subdomain(self.workspace, record.environment, label, record.ephemeral)}.{self.domain}"
-                hosts = [host, *(d.lower() for d in spec.web.custom_domains)]
-                url = urls.web_url(self.scheme, host, self.port)
+            web = [self._route(record, name, method, endpoint) for name, method, endpoint in _web_endpoints(spec)]
             result.append(
                 FunctionState(
                     id=f"{record.app_id}:{record.version}:{spec.name}",
                     app=record,
                     spec=spec,
-                    hosts=hosts,
-                    url=url,
+                    web=web,
                     gpu=gpus.parse_gpu(spec.gpu),
                 )
             )
         return result
+
+    def _route(self, record: AppRecord, name: str, method_name: str, web: pb.WebEndpoint) -> WebRoute:
+        label = web.label or urls.default_label(record.name, name)
+        host = f"{urls.subdomain(self.workspace, record.environment, label, record.ephemeral)}.{self.domain}"
+        return WebRoute(
+            name=name,
+            method_name=method_name,
+            hosts=[host, *(d.lower() for d in web.custom_domains)],
+            url=urls.web_url(self.scheme, host, self.port),
+            requires_proxy_auth=web.requires_proxy_auth,
+        )
 
     def check(self, app: pb.AppDefinition, environment: str) -> None:
         """Raise AppError if `app` cannot be deployed as it is (before its images are built)."""
@@ -154,42 +158,49 @@ class Apps:
                         f"{spec.name}: secret {secret!r} does not exist; create it with "
                         f"`stoker secret create {secret} KEY=VALUE ...`",
                     )
-            if not spec.HasField("web"):
-                continue
-            if spec.web.kind not in WEB_KINDS:
-                raise invalid(f"{spec.name}: unknown web endpoint kind {spec.web.kind!r}")
-            # A label given with label= must be a DNS label; a default one is derived from names
-            # and cut to fit by urls.subdomain(), so it only has to be non-empty.
-            label = spec.web.label or urls.default_label(app.name, spec.name)
-            if spec.web.label and not urls.is_valid_label(label):
-                raise invalid(
-                    f"{spec.name}: label {label!r} is not a valid DNS label "
-                    "(lowercase letters, digits and '-', at most 63, not starting or ending with '-')"
-                )
-            if not label:
-                raise invalid(f"{spec.name}: the app and function names give an empty label; pass label=")
-            if label in seen:
-                raise invalid(f"{spec.name} and {seen[label]} both use the label {label!r}")
-            seen[label] = spec.name
-            for domain in spec.web.custom_domains:
-                if not urls.is_valid_domain(domain):
-                    raise invalid(f"{spec.name}: custom domain {domain!r} is not a valid domain name")
+            if sum(1 for m in spec.methods if m.web.kind == "web_server") > 1:
+                raise invalid(f"{spec.name}: a class may have at most one @web_server method")
+            for name, _, web in _web_endpoints(spec):
+                if web.kind not in WEB_KINDS:
+                    raise invalid(f"{name}: unknown web endpoint kind {web.kind!r}")
+                # A label given with label= must be a DNS label; a default one is derived from names
+                # and cut to fit by urls.subdomain(), so it only has to be non-empty.
+                label = web.label or urls.default_label(app.name, name)
+                if web.label and not urls.is_valid_label(label):
+                    raise invalid(
+                        f"{name}: label {label!r} is not a valid DNS label "
+                        "(lowercase letters, digits and '-', at most 63, not starting or ending with '-')"
+                    )
+                if not label:
+                    raise invalid(f"{name}: the app and function names give an empty label; pass label=")
+                if label in seen:
+                    raise invalid(f"{name} and {seen[label]} both use the label {label!r}")
+                seen[label] = name
+                for domain in web.custom_domains:
+                    if not urls.is_valid_domain(domain):
+                        raise invalid(f"{name}: custom domain {domain!r} is not a valid domain name")
 
     def _check_hosts_free(self, record: AppRecord, functions: list[FunctionState]) -> None:
         taken = {
-            host: fn for app_id, fns in self.live.items() if app_id != record.app_id for fn in fns for host in fn.hosts
+            host: (fn, route)
+            for app_id, fns in self.live.items()
+            if app_id != record.app_id
+            for fn in fns
+            for route in fn.web
+            for host in route.hosts
         }
         for fn in functions:
-            for host in fn.hosts:
-                owner = taken.get(host)
-                if owner is not None and not owner.app.ephemeral:
-                    raise AppError(
-                        grpc.StatusCode.ALREADY_EXISTS,
-                        (
-                            f"{fn.spec.name}: {host} is already used by app {owner.app.name!r} "
-                            f"(function {owner.spec.name}); choose another label= or stop that app"
-                        ),
-                    )
+            for route in fn.web:
+                for host in route.hosts:
+                    owner, owner_route = taken.get(host, (None, None))
+                    if owner is not None and owner_route is not None and not owner.app.ephemeral:
+                        raise AppError(
+                            grpc.StatusCode.ALREADY_EXISTS,
+                            (
+                                f"{route.name}: {host} is already used by app {owner.app.name!r} "
+                                f"(function {owner_route.name}); choose another label= or stop that app"
+                            ),
+                        )
 
     def deployed(self, name: str, environment: str) -> list[FunctionState] | None:
         """The live functions of the deployed (not served) app of that name and environment."""
@@ -239,7 +250,19 @@ class Apps:
                     created_at=record.created_at,
                     environment=record.environment,
                     containers=sum(len(f.containers) for f in functions),
-                    endpoints=[pb.EndpointUrl(function=f.spec.name, url=f.url) for f in functions if f.url],
+                    endpoints=_endpoints(functions),
                 )
             )
         return pb.ListAppsResponse(apps=apps)
+
+
+def _web_endpoints(spec: pb.FunctionSpec) -> list[tuple[str, str, pb.WebEndpoint]]:
+    """(name, method name, endpoint) for the function's web endpoint or its class's web methods.
+    A method's name is `Class.method`, which gives Modal's default label `<app>-<class>-<method>`."""
+    if spec.HasField("web"):
+        return [(spec.name, "", spec.web)]
+    return [(f"{spec.name}.{m.name}", m.name, m.web) for m in spec.methods if m.HasField("web")]
+
+
+def _endpoints(functions: list[FunctionState]) -> list[pb.EndpointUrl]:
+    return [pb.EndpointUrl(function=r.name, url=r.url) for f in functions for r in f.web]

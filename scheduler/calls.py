@@ -8,8 +8,10 @@ import logging
 from collections.abc import AsyncGenerator
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from protos import call_rules
+from protos import parameters as wire_parameters
 from protos import stoker_pb2 as pb
 from scheduler.apps import AppError, Apps
 from scheduler.call_link import CallLinks, ContainerLost
@@ -58,7 +60,10 @@ class Calls:
     def lookup(self, request: pb.LookupFunctionRequest, caller_app_id: str = "") -> pb.LookupFunctionResponse:
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
         return pb.LookupFunctionResponse(
-            app_id=fn.app.app_id, function=fn.spec.name, web_url=fn.url
+            app_id=fn.app.app_id,
+            function=fn.spec.name,
+            web_url=fn.url,
+            method_urls=[pb.EndpointUrl(function=r.method_name, url=r.url) for r in fn.web if r.method_name],
         )
 
     def _callable(self, request: pb.CallRequest, caller_app_id: str) -> FunctionState:
@@ -66,15 +71,21 @@ class Calls:
         kind for it (its container checks the kind again: it runs the code)."""
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
         self._check_callable(fn, request)
-        return fn
+        if not fn.spec.methods:
+            return fn
+        try:
+            parameters = wire_parameters.normalize(fn.spec.name, list(fn.spec.parameters), request.parameters)
+        except (wire_parameters.ParameterError, DecodeError) as exc:
+            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        return self.cluster.pool(fn, parameters)
 
     @staticmethod
     def _check_callable(fn: FunctionState, request: pb.CallRequest) -> None:
-        if fn.spec.HasField("web"):
-            raise AppError(grpc.StatusCode.FAILED_PRECONDITION, call_rules.web_function_refusal(fn.spec.name, fn.url))
-        wrong_kind = call_rules.call_kind_refusal(fn.spec.name, fn.spec.is_generator, request.generator)
-        if wrong_kind is not None:
-            raise AppError(grpc.StatusCode.FAILED_PRECONDITION, wrong_kind)
+        urls = {r.method_name: r.url for r in fn.web}
+        refusal = call_rules.refusal(fn.spec, request.method_name, request.generator, urls)
+        if refusal is not None:
+            code = grpc.StatusCode.NOT_FOUND if refusal.startswith(call_rules.NO_SUCH_METHOD) else None
+            raise AppError(code or grpc.StatusCode.FAILED_PRECONDITION, refusal)
 
     async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
         """The call's outputs as its container sends them; AppError when it cannot be run."""
@@ -112,9 +123,10 @@ class Calls:
 
     def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
-        if request.generator or fn.spec.is_generator:
-            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.spawned_generator_refusal(fn.spec.name))
-        self._check_callable(fn, request)  # fail now, not later
+        if request.generator or call_rules.is_generator(fn.spec, request.method_name):
+            name = f"{fn.spec.name}.{request.method_name}" if request.method_name else fn.spec.name
+            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.spawned_generator_refusal(name))
+        self._callable(request, caller_app_id)  # fail now, not later
         try:
             return self.spawned.start(lambda: self.run_to_end(request, caller_app_id))
         except TooManySpawned as exc:

@@ -7,6 +7,7 @@ from worker and ingress streams, and their decisions go out as messages on those
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -64,10 +65,13 @@ class Cluster:
     def retire(self, old: Iterable[FunctionState], successors: dict[str, FunctionState] | None = None) -> None:
         """Take functions out of service: queued requests move to their successor (same name in
         the new version) or are refused; idle containers stop, busy ones drain."""
-        for fn in list(old):
+        # A class's parameter pools go with it, each to the same pool of its successor.
+        for fn in [pool for f in old for pool in (f, *f.pools.values())]:
             fn.retired = True
             self.functions.pop(fn.id, None)
             heir = (successors or {}).get(fn.spec.name)
+            if heir is not None and fn.parameters:
+                heir = self.pool(heir, fn.parameters)
             if heir is not None:
                 self._remember_succession(fn, heir)
             while fn.queue:
@@ -82,6 +86,21 @@ class Cluster:
                 self._dispatch(heir)
                 self._scale(heir)
         self.broadcast_routes()
+
+    def pool(self, fn: FunctionState, parameters: bytes) -> FunctionState:
+        """The pool of containers of the class `fn` for one set of (canonical) parameters, made
+        on first use and scaled like any function; `fn` itself for the defaults."""
+        if not parameters or fn.retired:
+            return fn
+        pool = fn.pools.get(parameters)
+        if pool is None:
+            digest = hashlib.sha256(parameters).hexdigest()[:12]
+            pool = FunctionState(
+                id=f"{fn.id}({digest})", app=fn.app, spec=fn.spec, web=[], gpu=fn.gpu, parameters=parameters
+            )
+            fn.pools[parameters] = pool
+            self.functions[pool.id] = pool
+        return pool
 
     def _remember_succession(self, old: FunctionState, heir: FunctionState) -> None:
         self._successors[old.id] = heir.id
@@ -104,13 +123,14 @@ class Cluster:
             version=self.route_version,
             routes=[
                 pb.Route(
-                    hosts=fn.hosts,
+                    hosts=route.hosts,
                     function_id=fn.id,
-                    requires_proxy_auth=fn.spec.web.requires_proxy_auth,
+                    requires_proxy_auth=route.requires_proxy_auth,
                     workspace=self.workspace,
+                    method_name=route.method_name,
                 )
                 for fn in ordered
-                if fn.spec.HasField("web")
+                for route in fn.web
             ],
         )
 

@@ -20,7 +20,10 @@ def start_command(
     app_functions: Iterable[FunctionState],
 ) -> pb.StartContainer:
     """`container` of `fn`, given the named `secrets` and the functions of its app's version."""
-    urls = {f.spec.name: f.url for f in app_functions if f.url}
+    urls = {route.name: route.url for f in app_functions for route in f.web}
+    env = {**secret_env(fn.spec, secrets), cenv.WEB_URLS: json.dumps(urls), **call_env(fn, call_key)}
+    if fn.parameters:
+        env[cenv.PARAMETERS] = fn.parameters.hex()
     return pb.StartContainer(
         container_id=container.id,
         app_id=fn.app.app_id,
@@ -28,7 +31,7 @@ def start_command(
         bundle_hash=fn.app.bundle_hash,
         entry=fn.app.definition.entry,
         function=fn.spec,
-        env={**secret_env(fn.spec, secrets), cenv.WEB_URLS: json.dumps(urls), **call_env(fn, call_key)},
+        env=env,
         gpu_indices=container.gpu_indices,
         image_id=fn.image_id,
     )

@@ -93,18 +93,37 @@ class Container:
 
 
 @dataclass(eq=False)
+class WebRoute:
+    """One web endpoint of a function: the function's own, or one per web method of a class."""
+
+    name: str  # what deploy prints: `square`, or `Model.web`
+    method_name: str  # the class's method; "" for a function
+    hosts: list[str]
+    url: str
+    requires_proxy_auth: bool
+
+
+@dataclass(eq=False)
 class FunctionState:
-    """One function of one version of an app, with its containers and waiting requests."""
+    """One function (or class) of one version of an app, with its containers and waiting
+    requests. A class instance with parameters other than the defaults is a pool of its own: a
+    FunctionState with those `parameters`, made on first use (Cluster.pool)."""
 
     id: str
     app: AppRecord
     spec: pb.FunctionSpec
-    hosts: list[str]
-    url: str
+    web: list[WebRoute]
     gpu: tuple[GpuOption, ...] = ()  # what each container needs; () for none
     containers: dict[str, Container] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     retired: bool = False  # a newer version replaced it, or the app stopped
+    parameters: bytes = b""  # canonical (protos/parameters.py); b"": the defaults
+    pools: dict[bytes, FunctionState] = field(default_factory=dict)  # a class's other parameter sets
+
+    @property
+    def url(self) -> str:
+        """A web function's URL; "" for other functions and for classes."""
+        return self.web[0].url if self.web and not self.web[0].method_name else ""
 
     @property
     def max_inputs(self) -> int:
@@ -115,7 +134,9 @@ class FunctionState:
         """The id of its image, as workers know it; "" for the worker's own environment."""
         return image_id(self.spec.image) if self.spec.HasField("image") else ""
 
-    @property
+    @functools.cached_property
     def port(self) -> int:
-        """The port each container listens on, for a @web_server; 0 for any other function."""
-        return self.spec.web.port if self.spec.web.kind == "web_server" else 0
+        """The port each container listens on, for a @web_server (a class's, if one of its methods
+        is one); 0 for any other function."""
+        webs = [self.spec.web, *(m.web for m in self.spec.methods)]
+        return next((w.port for w in webs if w.kind == "web_server"), 0)

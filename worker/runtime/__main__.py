@@ -20,14 +20,16 @@ from pathlib import Path
 import grpc
 
 from client.appfile import find_app, find_function, import_app_file
+from client.cls import Cls
 from client.event_loop import run_on_fastest_loop
 from client.function import Function
 from protos import container_env as cenv
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.exchange_link import CHANNEL_OPTIONS
 from worker.runtime.exchange import ContainerServicer
+from worker.runtime.instance import serve_class
 from worker.runtime.lifespan import Lifespan
-from worker.runtime.web import ASGIApp, build_asgi_app
+from worker.runtime.served import Served, StartupError, serve_function
 from worker.runtime.web_server import WebServerStartupError
 
 log = logging.getLogger("stoker.container")
@@ -44,7 +46,25 @@ def die_with_parent() -> None:
         pass
 
 
-async def serve(app: ASGIApp | None, function: Function) -> None:
+async def load(target: Function | Cls) -> Served:
+    """What the container serves, ready for its first input; StartupError when it cannot be."""
+    try:
+        served = await serve_class(target) if isinstance(target, Cls) else serve_function(target)
+    except WebServerStartupError as exc:
+        raise StartupError(str(exc)) from None
+    # Everything alive now (the imports, the app) lives as long as the container: keep the cyclic
+    # collector from walking it again on every full collection, which cost ~8 % of a warm
+    # container's CPU under load.
+    gc.freeze()
+    return served
+
+
+async def serve(target: Function | Cls) -> int:
+    try:
+        served = await load(target)
+    except StartupError as exc:
+        log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -54,17 +74,17 @@ async def serve(app: ASGIApp | None, function: Function) -> None:
     # thread per concurrent input this container may be handed.
     import anyio.to_thread
 
-    max_inputs = function.options.max_inputs
+    max_inputs = served.max_inputs
     limiter = anyio.to_thread.current_default_thread_limiter()
     limiter.total_tokens = max(limiter.total_tokens, max_inputs)
     # Sync function calls and generators run in the loop's executor: one thread per input too.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=max(8, max_inputs), thread_name_prefix="call"))
 
-    lifespan = Lifespan(app) if app is not None else None
-    if lifespan is not None:
+    lifespans = [Lifespan(app) for app in served.web_apps.values()]
+    for lifespan in lifespans:
         await lifespan.startup()
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(app, function), server)
+    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(served), server)
     port = server.add_insecure_port(f"{os.environ.get(cenv.BIND_HOST, '127.0.0.1')}:0")
     await server.start()
     address = f"{os.environ.get(cenv.ADVERTISE_HOST, '127.0.0.1')}:{port}"
@@ -76,8 +96,11 @@ async def serve(app: ASGIApp | None, function: Function) -> None:
 
     await stop.wait()
     await server.stop(grace=5)
-    if lifespan is not None:
+    if served.on_stop is not None:
+        await served.on_stop()
+    for lifespan in lifespans:
         await lifespan.shutdown()
+    return 0
 
 
 def main() -> None:
@@ -85,18 +108,8 @@ def main() -> None:
     die_with_parent()
     if os.getppid() == 1:
         sys.exit(1)  # the worker died before we could ask to die with it
-    function = find_function(find_app(import_app_file(Path(os.environ[cenv.ENTRY]))), os.environ[cenv.FUNCTION])
-    # A function without a web endpoint serves only function calls: no ASGI app at all.
-    try:
-        app = build_asgi_app(function) if function.web is not None else None
-    except WebServerStartupError as exc:
-        log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
-        sys.exit(1)
-    # Everything alive now (the imports, the app) lives as long as the container: keep the cyclic
-    # collector from walking it again on every full collection, which cost ~8 % of a warm
-    # container's CPU under load.
-    gc.freeze()
-    run_on_fastest_loop(serve(app, function))
+    target = find_function(find_app(import_app_file(Path(os.environ[cenv.ENTRY]))), os.environ[cenv.FUNCTION])
+    sys.exit(run_on_fastest_loop(serve(target)))
 
 
 if __name__ == "__main__":

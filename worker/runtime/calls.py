@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 from client.call_codec import decode_args, encode_value, error_to_proto
 from client.exceptions import InvalidError
-from client.function import Function
 from protos import call_rules
 from protos import stoker_pb2 as pb
 from protos.asgi import SendWindow
@@ -61,27 +61,37 @@ class Call:
         self.emit(pb.CallOutput(item=encode_value(value, "an item the generator yielded")))
 
 
-def check_call_kind(function: Function, wants_generator: bool) -> None:
-    """Modal's rule that only the container can check: a generator is called with remote_gen,
+@dataclass(frozen=True)
+class Callee:
+    """What a call runs: a function, or a method bound to the container's instance."""
+
+    name: str  # for messages: `square`, or `Model.predict`
+    f: Callable[..., Any]
+    is_generator: bool
+    timeout: float
+
+
+def check_call_kind(function: Callee, wants_generator: bool) -> None:
+    """Modal's rule, checked again where the code runs: a generator is called with remote_gen,
     any other function with remote. (The scheduler refuses calls to web functions.)"""
     refusal = call_rules.call_kind_refusal(function.name, function.is_generator, wants_generator)
     if refusal is not None:
         raise InvalidError(refusal)
 
 
-async def run_call(function: Function, call: Call, request: pb.CallRequest) -> None:
+async def run_call(function: Callee, call: Call, request: pb.CallRequest) -> None:
     """Run the call to its end, sending its items and then its result or error."""
     deadline: asyncio.Timeout | None = None
     try:
         check_call_kind(function, request.generator)
         args, kwargs = decode_args(request.args)
-        async with asyncio.timeout(function.options.timeout) as deadline:
+        async with asyncio.timeout(function.timeout) as deadline:
             result = await _invoke(function, call, args, kwargs)
         payload = encode_value(result, "the function's return value")
     except TimeoutError as exc:
         error = exc
         if deadline is not None and deadline.expired():  # ours, not one the function raised
-            error = TimeoutError(f"{function.name} ran longer than its timeout of {function.options.timeout:g} s")
+            error = TimeoutError(f"{function.name} ran longer than its timeout of {function.timeout:g} s")
         call.emit(pb.CallOutput(error=error_to_proto(error)))
     except Exception as exc:
         log.info("call %s of %s raised %s: %s", call.id, function.name, type(exc).__name__, exc)
@@ -90,8 +100,8 @@ async def run_call(function: Function, call: Call, request: pb.CallRequest) -> N
         call.emit(pb.CallOutput(result=payload))
 
 
-async def _invoke(function: Function, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    f = function.raw_f
+async def _invoke(function: Callee, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    f = function.f
     if inspect.isasyncgenfunction(f):
         async with contextlib.aclosing(f(*args, **kwargs)) as items:
             async for item in items:

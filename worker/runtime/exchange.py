@@ -15,7 +15,8 @@ from typing import Any
 
 import grpc
 
-from client.function import Function
+from client.call_codec import error_to_proto
+from client.exceptions import InvalidError
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import (
@@ -31,7 +32,8 @@ from protos.asgi import (
 from protos.batches import response_batches
 from protos.exchange_link import Inbox
 from worker.runtime.calls import Call, run_call
-from worker.runtime.web import ASGIApp, Message
+from worker.runtime.served import Served
+from worker.runtime.web import Message
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,8 @@ class _Request:
 
 
 class ContainerServicer(pb_grpc.ContainerServicer):
-    def __init__(self, app: ASGIApp | None, function: Function) -> None:
-        self.app = app  # None: not a web function, only calls reach it
-        self.function = function
+    def __init__(self, served: Served) -> None:
+        self.served = served
 
     async def Exchange(
         self, request_iterator: AsyncIterator[pb.RequestFrames], context: grpc.aio.ServicerContext[Any, Any]
@@ -161,7 +162,11 @@ class ContainerServicer(pb_grpc.ContainerServicer):
     async def _call(self, call: Call, request: pb.CallRequest, open_: dict[int, _Request | Call]) -> None:
         failure = ""
         try:
-            await run_call(self.function, call, request)
+            callee = self.served.callee(request.method_name)
+            if callee is None:
+                call.emit(pb.CallOutput(error=error_to_proto(InvalidError(self._no_callee(request.method_name)))))
+            else:
+                await run_call(callee, call, request)
         except asyncio.CancelledError:
             failure = "cancelled"
             raise
@@ -169,13 +174,20 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             open_.pop(call.id, None)
             call.out.put_nowait(pb.ResponseFrame(id=call.id, done=pb.Done(failure=failure) if failure else _RETURNED))
 
+    def _no_callee(self, method_name: str) -> str:
+        if not method_name:
+            return f"{self.served.name} takes HTTP requests only, not function calls"
+        known = ", ".join(sorted(self.served.callees)) or "none"
+        return f"{self.served.name} has no method {method_name!r} to call (it has: {known})"
+
     async def _run(self, request: _Request, scope_pb: pb.Scope, open_: dict[int, _Request | Call]) -> None:
         error = ""
         scope = scope_from_proto(scope_pb)
         try:
-            if self.app is None:
-                raise RuntimeError(f"{self.function.name} is not a web function; it takes function calls only")
-            await self.app(scope, request.receive, request.send)
+            app = self.served.web_apps.get(scope_pb.method_name)
+            if app is None:
+                raise RuntimeError(f"{self.served.name} serves no web endpoint {scope_pb.method_name!r} here")
+            await app(scope, request.receive, request.send)
         except asyncio.CancelledError:
             error = "cancelled"
             raise

@@ -8,6 +8,7 @@ from typing import Any
 
 from client.exceptions import InvalidError
 from client.function import Function
+from worker.runtime.endpoint import Endpoint
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -17,14 +18,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def build_asgi_app(function: Function) -> ASGIApp:
-    """The ASGI app that serves `function`, built once per container."""
-    web = function.web
-    if web is None:
+    """The ASGI app that serves the web function, built once per container."""
+    if function.web is None:
         raise InvalidError(f"{function.name} is not a web function")
+    return build_endpoint_app(Endpoint(function.name, function.web, function.raw_f, function.options.max_inputs))
+
+
+def build_endpoint_app(function: Endpoint) -> ASGIApp:
+    """The ASGI app that serves one web function or web method."""
+    web = function.web
     if web.kind == "fastapi_endpoint":
         return _fastapi_endpoint(function)
     if web.kind == "asgi_app":
-        app = function.raw_f()
+        app = function.f()
         if inspect.isawaitable(app):
             raise InvalidError(f"@asgi_app function {function.name} must return an app, not a coroutine")
         if not callable(app):
@@ -33,11 +39,11 @@ def build_asgi_app(function: Function) -> ASGIApp:
     if web.kind == "wsgi_app":
         from a2wsgi import WSGIMiddleware
 
-        wsgi = function.raw_f()
+        wsgi = function.f()
         if not callable(wsgi):
             raise InvalidError(f"@wsgi_app function {function.name} returned {wsgi!r}, not a WSGI app")
         # One thread per concurrent input (a2wsgi's default is 10, below @concurrent's caps).
-        threads = max(1, function.options.max_inputs)
+        threads = max(1, function.max_inputs)
         return _no_websocket(WSGIMiddleware(wsgi, workers=threads))  # type: ignore[arg-type]
     if web.kind == "web_server":
         from worker.runtime.web_server import start_web_server
@@ -46,11 +52,10 @@ def build_asgi_app(function: Function) -> ASGIApp:
     raise InvalidError(f"web function kind {web.kind!r} is not supported by this runtime")
 
 
-def _fastapi_endpoint(function: Function) -> ASGIApp:
+def _fastapi_endpoint(function: Endpoint) -> ASGIApp:
     from fastapi import FastAPI
 
     web = function.web
-    assert web is not None
     docs = web.docs
     app = FastAPI(
         title=function.name,
@@ -58,7 +63,7 @@ def _fastapi_endpoint(function: Function) -> ASGIApp:
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.add_api_route("/", function.raw_f, methods=[web.method])
+    app.add_api_route("/", function.f, methods=[web.method])
     return app
 
 

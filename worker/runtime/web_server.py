@@ -13,7 +13,7 @@ import socket
 import time
 
 from client.exceptions import InvalidError
-from client.function import Function
+from worker.runtime.endpoint import Endpoint
 from worker.runtime.forward import Forwarder
 
 PROBE_INTERVAL = 0.05
@@ -24,17 +24,17 @@ class WebServerStartupError(Exception):
     """The function's server never accepted connections on its port."""
 
 
-def start_web_server(function: Function) -> Forwarder:
+def start_web_server(function: Endpoint) -> Forwarder:
     """Run the @web_server function, wait until its port accepts connections, return the proxy."""
     web = function.web
-    assert web is not None and web.kind == "web_server"
+    assert web.kind == "web_server"
     port, timeout = web.port, web.startup_timeout
     if accepts(port):
         raise WebServerStartupError(
             f"@web_server({port}) function {function.name}: port {port} is already in use on this worker by "
             "a process outside this container; choose another port or stop that process"
         )
-    result = function.raw_f()
+    result = function.f()
     if inspect.isawaitable(result):
         raise InvalidError(
             f"@web_server function {function.name} must be a plain function that starts a server, not async"

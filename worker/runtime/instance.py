@@ -1,0 +1,91 @@
+"""An `@app.cls` class in its container: one instance, its parameters set, its `@modal.enter`
+hooks run before the first input, its methods served by name, its `@modal.exit` hooks run when
+the container stops.
+
+`@modal.enter(snap=True)` hooks run first, then the `snap=False` ones: memory snapshots are not
+taken yet, and without one that is Modal's order too (a snapshot would be taken between them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from client.cls import Cls
+from protos import container_env as cenv
+from protos import parameters as wire_parameters
+from worker.runtime.calls import Callee
+from worker.runtime.endpoint import Endpoint
+from worker.runtime.served import Served, StartupError
+from worker.runtime.web import build_endpoint_app
+
+log = logging.getLogger("stoker.container")
+
+# Seconds all @modal.exit hooks together may take. The worker kills a container STOP_GRACE_SECONDS
+# (10) after asking it to stop, and the gRPC server's drain (5) comes first.
+EXIT_GRACE_SECONDS = 4.0
+
+
+async def serve_class(cls: Cls) -> Served:
+    """The instance, entered, and what it serves; StartupError when an enter hook raised."""
+    assert cls.user_cls is not None and cls.members is not None and cls.options is not None
+    spec = cls.to_proto()
+    values = wire_parameters.decode(list(spec.parameters), bytes.fromhex(os.environ.get(cenv.PARAMETERS, "")))
+    instance = cls.user_cls()
+    for name, value in values.items():
+        setattr(instance, name, value)
+    for stage in ("enter_snap", "enter"):
+        for hook in cls.members.hooks_of(stage):
+            try:
+                await _run(hook.raw_f, instance)
+            except Exception as exc:
+                log.error(
+                    "@modal.enter method %s.%s raised:\n%s", cls.name, hook.raw_f.__name__, traceback.format_exc()
+                )
+                raise StartupError(
+                    f"@modal.enter method {cls.name}.{hook.raw_f.__name__} failed: {type(exc).__name__}: {exc}"
+                ) from None
+    served = Served(cls.name, cls.options.max_inputs)
+    for info in cls.members.methods.values():
+        bound = info.raw_f.__get__(instance, cls.user_cls)
+        qualified = f"{cls.name}.{info.name}"
+        if info.web is not None:
+            served.web_apps[info.name] = build_endpoint_app(
+                Endpoint(qualified, info.web, bound, cls.options.max_inputs)
+            )
+        else:
+            served.callees[info.name] = Callee(qualified, bound, info.is_generator, cls.options.timeout)
+    exit_hooks = cls.members.hooks_of("exit")
+    if exit_hooks:
+
+        async def on_stop() -> None:
+            try:
+                async with asyncio.timeout(EXIT_GRACE_SECONDS):
+                    for hook in exit_hooks:
+                        try:
+                            await _run(hook.raw_f, instance)
+                        except Exception:
+                            log.error(
+                                "@modal.exit method %s.%s raised:\n%s",
+                                cls.name,
+                                hook.raw_f.__name__,
+                                traceback.format_exc(),
+                            )
+            except TimeoutError:
+                log.warning("@modal.exit methods of %s did not finish within %g s", cls.name, EXIT_GRACE_SECONDS)
+
+        served.on_stop = on_stop
+    return served
+
+
+async def _run(f: Callable[..., Any], instance: object) -> None:
+    """A hook: awaited when async, else run in a thread (a hook may take long: a model loading)."""
+    if inspect.iscoroutinefunction(f):
+        await f(instance)
+    else:
+        await asyncio.to_thread(f, instance)
