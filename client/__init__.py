@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NoReturn
+
 # First: gRPC reads its settings when it is imported, and the modules below import it.
 import client._grpc_env  # noqa: F401
+from client import modal_names
 from client.app import App
 from client.calls import FunctionCall
 from client.class_members import enter, exit, method, parameter
@@ -56,3 +59,10 @@ __all__ = [
     "web_server",
     "wsgi_app",
 ]
+
+
+if not TYPE_CHECKING:  # at runtime only, so that mypy still flags names the SDK lacks
+
+    def __getattr__(name: str) -> NoReturn:
+        """A Modal name stoker lacks: "not supported yet" (PEP 562: only missing names get here)."""
+        modal_names.missing_module_attribute("modal", name, modal_names.TOP_LEVEL)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from client import modal_names
 from client.cls import Cls
 from client.exceptions import InvalidError
 from client.function import Function, FunctionOptions
@@ -34,8 +35,11 @@ class App:
         *,
         image: Image | None = None,
         secrets: Sequence[Secret] = (),
-        **_: Any,
+        **modal_options: Any,
     ) -> None:
+        modal_names.check_options(
+            "modal.App()", modal_options, modal_names.APP_OPTIONS, modal_names.IGNORED_APP_OPTIONS
+        )
         self.name = name
         self.image = image
         self.secrets = tuple(secrets)
@@ -45,6 +49,11 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.name!r}>"
+
+    if not TYPE_CHECKING:  # at runtime only, so that mypy still checks attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            modal_names.missing_attribute(self, "App", name)
 
     def function(
         self,
@@ -66,24 +75,17 @@ class App:
         concurrency_limit: int | None = None,
         container_idle_timeout: float | None = None,
         allow_concurrent_inputs: int | None = None,
-        # Accepted for compatibility; they change nothing on a stoker cluster.
-        serialized: bool = False,
-        retries: Any = None,
-        volumes: Any = None,
-        region: Any = None,
-        cloud: Any = None,
-        enable_memory_snapshot: bool = False,
-        block_network: bool = False,
-        include_source: Any = None,
         _decorates_class: bool = False,  # set by App.cls, which takes the same options
-        **unknown: Any,
+        # Modal's other parameters: refused when they would change anything (client/modal_names.py).
+        **modal_options: Any,
     ) -> Callable[[Any], Any]:
         """Register the decorated function with this app."""
         decorator = "@app.cls()" if _decorates_class else "@app.function()"
         if _warn_parentheses_missing is not None:
             raise InvalidError(f"use {decorator} with parentheses")
-        if unknown:
-            raise InvalidError(f"{decorator} got unknown parameters: {', '.join(sorted(unknown))}")
+        modal_names.check_options(
+            decorator, modal_options, modal_names.FUNCTION_OPTIONS, modal_names.IGNORED_FUNCTION_OPTIONS
+        )
 
         def wrap(f: Callable[..., Any] | PartialFunction) -> Any:
             partial = f if isinstance(f, PartialFunction) else PartialFunction(raw_f=f)

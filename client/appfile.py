@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import client
-import client.cls
+from client import modal_names
 from client.app import App, created_apps
 from client.exceptions import InvalidError
 from client.function import Function
@@ -25,9 +25,10 @@ from protos import stoker_pb2 as pb
 
 
 def alias_modal() -> None:
-    """Make `import modal` give stoker's SDK, so app files written for Modal run unchanged."""
+    """Make `import modal` give stoker's SDK, so app files written for Modal run unchanged, and
+    `import modal.functions`, `from modal.exception import ...` the same objects."""
     sys.modules.setdefault("modal", client)
-    sys.modules.setdefault("modal.cls", client.cls)
+    modal_names.alias_modules(client)
 
 
 def import_app_file(path: Path) -> ModuleType:

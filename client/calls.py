@@ -12,10 +12,11 @@ from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from client import modal_names
 from client.aio import awaitable
 from client.call_codec import encode_args, output_value
 from client.connection import rpc_errors, scheduler_stub
@@ -147,6 +148,11 @@ class FunctionCall:
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.object_id}>"
+
+    if not TYPE_CHECKING:  # at runtime only, so that mypy still checks attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            modal_names.missing_attribute(self, "FunctionCall", name)
 
     @staticmethod
     def from_id(function_call_id: str) -> FunctionCall:

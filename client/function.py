@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from client import modal_names
 from client.aio import async_iterable, awaitable
 from client.calls import CallTarget, FunctionCall, call, call_gen, lookup, map_calls, spawn
 from client.exceptions import InvalidError
@@ -107,6 +108,11 @@ class FunctionHandle(Invocable):
     def __repr__(self) -> str:
         return f"<Function {self.target.app_name}.{self.target.function}>"
 
+    if not TYPE_CHECKING:  # at runtime only, so that mypy still checks attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            modal_names.missing_attribute(self, "Function", name)
+
     def hydrate(self) -> FunctionHandle:
         """Look the function up now; raises NotFoundError when it does not exist."""
         if self._found is None:
@@ -148,6 +154,11 @@ class Function(Invocable):
 
     def __repr__(self) -> str:
         return f"<Function {self.app.name}.{self.name}>"
+
+    if not TYPE_CHECKING:  # at runtime only, so that mypy still checks attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            modal_names.missing_attribute(self, "Function", name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.raw_f(*args, **kwargs)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from client import modal_names
 from protos import stoker_pb2 as pb
 
 
@@ -16,6 +18,11 @@ class Image:
     pip_packages: tuple[str, ...] = ()
     env_vars: tuple[tuple[str, str], ...] = ()
     commands: tuple[str, ...] = ()
+
+    if not TYPE_CHECKING:  # at runtime only, so that mypy still checks attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            modal_names.missing_attribute(self, "Image", name)
 
     @staticmethod
     def debian_slim(python_version: str | None = None) -> Image:

@@ -6,6 +6,7 @@ Each returns a `PartialFunction`: the user's function plus what the decorator sa
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,20 +39,54 @@ class PartialFunction:
         return self.raw_f(*args, **kwargs)
 
 
-def _merge(f: Callable[..., Any] | PartialFunction, **changes: Any) -> PartialFunction:
+def _merge(f: Callable[..., Any] | PartialFunction, decorator: str, **changes: Any) -> PartialFunction:
+    # Imported here: client.function imports this module (for WebConfig).
+    from client.function import Function
+
+    if isinstance(f, Function):
+        # Above @app.function the decorator would come too late: the function is registered
+        # already, and would deploy without what the decorator says (no URL, one input at a time).
+        raise InvalidError(
+            f"Cannot stack `@modal.{decorator}` on top of `@app.function`. Hint: swap the order of the "
+            f"decorators: `@app.function()` goes first (on top), `@modal.{decorator}` under it."
+        )
     base = f if isinstance(f, PartialFunction) else PartialFunction(raw_f=f)
     if "web" in changes and base.web is not None:
         raise InvalidError(f"{base.raw_f.__name__} has two web decorators; use one")
     return replace(base, **changes)
 
 
+# The web decorators whose function is called once, with no arguments, to make an app or start a
+# server; requests reach that app or server, never the function's parameters.
+_FACTORIES = frozenset({"asgi_app", "wsgi_app", "web_server"})
+
+
 def _web_decorator(config: WebConfig) -> Callable[[Any], PartialFunction]:
     def wrap(f: Callable[..., Any] | PartialFunction) -> PartialFunction:
         if not callable(f):
             raise InvalidError(f"@{config.kind} must decorate a function")
-        return _merge(f, web=config)
+        merged = _merge(f, config.kind, web=config)
+        _check_web_function(config.kind, merged.raw_f)
+        return merged
 
     return wrap
+
+
+def _check_web_function(kind: str, raw_f: Callable[..., Any]) -> None:
+    name = getattr(raw_f, "__name__", repr(raw_f))
+    if inspect.isgeneratorfunction(raw_f) or inspect.isasyncgenfunction(raw_f):
+        raise InvalidError(
+            f"Webhooks cannot be generators: `{name}` under `@modal.{kind}` yields. For a streaming "
+            "response, return `fastapi.responses.StreamingResponse(generator())` instead "
+            "(https://modal.com/docs/guide/streaming-endpoints)."
+        )
+    if kind in _FACTORIES and any(p.name != "self" for p in inspect.signature(raw_f).parameters.values()):
+        what = "starts the server" if kind == "web_server" else "returns the app"
+        raise InvalidError(
+            f"Functions decorated by `@modal.{kind}` can't have parameters: `{name}` is called once, with "
+            f"no arguments, and {what}. Remove its parameters and read each request's data in the app's "
+            "routes (or use `@modal.fastapi_endpoint`, whose parameters are the query parameters)."
+        )
 
 
 def fastapi_endpoint(
@@ -149,6 +184,6 @@ def concurrent(
         raise InvalidError(f"target_inputs must be between 1 and max_inputs ({max_inputs})")
 
     def wrap(f: Callable[..., Any] | PartialFunction) -> PartialFunction:
-        return _merge(f, max_inputs=max_inputs, target_inputs=target_inputs)
+        return _merge(f, "concurrent", max_inputs=max_inputs, target_inputs=target_inputs)
 
     return wrap

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from client import modal_names
 
 
 @dataclass(frozen=True)
@@ -11,6 +14,11 @@ class Secret:
 
     name: str = ""
     values: tuple[tuple[str, str], ...] = ()
+
+    if not TYPE_CHECKING:  # at runtime only, so that mypy still checks attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            modal_names.missing_attribute(self, "Secret", name)
 
     @staticmethod
     def from_name(name: str, **_: object) -> Secret:

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from protos import stoker_pb2 as pb
 from scheduler import autoscaler, gpus, placement
@@ -326,8 +326,10 @@ class Cluster:
         else:
             worker = placement.pick_worker(candidates)
         if worker is None:
-            if fn.gpu and self.workers and not any(gpus.ever_fits(fn.gpu, w.info.gpus) for w in self.workers.values()):
-                self._reject_all(fn, pb.REFUSAL_NO_GPU, self._no_gpu_message(fn))
+            inventories = self.gpu_inventories() if fn.gpu else {}
+            if gpus.unmet(fn.gpu, inventories):
+                message = gpus.unmet_message(fn.spec.name, fn.spec.gpu, fn.gpu, inventories)
+                self._reject_all(fn, pb.REFUSAL_NO_GPU, message)
             return False  # wait: a worker may join or free its GPUs
         self.start_budget -= 1
         devices = fits[worker.info.worker_id] if fn.gpu else ()
@@ -349,12 +351,23 @@ class Cluster:
         )
         return True
 
-    def _no_gpu_message(self, fn: FunctionState) -> str:
-        have = "; ".join(f"{w.id}: {gpus.describe_inventory(w.info.gpus)}" for w in self.workers.values())
-        return (
-            f"{fn.spec.name!r} needs {gpus.describe(fn.gpu)} (gpu={fn.spec.gpu!r}) and no worker has that "
-            f"many such GPUs ({have}); add a worker that has them or change gpu="
-        )
+    def gpu_inventories(self) -> dict[str, Sequence[pb.Gpu]]:
+        """Each connected worker's GPUs, by worker id."""
+        return {w.id: w.info.gpus for w in self.workers.values()}
+
+    def gpu_warnings(self, functions: Iterable[pb.FunctionSpec]) -> list[str]:
+        """For a deploy: the functions whose GPUs no connected worker has, so that their requests
+        would be refused (a worker that has them may still join; none connected: nothing to say)."""
+        inventories = self.gpu_inventories()
+        warnings = []
+        for spec in functions:
+            options = gpus.parse_gpu(spec.gpu)
+            if gpus.unmet(options, inventories):
+                warnings.append(
+                    gpus.unmet_message(spec.name, spec.gpu, options, inventories)
+                    + "; until then its requests are refused with 503"
+                )
+        return warnings
 
     def _reject_all(self, fn: FunctionState, reason: pb.Refusal.ValueType, message: str) -> None:
         while fn.queue:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from protos import stoker_pb2 as pb
@@ -121,3 +121,19 @@ def describe_inventory(gpus: Sequence[pb.Gpu]) -> str:
         return "no GPUs"
     counts = Counter(gpu.name or "unnamed GPU" for gpu in sorted(gpus, key=lambda gpu: gpu.index))
     return ", ".join(f"{count} {TIMES} {name}" for name, count in counts.items())
+
+
+def unmet(options: Sequence[GpuOption], inventories: Mapping[str, Sequence[pb.Gpu]]) -> bool:
+    """Whether the request asks for GPUs and no worker (by id, its GPUs) could ever give them."""
+    return bool(options) and bool(inventories) and not any(ever_fits(options, g) for g in inventories.values())
+
+
+def unmet_message(
+    function: str, spec: str, options: Sequence[GpuOption], inventories: Mapping[str, Sequence[pb.Gpu]]
+) -> str:
+    """Why a function's containers cannot start anywhere, naming each worker's GPUs, and the fix."""
+    have = "; ".join(f"{worker}: {describe_inventory(g)}" for worker, g in inventories.items())
+    return (
+        f"{function!r} needs {describe(options)} (gpu={spec!r}) and no worker has that "
+        f"many such GPUs ({have}); add a worker that has them or change gpu="
+    )

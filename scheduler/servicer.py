@@ -160,6 +160,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         async for line in self._build_images(request.app):
             yield pb.DeployEvent(build_output=line)
         deployed = self.apps.deploy(request.app, request.environment, ephemeral=False)
+        deployed.warnings.extend(self.cluster.gpu_warnings(request.app.functions))
         await self._routes_live()
         yield pb.DeployEvent(deployed=deployed)
 
@@ -184,6 +185,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                     async for line in self._build_images(request.app):
                         yield pb.ServeResponse(build_output=line)
                     deployed = self.apps.deploy(request.app, request.environment, ephemeral=True, app_id=app_id)
+                    deployed.warnings.extend(self.cluster.gpu_warnings(request.app.functions))
                 except AppError as exc:
                     if not live:
                         raise  # the session fails: it has nothing serving yet

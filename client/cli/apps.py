@@ -23,10 +23,11 @@ def deploy(
     """Deploy an app: it stays until stopped, across cluster restarts."""
     from client import config as client_config
     from client.cli.deploy import deploy as do_deploy
-    from client.cli.serve import print_endpoints
+    from client.cli.serve import print_endpoints, print_warnings
 
     deployed = do_deploy(file, env, build_output=lambda line: print(line, flush=True))
     print_endpoints(deployed)
+    print_warnings(deployed)
     print(f"Deployed {file.name} as version {deployed.version}.", flush=True)
     cfg = client_config.load()
     if cfg is not None and cfg.serve_pid:

@@ -29,6 +29,12 @@ def print_endpoints(deployed: pb.DeployResponse) -> None:
         print(f"Created web function {endpoint.function} => {endpoint.url}", flush=True)
 
 
+def print_warnings(deployed: pb.DeployResponse) -> None:
+    """What the scheduler says is live but will not work as written (stderr: the deploy succeeded)."""
+    for warning in deployed.warnings:
+        print(f"Warning: {warning}", file=sys.stderr, flush=True)
+
+
 def _find_or_start_cluster() -> tuple[ClientConfig, LocalCluster | None]:
     """The cluster to serve on, and the embedded cluster if one was started for it."""
     cfg = client_config.load(include_serve_cluster=False)  # another serve's cluster goes when it does
@@ -123,6 +129,7 @@ async def _serve(path: Path, environment: str, cluster: ClientConfig) -> int:
                     print(response.build_output, flush=True)
                     continue
                 print_endpoints(response.deployed)
+                print_warnings(response.deployed)
                 if watcher is None:
                     watcher = asyncio.create_task(_watch(path, environment, outbox, loaded), name="watch")
                 else:

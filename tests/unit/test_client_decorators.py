@@ -265,19 +265,39 @@ def test_unknown_app_function_parameter_is_refused(app: App) -> None:
         app.function(gpus="A100", bogus=1)
 
 
-def test_compatibility_parameters_are_accepted(app: App) -> None:
+def test_parameters_that_change_nothing_here_are_accepted(app: App) -> None:
     fn = register(
         app,
         serialized=True,
-        retries=3,
-        volumes={},
         region="us-east",
         cloud="aws",
-        enable_memory_snapshot=True,
-        block_network=True,
-        include_source=True,
+        routing_region="us-east",
+        nonpreemptible=True,
+        include_source=False,
+        # Modal's features stoker lacks, at their defaults: nothing to refuse.
+        retries=0,
+        volumes={},
+        enable_memory_snapshot=False,
+        block_network=False,
     )
     assert fn.to_proto().name == "handler"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("retries", 3), ("volumes", {"/data": object()}), ("enable_memory_snapshot", True), ("block_network", True),
+     ("schedule", object()), ("env", {"K": "v"}), ("single_use_containers", True)],
+)  # fmt: skip
+def test_modal_parameters_stoker_lacks_are_not_supported_yet(app: App, option: str, value: object) -> None:
+    with pytest.raises(InvalidError, match=rf"stoker does not support @app.function\({option}=\) yet"):
+        register(app, **{option: value})
+
+
+def test_modal_app_volumes_are_not_supported_yet(make_app: AppFactory) -> None:
+    with pytest.raises(InvalidError, match=r"stoker does not support modal.App\(volumes=\) yet"):
+        make_app("with-volumes", volumes={"/data": object()})
+    with pytest.raises(InvalidError, match="unknown parameters: mounts"):
+        make_app("with-mounts", mounts=[])
 
 
 def test_duplicate_function_name_is_refused(app: App) -> None:

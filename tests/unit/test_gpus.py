@@ -6,6 +6,7 @@ import pytest
 
 from protos import stoker_pb2 as pb
 from scheduler.gpus import (
+    TIMES,
     GpuOption,
     choose_devices,
     describe,
@@ -13,6 +14,8 @@ from scheduler.gpus import (
     ever_fits,
     matches,
     parse_gpu,
+    unmet,
+    unmet_message,
 )
 
 GIB = 1024**3
@@ -282,3 +285,20 @@ def test_describe_inventory_with_nvml_names() -> None:
 
 def test_describe_inventory_empty() -> None:
     assert describe_inventory([]) == "no GPUs"
+
+
+def test_unmet_only_when_workers_are_there_and_none_could_ever_fit() -> None:
+    inventories = {"w1": [gpu(0, "NVIDIA A10G", 24)], "w2": [gpu(0, "NVIDIA H100 80GB HBM3", 80)]}
+    assert unmet(parse_gpu("H100:2"), inventories)
+    assert not unmet(parse_gpu("H100"), inventories)
+    assert not unmet(parse_gpu("H100:2"), {})  # no worker yet: one that has them may join
+    assert not unmet((), inventories)
+
+
+def test_unmet_message_names_the_request_every_inventory_and_the_fix() -> None:
+    inventories = {"w1": [gpu(0, "NVIDIA A10G", 24)], "w2": []}
+    message = unmet_message("pair", "H100:2", parse_gpu("H100:2"), inventories)
+    assert message == (
+        f"'pair' needs 2 {TIMES} H100 (gpu='H100:2') and no worker has that many such GPUs "
+        f"(w1: 1 {TIMES} NVIDIA A10G; w2: no GPUs); add a worker that has them or change gpu="
+    )
