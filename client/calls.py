@@ -34,6 +34,7 @@ class CallTarget:
     app_name: str
     function: str
     environment: str = ""
+    app_id: str = ""  # the live app to reach (the ephemeral app `stoker run` started); empty: by name
 
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any], generator: bool = False) -> pb.CallRequest:
         return pb.CallRequest(
@@ -42,6 +43,7 @@ class CallTarget:
             function=self.function,
             args=encode_args(args, kwargs),
             generator=generator,
+            app_id=self.app_id,
         )
 
 

@@ -1898,6 +1898,7 @@ class CallRequest(_message.Message):
     FUNCTION_FIELD_NUMBER: _builtins.int
     ARGS_FIELD_NUMBER: _builtins.int
     GENERATOR_FIELD_NUMBER: _builtins.int
+    APP_ID_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     environment: _builtins.str
     function: _builtins.str
@@ -1905,6 +1906,11 @@ class CallRequest(_message.Message):
     """cloudpickle of (args tuple, kwargs dict)"""
     generator: _builtins.bool
     """the caller iterates (remote_gen)"""
+    app_id: _builtins.str
+    """The live app (`app_name`'s, ephemeral ones included) the call is for; empty: the deployed
+    app of that name. Set by a process running an ephemeral app (`stoker run`) to reach it; a
+    container's credential may name only its own app.
+    """
     def __init__(
         self,
         *,
@@ -1913,10 +1919,11 @@ class CallRequest(_message.Message):
         function: _builtins.str = ...,
         args: _builtins.bytes = ...,
         generator: _builtins.bool = ...,
+        app_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
