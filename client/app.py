@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from client import modal_names
 from client.cls import Cls
+from client.entrypoint import LocalEntrypoint
 from client.exceptions import InvalidError
 from client.function import Function, FunctionOptions
 from client.image import Image
@@ -45,7 +46,14 @@ class App:
         self.secrets = tuple(secrets)
         self.registered_functions: dict[str, Function] = {}
         self.registered_classes: dict[str, Cls] = {}
+        self.registered_entrypoints: dict[str, LocalEntrypoint] = {}
+        self._app_id: str | None = None  # set while this process runs the app (`stoker run`)
         created_apps.append(self)
+
+    @property
+    def app_id(self) -> str | None:
+        """The id of the app while this process runs it (`stoker run`); None otherwise."""
+        return self._app_id
 
     def __repr__(self) -> str:
         return f"<App {self.name!r}>"
@@ -129,11 +137,21 @@ class App:
         containers for all its methods, one instance of the class in each container."""
         return self.function(_warn_parentheses_missing, _decorates_class=True, **options)
 
-    def local_entrypoint(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-        """Accepted so that app files written for `modal run` still load."""
+    def local_entrypoint(
+        self, _warn_parentheses_missing: Any = None, *, name: str | None = None
+    ) -> Callable[[Callable[..., Any]], LocalEntrypoint]:
+        """Register the decorated function as an entrypoint that `stoker run` calls on the local
+        machine, with its parameters as command-line options, while the app runs."""
+        if _warn_parentheses_missing is not None:
+            raise InvalidError("use @app.local_entrypoint() with parentheses")
 
-        def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
-            return f
+        def wrap(f: Callable[..., Any]) -> LocalEntrypoint:
+            entry_name = name or f.__name__
+            if entry_name in self.registered_entrypoints:
+                raise InvalidError(f"app {self.name!r} already has a local entrypoint named {entry_name!r}")
+            entrypoint = LocalEntrypoint(self, entry_name, f)
+            self.registered_entrypoints[entry_name] = entrypoint
+            return entrypoint
 
         return wrap
 

@@ -37,6 +37,7 @@ class CallTarget:
     environment: str = ""
     method_name: str = ""  # the class's method
     parameters: bytes = b""  # the class instance's (protos/parameters.py)
+    app_id: str = ""  # the live app to reach (the ephemeral app `stoker run` started); empty: by name
 
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any], generator: bool = False) -> pb.CallRequest:
         return pb.CallRequest(
@@ -47,6 +48,7 @@ class CallTarget:
             generator=generator,
             method_name=self.method_name,
             parameters=self.parameters,
+            app_id=self.app_id,
         )
 
 

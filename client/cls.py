@@ -37,7 +37,9 @@ class Cls:
         user_cls: type | None = None,
         options: FunctionOptions | None = None,
         members: ClassMembers | None = None,
+        app: App | None = None,
     ) -> None:
+        self.app = app  # the app that defines it in this process; None for a class found by name
         self.app_name = app_name
         self.name = name
         self._environment = environment
@@ -48,7 +50,7 @@ class Cls:
 
     @staticmethod
     def of_app(app: App, name: str, user_cls: type, options: FunctionOptions) -> Cls:
-        return Cls(app.name, name, None, user_cls, options, read_members(user_cls))
+        return Cls(app.name, name, None, user_cls, options, read_members(user_cls), app)
 
     @staticmethod
     def from_name(app_name: str, name: str, environment_name: str | None = None) -> Cls:
@@ -144,6 +146,8 @@ class Method(Invocable):
             environment=self._cls.environment,
             method_name=self.name,
             parameters=self._parameters,
+            # Inside `stoker run`, its own ephemeral app (client/function.py does the same).
+            app_id=(self._cls.app.app_id or "") if self._cls.app is not None else "",
         )
 
     def get_web_url(self) -> str | None:

@@ -179,7 +179,9 @@ class Function(Invocable):
     def _call_target(self) -> CallTarget:
         if not self.app.name:
             raise InvalidError(f"{self.name} belongs to an app without a name: give modal.App a name to call it")
-        return CallTarget(app_name=self.app.name, function=self.name, environment=os.environ.get(cenv.ENVIRONMENT, ""))
+        environment = os.environ.get(cenv.ENVIRONMENT, "")
+        # While this process runs the app (`stoker run`), calls reach that run, not a deployed namesake.
+        return CallTarget(self.app.name, self.name, environment, app_id=self.app.app_id or "")
 
     @property
     def is_generator(self) -> bool:

@@ -48,8 +48,8 @@ _FUNCTION = f"""
 ATTRIBUTES: Mapping[str, frozenset[str]] = {
     "App": _names(
         """
-        app_id deploy description get_dashboard_url get_tags include is_interactive logs lookup
-        registered_entrypoints registered_web_endpoints run server
+        deploy description get_dashboard_url get_tags include is_interactive logs lookup
+        registered_web_endpoints run server
         set_description set_tags
         """
     ),

@@ -2040,6 +2040,7 @@ class CallRequest(_message.Message):
     GENERATOR_FIELD_NUMBER: _builtins.int
     METHOD_NAME_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
+    APP_ID_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     environment: _builtins.str
     function: _builtins.str
@@ -2051,6 +2052,11 @@ class CallRequest(_message.Message):
     """the method of a class (`function` names the class)"""
     parameters: _builtins.bytes
     """a serialized Parameters; empty: the class's defaults"""
+    app_id: _builtins.str
+    """The live app (`app_name`'s, ephemeral ones included) the call is for; empty: the deployed
+    app of that name. Set by a process running an ephemeral app (`stoker run`) to reach it; a
+    container's credential may name only its own app.
+    """
     def __init__(
         self,
         *,
@@ -2061,10 +2067,11 @@ class CallRequest(_message.Message):
         generator: _builtins.bool = ...,
         method_name: _builtins.str = ...,
         parameters: _builtins.bytes = ...,
+        app_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator", "method_name", b"method_name", "parameters", b"parameters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator", "method_name", b"method_name", "parameters", b"parameters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,11 +39,18 @@ class Calls:
         self.links = CallLinks()
         self.spawned = SpawnedCalls()
 
-    def find(self, app_name: str, environment: str, function: str, caller_app_id: str = "") -> FunctionState:
+    def find(
+        self, app_name: str, environment: str, function: str, caller_app_id: str = "", app_id: str = ""
+    ) -> FunctionState:
         """The live function a call names. A container's calls to its own app's name reach its
-        own app (a `serve`d one included); other names resolve to deployed apps only."""
-        own = self.apps.live.get(caller_app_id, []) if caller_app_id else []
-        functions = own if own and own[0].app.name == app_name else None
+        own app (a `serve`d one included); a call naming an `app_id` reaches that live app (how
+        `stoker run` reaches its ephemeral app); other names resolve to deployed apps only."""
+        functions: list[FunctionState] | None
+        if app_id:
+            functions = self._by_id(app_name, app_id, caller_app_id)
+        else:
+            own = self.apps.live.get(caller_app_id, []) if caller_app_id else []
+            functions = own if own and own[0].app.name == app_name else None
         if functions is None:
             functions = self.apps.deployed(app_name, environment)
         if functions is None:
@@ -57,6 +64,21 @@ class Calls:
             grpc.StatusCode.NOT_FOUND, f"app {app_name!r} has no function named {function!r} (it has: {names})"
         )
 
+    def _by_id(self, app_name: str, app_id: str, caller_app_id: str) -> list[FunctionState]:
+        # A workspace token may reach any live app of the workspace; a container's credential
+        # only its own app (others it reaches by name, deployed ones only).
+        if caller_app_id and app_id != caller_app_id:
+            raise AppError(grpc.StatusCode.PERMISSION_DENIED, "a container's calls may name only its own app by id")
+        functions = self.apps.live.get(app_id)
+        if not functions:
+            raise AppError(grpc.StatusCode.NOT_FOUND, f"the app {app_id} ({app_name!r}) is not running any more")
+        if functions[0].app.name != app_name:
+            raise AppError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the app {app_id} is named {functions[0].app.name!r}, not {app_name!r}",
+            )
+        return functions
+
     def lookup(self, request: pb.LookupFunctionRequest, caller_app_id: str = "") -> pb.LookupFunctionResponse:
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
         return pb.LookupFunctionResponse(
@@ -69,7 +91,7 @@ class Calls:
     def _callable(self, request: pb.CallRequest, caller_app_id: str) -> FunctionState:
         """The function a call names, refused if it is a web function or the call is of the wrong
         kind for it (its container checks the kind again: it runs the code)."""
-        fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
+        fn = self.find(request.app_name, request.environment, request.function, caller_app_id, request.app_id)
         self._check_callable(fn, request)
         if not fn.spec.methods:
             return fn
@@ -122,7 +144,7 @@ class Calls:
         raise AppError(grpc.StatusCode.INTERNAL, "the call ended without a result")
 
     def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
-        fn = self.find(request.app_name, request.environment, request.function, caller_app_id)
+        fn = self.find(request.app_name, request.environment, request.function, caller_app_id, request.app_id)
         if request.generator or call_rules.is_generator(fn.spec, request.method_name):
             name = f"{fn.spec.name}.{request.method_name}" if request.method_name else fn.spec.name
             raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.spawned_generator_refusal(name))

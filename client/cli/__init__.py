@@ -1,12 +1,13 @@
 """The `stoker` command line: every command, by audience. Operators run daemons
 (client/cli/daemons.py), developers deploy and serve apps (apps.py), and both keep the
-workspace's secrets and tokens (workspace.py). The modules beside them do the work."""
+workspace's secrets and tokens (workspace.py), and run apps' entrypoints (run.py). The modules
+beside them do the work."""
 
 from __future__ import annotations
 
 import typer
 
-from client.cli import apps, daemons, workspace
+from client.cli import apps, daemons, run, workspace
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted, Modal-style web endpoints.")
 app_cli = typer.Typer(no_args_is_help=True, help="Deployed and served apps.")
@@ -18,6 +19,8 @@ cli.add_typer(token_cli, name="token")
 
 for command in (daemons.scheduler, daemons.worker, daemons.ingress, daemons.up, apps.deploy, apps.serve, apps.status):
     cli.command()(command)
+# Everything after APP_REF belongs to what runs (its options are made from its parameters).
+cli.command(context_settings={"allow_extra_args": True, "allow_interspersed_args": False})(run.run)
 app_cli.command("list")(apps.app_list)
 app_cli.command("stop")(apps.app_stop)
 app_cli.command("logs")(apps.app_logs)

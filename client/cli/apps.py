@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,23 +11,28 @@ import typer
 from client.cli.errors import reports_errors
 from client.cli.up import ClusterError
 
+AppRefArgument = Annotated[
+    str, typer.Argument(metavar="APP_REF", help="The app file (FILE.py, or FILE.py::app to pick its App variable).")
+]
+ModuleMode = Annotated[
+    bool, typer.Option("-m", help="APP_REF is a module (package.module[::app]) in the current directory, not a file.")
+]
 Environment = Annotated[str, typer.Option("--env", "-e", envvar="STOKER_ENVIRONMENT", help="Environment name.")]
 
 
 @reports_errors(app_file_outcome="nothing was deployed")
-def deploy(
-    file: Annotated[Path, typer.Argument(help="The app file.")],
-    env: Environment = "",
-) -> None:
+def deploy(app_ref: AppRefArgument, env: Environment = "", m: ModuleMode = False) -> None:
     """Deploy an app: it stays until stopped, across cluster restarts."""
     from client import config as client_config
+    from client.app_ref import parse_ref
     from client.cli.deploy import deploy as do_deploy
     from client.cli.serve import print_endpoints, print_warnings
 
-    deployed = do_deploy(file, env, build_output=lambda line: print(line, flush=True))
+    ref = parse_ref(app_ref, m)
+    deployed = do_deploy(ref, env, build_output=lambda line: print(line, flush=True))
     print_endpoints(deployed)
     print_warnings(deployed)
-    print(f"Deployed {file.name} as version {deployed.version}.", flush=True)
+    print(f"Deployed {ref.short} as version {deployed.version}.", flush=True)
     cfg = client_config.load()
     if cfg is not None and cfg.serve_pid:
         print(
@@ -39,14 +43,12 @@ def deploy(
 
 
 @reports_errors(ClusterError)
-def serve(
-    file: Annotated[Path, typer.Argument(help="The app file.")],
-    env: Environment = "",
-) -> None:
+def serve(app_ref: AppRefArgument, env: Environment = "", m: ModuleMode = False) -> None:
     """Serve an app while this command runs, reloading it when its files change."""
+    from client.app_ref import parse_ref
     from client.cli.serve import serve as do_serve
 
-    raise typer.Exit(do_serve(file, env))
+    raise typer.Exit(do_serve(parse_ref(app_ref, m), env))
 
 
 @reports_errors()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from client.app_ref import AppRef
 from client.appfile import load_definition
 from client.connection import rpc_errors, scheduler_stub
 from client.exceptions import ExecutionError
@@ -15,9 +15,9 @@ from protos import stoker_pb2 as pb
 DEPLOY_TIMEOUT = 20 * 60
 
 
-def deploy(path: Path, environment: str, build_output: Callable[[str], None] = print) -> pb.DeployResponse:
-    """Deploy the app file, passing image build output lines on as they come."""
-    definition = load_definition(path)  # before any RPC: a broken file changes nothing
+def deploy(ref: AppRef, environment: str, build_output: Callable[[str], None] = print) -> pb.DeployResponse:
+    """Deploy the referenced app, passing image build output lines on as they come."""
+    definition = load_definition(ref)  # before any RPC: a broken file changes nothing
     stub, metadata = scheduler_stub()
     request = pb.DeployRequest(app=definition, environment=environment)
     with rpc_errors():

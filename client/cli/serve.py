@@ -14,6 +14,7 @@ from pathlib import Path
 import watchfiles
 
 from client import config as client_config
+from client.app_ref import AppRef, Source, locate
 from client.appfile import AppFileError, load_definition
 from client.cli.logs import format_line
 from client.cli.up import LocalCluster
@@ -35,7 +36,7 @@ def print_warnings(deployed: pb.DeployResponse) -> None:
         print(f"Warning: {warning}", file=sys.stderr, flush=True)
 
 
-def _find_or_start_cluster() -> tuple[ClientConfig, LocalCluster | None]:
+def find_or_start_cluster() -> tuple[ClientConfig, LocalCluster | None]:
     """The cluster to serve on, and the embedded cluster if one was started for it."""
     cfg = client_config.load(include_serve_cluster=False)  # another serve's cluster goes when it does
     if cfg is not None and reachable(cfg.scheduler):
@@ -69,15 +70,17 @@ async def _requests(outbox: asyncio.Queue[pb.ServeRequest]) -> AsyncIterator[pb.
         yield await outbox.get()
 
 
-async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeRequest], loaded: bytes) -> None:
-    """Send a new definition whenever a Python file beside the app changes.
+async def _watch(
+    ref: AppRef, source: Source, environment: str, outbox: asyncio.Queue[pb.ServeRequest], loaded: bytes
+) -> None:
+    """Send a new definition whenever a Python file under the app's import root changes.
 
     The watcher also yields every half second without changes; then the app file's content is
     compared with what was last loaded, so a save made while the watcher was starting is not lost.
     """
     watching = False
     async for changes in watchfiles.awatch(
-        path.parent,
+        source.root,
         watch_filter=watchfiles.PythonFilter(),
         debounce=400,
         step=30,
@@ -86,16 +89,16 @@ async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeReq
     ):
         if not watching:
             watching = True
-            print(f"Serving {path.name}; edits reload it. Ctrl-C stops it.", flush=True)
-        current = await asyncio.to_thread(_read, path)
+            print(f"Serving {ref.short}; edits reload it. Ctrl-C stops it.", flush=True)
+        current = await asyncio.to_thread(_read, source.path)
         if not changes and current == loaded:
             continue
         loaded = current
         try:
-            definition = await asyncio.to_thread(load_definition, path)
+            definition = await asyncio.to_thread(load_definition, ref)
         except AppFileError as exc:
             print(
-                f"{exc.details}\nReload failed: {path.name} could not be loaded; the previous version keeps serving.",
+                f"{exc.details}\nReload failed: {ref.short} could not be loaded; the previous version keeps serving.",
                 file=sys.stderr,
                 flush=True,
             )
@@ -103,9 +106,9 @@ async def _watch(path: Path, environment: str, outbox: asyncio.Queue[pb.ServeReq
         outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
 
 
-async def _serve(path: Path, environment: str, cluster: ClientConfig) -> int:
-    loaded = await asyncio.to_thread(_read, path)
-    definition = await asyncio.to_thread(load_definition, path)
+async def _serve(ref: AppRef, source: Source, environment: str, cluster: ClientConfig) -> int:
+    loaded = await asyncio.to_thread(_read, source.path)
+    definition = await asyncio.to_thread(load_definition, ref)
     outbox: asyncio.Queue[pb.ServeRequest] = asyncio.Queue()
     outbox.put_nowait(pb.ServeRequest(app=definition, environment=environment))
     stop = asyncio.Event()
@@ -131,9 +134,9 @@ async def _serve(path: Path, environment: str, cluster: ClientConfig) -> int:
                 print_endpoints(response.deployed)
                 print_warnings(response.deployed)
                 if watcher is None:
-                    watcher = asyncio.create_task(_watch(path, environment, outbox, loaded), name="watch")
+                    watcher = asyncio.create_task(_watch(ref, source, environment, outbox, loaded), name="watch")
                 else:
-                    print(f"Reloaded {path.name} (version {response.deployed.version})", flush=True)
+                    print(f"Reloaded {ref.short} (version {response.deployed.version})", flush=True)
 
         reader = asyncio.create_task(read(), name="serve-stream")
         stopper = asyncio.create_task(stop.wait())
@@ -152,13 +155,19 @@ async def _serve(path: Path, environment: str, cluster: ClientConfig) -> int:
         return 0
 
 
-def serve(path: Path, environment: str) -> int:
-    load_definition(path)  # fail fast on a broken file, before starting any cluster
-    target, cluster = _find_or_start_cluster()
+def serve(ref: AppRef, environment: str) -> int:
+    source = locate(ref)
+    load_definition(ref)  # fail fast on a broken file, before starting any cluster
+    target, cluster = find_or_start_cluster()
     try:
-        return asyncio.run(_serve(path, environment, target))
+        return asyncio.run(_serve(ref, source, environment, target))
     finally:
-        if cluster is not None:
-            client_config.withdraw_serve_cluster()
-            cluster.stop()
-            shutil.rmtree(cluster.state_dir, ignore_errors=True)
+        stop_own_cluster(cluster)
+
+
+def stop_own_cluster(cluster: LocalCluster | None) -> None:
+    """Stop the embedded cluster find_or_start_cluster() started, if it did."""
+    if cluster is not None:
+        client_config.withdraw_serve_cluster()
+        cluster.stop()
+        shutil.rmtree(cluster.state_dir, ignore_errors=True)

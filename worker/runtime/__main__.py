@@ -19,7 +19,8 @@ from pathlib import Path
 
 import grpc
 
-from client.appfile import find_app, find_function, import_app_file
+from client.app_ref import in_bundle
+from client.appfile import find_app, find_function, import_source
 from client.cls import Cls
 from client.event_loop import run_on_fastest_loop
 from client.function import Function
@@ -108,7 +109,10 @@ def main() -> None:
     die_with_parent()
     if os.getppid() == 1:
         sys.exit(1)  # the worker died before we could ask to die with it
-    target = find_function(find_app(import_app_file(Path(os.environ[cenv.ENTRY]))), os.environ[cenv.FUNCTION])
+    # The entry is imported as the module it was where it was deployed from (a package's module
+    # keeps its package, so relative imports work); of several Apps in it, the one deployed.
+    module = import_source(in_bundle(Path(os.environ[cenv.ENTRY]), Path.cwd()))
+    target = find_function(find_app(module, name=os.environ.get(cenv.APP_NAME, "")), os.environ[cenv.FUNCTION])
     sys.exit(run_on_fastest_loop(serve(target)))
 
 
