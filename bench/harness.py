@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from client.app_ref import parse_ref  # noqa: E402
 from client.appfile import load_definition  # noqa: E402
 from protos import stoker_pb2 as pb  # noqa: E402
 from protos import stoker_pb2_grpc as pb_grpc  # noqa: E402
@@ -57,7 +58,7 @@ class Cluster:
 
     def deploy(self, app_file: Path) -> dict[str, str]:
         """Deploy (a new version each time, with no container yet); {function: Host header}."""
-        request = pb.DeployRequest(app=load_definition(app_file))
+        request = pb.DeployRequest(app=load_definition(parse_ref(str(app_file))))
         events = self.stub.Deploy(request, timeout=600, metadata=self.metadata)
         deployed = next(e.deployed for e in events if e.WhichOneof("kind") == "deployed")
         return {e.function: urlsplit(e.url).netloc for e in deployed.endpoints}
