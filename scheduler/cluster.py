@@ -416,6 +416,18 @@ class Cluster:
                 log.info("stopping %s: idle for %.0f s", c.id, now - c.idle_since)
                 self._stop(c)
             self._scale(fn)
+            self._forget_unused_pools(fn)
+
+    def _forget_unused_pools(self, fn: FunctionState) -> None:
+        """Drop the parameter pools of `fn` that hold no container and no waiting call (a later
+        call makes one anew): callers choose parameters freely, and the pools they tried once
+        must not pile up in the scheduler. A class with min_containers keeps every pool's."""
+        if fn.spec.min_containers:
+            return
+        for parameters, pool in list(fn.pools.items()):
+            if not pool.containers and not pool.queue:
+                del fn.pools[parameters]
+                self.functions.pop(pool.id, None)
 
     # ------------------------------------------------------------ workers
 
