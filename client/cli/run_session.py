@@ -47,10 +47,12 @@ class EphemeralApp:
         try:
             for response in self._responses:
                 kind = response.WhichOneof("kind")
+                # The app's output goes to stderr, a line per write: stdout is the entrypoint's,
+                # whose prints (in the main thread) would otherwise interleave with these mid-line.
                 if kind == "log":
-                    print(format_line(response.log), flush=True)
+                    _to_stderr(format_line(response.log))
                 elif kind == "build_output":
-                    print(response.build_output, flush=True)
+                    _to_stderr(response.build_output)
                 elif kind == "rejected":
                     print(f"Refused: {response.rejected}", file=sys.stderr, flush=True)
                 elif kind == "deployed":
@@ -141,3 +143,8 @@ def exit_code(exc: SystemExit) -> int:
         return exc.code
     print(exc.code, file=sys.stderr)
     return 1
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")  # one write: print() writes the text and its newline apart
+    sys.stderr.flush()
