@@ -9,14 +9,20 @@ parameter values is a pool of its own (the scheduler keys pools by protos/parame
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING, Any
 
 from client.calls import CallTarget, lookup
 from client.class_members import ClassMembers, has_default, read_members
 from client.exceptions import InvalidError
-from client.function import FunctionOptions, Invocable, spec_from_options, web_to_proto
+from client.function import (
+    FunctionOptions,
+    Invocable,
+    app_web_urls,
+    require_app_name,
+    spec_from_options,
+    web_to_proto,
+)
 from protos import container_env as cenv
 from protos import parameters as wire_parameters
 from protos import stoker_pb2 as pb
@@ -74,15 +80,12 @@ class Cls:
     def hydrate(self) -> Cls:
         """Look the class up now; raises NotFoundError when it does not exist."""
         if self._found is None:
-            if not self.app_name:
-                raise InvalidError(f"{self.name} belongs to an app without a name: give modal.App a name to call it")
-            self._found = lookup(self.app_name, self.name, self.environment)
+            self._found = lookup(require_app_name(self.app_name, self.name), self.name, self.environment)
         return self
 
     def web_url(self, method: str) -> str | None:
         if self.members is not None:  # our own app's class, inside its containers
-            urls: dict[str, str] = json.loads(os.environ.get(cenv.WEB_URLS, "{}"))
-            return urls.get(f"{self.name}.{method}")
+            return app_web_urls().get(f"{self.name}.{method}")
         self.hydrate()
         assert self._found is not None
         return next((e.url for e in self._found.method_urls if e.function == method), None)
@@ -138,10 +141,8 @@ class Method(Invocable):
         return f"<Method {self._cls.app_name}.{self._cls.name}.{self.name}>"
 
     def _call_target(self) -> CallTarget:
-        if not self._cls.app_name:
-            raise InvalidError(f"{self._cls.name} belongs to an app without a name: give modal.App a name to call it")
         return CallTarget(
-            app_name=self._cls.app_name,
+            app_name=require_app_name(self._cls.app_name, self._cls.name),
             function=self._cls.name,
             environment=self._cls.environment,
             method_name=self.name,

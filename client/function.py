@@ -43,6 +43,20 @@ class FunctionOptions:
     memory_mib: int = 0
 
 
+def app_web_urls() -> dict[str, str]:
+    """Inside a container: the URLs of its app's web functions and web methods, by name
+    (`square`, `Model.web`), as the scheduler gave them (protos/container_env.py WEB_URLS)."""
+    urls: dict[str, str] = json.loads(os.environ.get(cenv.WEB_URLS, "{}"))
+    return urls
+
+
+def require_app_name(app_name: str | None, what: str) -> str:
+    """The name of the app `what` belongs to, which calls need to find it."""
+    if not app_name:
+        raise InvalidError(f"{what} belongs to an app without a name: give modal.App a name to call it")
+    return app_name
+
+
 class Invocable:
     """The call methods shared by an app's own `Function` and the handle `Function.from_name`
     returns. Subclasses say where calls go and what they know of the function."""
@@ -177,11 +191,10 @@ class Function(Invocable):
         return FunctionHandle(target)
 
     def _call_target(self) -> CallTarget:
-        if not self.app.name:
-            raise InvalidError(f"{self.name} belongs to an app without a name: give modal.App a name to call it")
+        app_name = require_app_name(self.app.name, self.name)
         environment = os.environ.get(cenv.ENVIRONMENT, "")
         # While this process runs the app (`stoker run`), calls reach that run, not a deployed namesake.
-        return CallTarget(self.app.name, self.name, environment, app_id=self.app.app_id or "")
+        return CallTarget(app_name, self.name, environment, app_id=self.app.app_id or "")
 
     @property
     def is_generator(self) -> bool:
@@ -192,8 +205,7 @@ class Function(Invocable):
         """The URL of this web function, as deploy printed it; None for other functions."""
         if self.web is None:
             return None
-        urls: dict[str, str] = json.loads(os.environ.get(cenv.WEB_URLS, "{}"))
-        return urls.get(self.name)
+        return app_web_urls().get(self.name)
 
     def to_proto(self) -> pb.FunctionSpec:
         spec = spec_from_options(self.name, self.options)

@@ -88,11 +88,19 @@ class Calls:
             method_urls=[pb.EndpointUrl(function=r.method_name, url=r.url) for r in fn.web if r.method_name],
         )
 
-    def _callable(self, request: pb.CallRequest, caller_app_id: str) -> FunctionState:
-        """The function a call names, refused if it is a web function or the call is of the wrong
-        kind for it (its container checks the kind again: it runs the code)."""
+    def _callable(self, request: pb.CallRequest, caller_app_id: str, spawned: bool = False) -> FunctionState:
+        """The function a call names (for a class, the pool of its parameters), refused if it is a
+        web function, the call is of the wrong kind for it (its container checks the kind again:
+        it runs the code), or, `spawned`, it is a generator."""
         fn = self.find(request.app_name, request.environment, request.function, caller_app_id, request.app_id)
-        self._check_callable(fn, request)
+        if spawned and (request.generator or call_rules.is_generator(fn.spec, request.method_name)):
+            name = f"{fn.spec.name}.{request.method_name}" if request.method_name else fn.spec.name
+            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.spawned_generator_refusal(name))
+        urls = {r.method_name: r.url for r in fn.web}
+        refusal = call_rules.refusal(fn.spec, request.method_name, request.generator, urls)
+        if refusal is not None:
+            code = grpc.StatusCode.NOT_FOUND if refusal.startswith(call_rules.NO_SUCH_METHOD) else None
+            raise AppError(code or grpc.StatusCode.FAILED_PRECONDITION, refusal)
         if not fn.spec.methods:
             return fn
         try:
@@ -100,14 +108,6 @@ class Calls:
         except (wire_parameters.ParameterError, DecodeError) as exc:
             raise AppError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         return self.cluster.pool(fn, parameters)
-
-    @staticmethod
-    def _check_callable(fn: FunctionState, request: pb.CallRequest) -> None:
-        urls = {r.method_name: r.url for r in fn.web}
-        refusal = call_rules.refusal(fn.spec, request.method_name, request.generator, urls)
-        if refusal is not None:
-            code = grpc.StatusCode.NOT_FOUND if refusal.startswith(call_rules.NO_SUCH_METHOD) else None
-            raise AppError(code or grpc.StatusCode.FAILED_PRECONDITION, refusal)
 
     async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
         """The call's outputs as its container sends them; AppError when it cannot be run."""
@@ -144,11 +144,7 @@ class Calls:
         raise AppError(grpc.StatusCode.INTERNAL, "the call ended without a result")
 
     def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
-        fn = self.find(request.app_name, request.environment, request.function, caller_app_id, request.app_id)
-        if request.generator or call_rules.is_generator(fn.spec, request.method_name):
-            name = f"{fn.spec.name}.{request.method_name}" if request.method_name else fn.spec.name
-            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, call_rules.spawned_generator_refusal(name))
-        self._callable(request, caller_app_id)  # fail now, not later
+        self._callable(request, caller_app_id, spawned=True)  # fail now, not once it runs
         try:
             return self.spawned.start(lambda: self.run_to_end(request, caller_app_id))
         except TooManySpawned as exc:
