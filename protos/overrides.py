@@ -103,7 +103,9 @@ def apply(spec: pb.FunctionSpec, o: pb.FunctionOverrides) -> pb.FunctionSpec:
 
 def describe(o: pb.FunctionOverrides) -> str:
     """`gpu='A10G', max_inputs=4`, for `stoker status` (secret names, never values)."""
-    parts = [f"{name}={getattr(o, name)!r}" for name in SCALARS if o.HasField(name)]
+    # target_inputs=0 (with_concurrency() without one) means "max_inputs": nothing to say.
+    shown = [name for name in SCALARS if o.HasField(name) and (name != "target_inputs" or o.target_inputs)]
+    parts = [f"{name}={getattr(o, name)!r}" for name in shown]
     if o.replace_secrets:
         secrets = [*o.secret_names, *(f"{key}=…" for key in sorted(o.secret_env))]
         parts.append(f"secrets=[{', '.join(secrets)}]")

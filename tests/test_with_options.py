@@ -57,12 +57,12 @@ def test_a_class_with_options_and_concurrency_gets_containers_of_its_own(
     # stoker status tells the pools apart, naming what the variant overrides.
     names = {c.container_id: c.function for c in gpu_cluster.status().containers}
     assert names[base] == "Model"
-    assert names[together.pop()] == "Model.with_options(cpu=2.0, max_containers=1, max_inputs=4, target_inputs=0)"
+    assert names[together.pop()] == "Model.with_options(cpu=2.0, max_containers=1, max_inputs=4)"
 
 
 def test_the_base_pool_runs_one_input_at_a_time(gpu_cluster: Cluster, urls: dict[str, str]) -> None:
-    # The same four inputs without with_concurrency: the deployed max_inputs=1 holds, so they
-    # never meet in one container and the barrier breaks.
+    # The same four inputs to a variant that overrides no concurrency: the deployed max_inputs=1
+    # holds, so they never meet in its one container and the barrier breaks.
     result = run_program(
         gpu_cluster,
         """
