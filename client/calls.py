@@ -38,6 +38,7 @@ class CallTarget:
     method_name: str = ""  # the class's method
     parameters: bytes = b""  # the class instance's (protos/parameters.py)
     app_id: str = ""  # the live app to reach (the ephemeral app `stoker run` started); empty: by name
+    options: bytes = b""  # what with_options() overrode: a canonical pb.FunctionOverrides (client/with_options.py)
 
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any], generator: bool = False) -> pb.CallRequest:
         return pb.CallRequest(
@@ -49,6 +50,7 @@ class CallTarget:
             method_name=self.method_name,
             parameters=self.parameters,
             app_id=self.app_id,
+            options=pb.FunctionOverrides.FromString(self.options) if self.options else None,
         )
 
 

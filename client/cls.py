@@ -23,6 +23,7 @@ from client.function import (
     spec_from_options,
     web_to_proto,
 )
+from client.with_options import Configurable, options_with, stack
 from protos import container_env as cenv
 from protos import parameters as wire_parameters
 from protos import stoker_pb2 as pb
@@ -31,9 +32,12 @@ if TYPE_CHECKING:
     from client.app import App
 
 
-class Cls:
+class Cls(Configurable):
     """A class of an app (from `@app.cls`), or a deployed one (from `Cls.from_name`). Call it
-    with its parameters as keyword arguments to get an instance."""
+    with its parameters as keyword arguments to get an instance. `with_options()` and
+    `with_concurrency()` give a copy whose instances run in containers of their own."""
+
+    _what = "Cls"
 
     def __init__(
         self,
@@ -53,6 +57,13 @@ class Cls:
         self.options = options
         self.members = members
         self._found: pb.LookupFunctionResponse | None = None
+
+    def _with_overrides(self, more: pb.FunctionOverrides) -> Cls:
+        options = options_with(self.options, more) if self.options is not None else None
+        variant = Cls(self.app_name, self.name, self._environment, self.user_cls, options, self.members, self.app)
+        variant._overrides = stack(self._overrides, more)
+        variant._found = self._found
+        return variant
 
     @staticmethod
     def of_app(app: App, name: str, user_cls: type, options: FunctionOptions) -> Cls:
@@ -149,6 +160,7 @@ class Method(Invocable):
             parameters=self._parameters,
             # Inside `stoker run`, its own ephemeral app (client/function.py does the same).
             app_id=(self._cls.app.app_id or "") if self._cls.app is not None else "",
+            options=self._cls._overrides,
         )
 
     def get_web_url(self) -> str | None:

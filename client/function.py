@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -18,6 +19,7 @@ from client.exceptions import InvalidError
 from client.image import Image
 from client.partial import WebConfig
 from client.secret import Secret
+from client.with_options import Configurable, options_with, stack
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 
@@ -110,7 +112,7 @@ class Invocable:
         return spawn(self._call_target(), args, kwargs)
 
 
-class FunctionHandle(Invocable):
+class FunctionHandle(Invocable, Configurable):
     """A deployed function, found by name (`Function.from_name`). As in Modal, the name is
     looked up on first use (a call, `get_web_url()` or `hydrate()`), so app files may create
     handles at import time; an unknown app or function raises NotFoundError then."""
@@ -118,6 +120,11 @@ class FunctionHandle(Invocable):
     def __init__(self, target: CallTarget) -> None:
         self.target = target
         self._found: pb.LookupFunctionResponse | None = None
+
+    def _with_overrides(self, more: pb.FunctionOverrides) -> FunctionHandle:
+        variant = FunctionHandle(dataclasses.replace(self.target, options=stack(self.target.options, more)))
+        variant._found = self._found
+        return variant
 
     def __repr__(self) -> str:
         return f"<Function {self.target.app_name}.{self.target.function}>"
@@ -147,7 +154,7 @@ class FunctionHandle(Invocable):
         return self._lookup.web_url or None
 
 
-class Function(Invocable):
+class Function(Invocable, Configurable):
     """A function of an app. Calling it runs it here, in this process; `.remote()`,
     `.remote_gen()`, `.map()` and `.spawn()` run it in its app's containers."""
 
@@ -158,13 +165,19 @@ class Function(Invocable):
         raw_f: Callable[..., Any],
         options: FunctionOptions,
         web: WebConfig | None,
+        overrides: bytes = b"",
     ) -> None:
         self.app = app
         self.name = name
         self.raw_f = raw_f
-        self.options = options
+        self.options = options  # with `overrides` applied
         self.web = web
+        self._overrides = overrides  # from with_options(): its calls go to a pool of their own
         self.__doc__ = raw_f.__doc__
+
+    def _with_overrides(self, more: pb.FunctionOverrides) -> Function:
+        options = options_with(self.options, more)
+        return Function(self.app, self.name, self.raw_f, options, self.web, stack(self._overrides, more))
 
     def __repr__(self) -> str:
         return f"<Function {self.app.name}.{self.name}>"
@@ -194,7 +207,7 @@ class Function(Invocable):
         app_name = require_app_name(self.app.name, self.name)
         environment = os.environ.get(cenv.ENVIRONMENT, "")
         # While this process runs the app (`stoker run`), calls reach that run, not a deployed namesake.
-        return CallTarget(app_name, self.name, environment, app_id=self.app.app_id or "")
+        return CallTarget(app_name, self.name, environment, app_id=self.app.app_id or "", options=self._overrides)
 
     @property
     def is_generator(self) -> bool:

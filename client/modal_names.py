@@ -43,7 +43,7 @@ RENAMED: Mapping[str, str] = {"Stub": "Use `modal.App` instead. This is a simple
 _OBJECT = "client deps get_dashboard_url hydrate is_hydrated local_uuid object_id"  # Modal's _Object's
 _FUNCTION = f"""
     {_OBJECT} experimental_spawn_map for_each from_local get_build_def get_current_stats get_raw_f
-    info logs spawn_map spec stub tag update_autoscaler with_batching with_concurrency with_options
+    info logs spawn_map spec stub tag update_autoscaler with_batching
 """
 ATTRIBUTES: Mapping[str, frozenset[str]] = {
     "App": _names(

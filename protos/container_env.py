@@ -12,6 +12,7 @@ TOKEN = "STOKER_TOKEN"  # the container's call credential, good for function cal
 ENVIRONMENT = "STOKER_ENVIRONMENT"  # the environment its app was deployed to
 WEB_URLS = "STOKER_WEB_URLS"  # JSON {function name, or Class.method: URL} for the app's web endpoints
 PARAMETERS = "STOKER_PARAMETERS"  # hex of a class instance's pb.Parameters; absent: the defaults
+OPTIONS = "STOKER_OPTIONS"  # hex of the pool's pb.FunctionOverrides (with_options()); absent: none
 
 # Set by the worker.
 CONTAINER_ID = "STOKER_CONTAINER_ID"

@@ -2041,6 +2041,7 @@ class CallRequest(_message.Message):
     METHOD_NAME_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
     APP_ID_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     environment: _builtins.str
     function: _builtins.str
@@ -2057,6 +2058,10 @@ class CallRequest(_message.Message):
     app of that name. Set by a process running an ephemeral app (`stoker run`) to reach it; a
     container's credential may name only its own app.
     """
+    @_builtins.property
+    def options(self) -> Global___FunctionOverrides:
+        """What Function/Cls.with_options() and with_concurrency() changed; unset: the deployed options."""
+
     def __init__(
         self,
         *,
@@ -2068,14 +2073,131 @@ class CallRequest(_message.Message):
         method_name: _builtins.str = ...,
         parameters: _builtins.bytes = ...,
         app_id: _builtins.str = ...,
+        options: Global___FunctionOverrides | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator", "method_name", b"method_name", "parameters", b"parameters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator", "method_name", b"method_name", "options", b"options", "parameters", b"parameters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CallRequest: _TypeAlias = CallRequest  # noqa: Y015
+
+@_typing.final
+class FunctionOverrides(_message.Message):
+    """Options a call overrides (Function/Cls.with_options(), with_concurrency()): the function's
+    deployed spec with the fields set here (FunctionSpec's names) runs in a pool of containers of
+    its own, scaled on its own (protos/overrides.py). Unset fields keep the deployed values.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SecretEnvEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CPU_FIELD_NUMBER: _builtins.int
+    MEMORY_MIB_FIELD_NUMBER: _builtins.int
+    GPU_FIELD_NUMBER: _builtins.int
+    REPLACE_SECRETS_FIELD_NUMBER: _builtins.int
+    SECRET_NAMES_FIELD_NUMBER: _builtins.int
+    SECRET_ENV_FIELD_NUMBER: _builtins.int
+    MAX_CONTAINERS_FIELD_NUMBER: _builtins.int
+    BUFFER_CONTAINERS_FIELD_NUMBER: _builtins.int
+    SCALEDOWN_WINDOW_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    MAX_INPUTS_FIELD_NUMBER: _builtins.int
+    TARGET_INPUTS_FIELD_NUMBER: _builtins.int
+    cpu: _builtins.float
+    memory_mib: _builtins.int
+    gpu: _builtins.str
+    replace_secrets: _builtins.bool
+    """Set: secret_names and secret_env replace the function's secrets (Modal's rule: never merged)."""
+    max_containers: _builtins.int
+    buffer_containers: _builtins.int
+    scaledown_window: _builtins.float
+    timeout: _builtins.float
+    max_inputs: _builtins.int
+    target_inputs: _builtins.int
+    """13: retries (a RetryPolicy, as FunctionSpec's), once calls have retries."""
+    @_builtins.property
+    def secret_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def secret_env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        cpu: _builtins.float | None = ...,
+        memory_mib: _builtins.int | None = ...,
+        gpu: _builtins.str | None = ...,
+        replace_secrets: _builtins.bool = ...,
+        secret_names: _abc.Iterable[_builtins.str] | None = ...,
+        secret_env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        max_containers: _builtins.int | None = ...,
+        buffer_containers: _builtins.int | None = ...,
+        scaledown_window: _builtins.float | None = ...,
+        timeout: _builtins.float | None = ...,
+        max_inputs: _builtins.int | None = ...,
+        target_inputs: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "scaledown_window", b"scaledown_window", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "replace_secrets", b"replace_secrets", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__buffer_containers: _TypeAlias = _typing.Literal["buffer_containers"]  # noqa: Y015
+    _WhichOneofArgType__buffer_containers: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers"]  # noqa: Y015
+    _WhichOneofReturnType__cpu: _TypeAlias = _typing.Literal["cpu"]  # noqa: Y015
+    _WhichOneofArgType__cpu: _TypeAlias = _typing.Literal["_cpu", b"_cpu"]  # noqa: Y015
+    _WhichOneofReturnType__gpu: _TypeAlias = _typing.Literal["gpu"]  # noqa: Y015
+    _WhichOneofArgType__gpu: _TypeAlias = _typing.Literal["_gpu", b"_gpu"]  # noqa: Y015
+    _WhichOneofReturnType__max_containers: _TypeAlias = _typing.Literal["max_containers"]  # noqa: Y015
+    _WhichOneofArgType__max_containers: _TypeAlias = _typing.Literal["_max_containers", b"_max_containers"]  # noqa: Y015
+    _WhichOneofReturnType__max_inputs: _TypeAlias = _typing.Literal["max_inputs"]  # noqa: Y015
+    _WhichOneofArgType__max_inputs: _TypeAlias = _typing.Literal["_max_inputs", b"_max_inputs"]  # noqa: Y015
+    _WhichOneofReturnType__memory_mib: _TypeAlias = _typing.Literal["memory_mib"]  # noqa: Y015
+    _WhichOneofArgType__memory_mib: _TypeAlias = _typing.Literal["_memory_mib", b"_memory_mib"]  # noqa: Y015
+    _WhichOneofReturnType__scaledown_window: _TypeAlias = _typing.Literal["scaledown_window"]  # noqa: Y015
+    _WhichOneofArgType__scaledown_window: _TypeAlias = _typing.Literal["_scaledown_window", b"_scaledown_window"]  # noqa: Y015
+    _WhichOneofReturnType__target_inputs: _TypeAlias = _typing.Literal["target_inputs"]  # noqa: Y015
+    _WhichOneofArgType__target_inputs: _TypeAlias = _typing.Literal["_target_inputs", b"_target_inputs"]  # noqa: Y015
+    _WhichOneofReturnType__timeout: _TypeAlias = _typing.Literal["timeout"]  # noqa: Y015
+    _WhichOneofArgType__timeout: _TypeAlias = _typing.Literal["_timeout", b"_timeout"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__buffer_containers) -> _WhichOneofReturnType__buffer_containers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu) -> _WhichOneofReturnType__cpu | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__gpu) -> _WhichOneofReturnType__gpu | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_containers) -> _WhichOneofReturnType__max_containers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_inputs) -> _WhichOneofReturnType__max_inputs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_mib) -> _WhichOneofReturnType__memory_mib | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scaledown_window) -> _WhichOneofReturnType__scaledown_window | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target_inputs) -> _WhichOneofReturnType__target_inputs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout) -> _WhichOneofReturnType__timeout | None: ...
+
+Global___FunctionOverrides: _TypeAlias = FunctionOverrides  # noqa: Y015
 
 @_typing.final
 class CallError(_message.Message):

@@ -11,8 +11,10 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from protos import call_rules
+from protos import overrides as wire_overrides
 from protos import parameters as wire_parameters
 from protos import stoker_pb2 as pb
+from scheduler import gpus
 from scheduler.apps import AppError, Apps
 from scheduler.call_link import CallLinks, ContainerLost
 from scheduler.cluster import Cluster
@@ -101,13 +103,33 @@ class Calls:
         if refusal is not None:
             code = grpc.StatusCode.NOT_FOUND if refusal.startswith(call_rules.NO_SUCH_METHOD) else None
             raise AppError(code or grpc.StatusCode.FAILED_PRECONDITION, refusal)
+        overrides = self._overrides(fn, request)
         if not fn.spec.methods:
-            return fn
+            return self.cluster.pool(fn, b"", overrides)
         try:
             parameters = wire_parameters.normalize(fn.spec.name, list(fn.spec.parameters), request.parameters)
         except (wire_parameters.ParameterError, DecodeError) as exc:
             raise AppError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        return self.cluster.pool(fn, parameters)
+        return self.cluster.pool(fn, parameters, overrides)
+
+    def _overrides(self, fn: FunctionState, request: pb.CallRequest) -> bytes:
+        """The call's overridden options, checked, in canonical form; b"" for none."""
+        if not request.HasField("options"):
+            return b""
+        o = request.options
+        try:
+            wire_overrides.check(o)
+            gpus.parse_gpu(o.gpu)
+        except ValueError as exc:  # OverrideError, or a gpu= that does not parse
+            raise AppError(grpc.StatusCode.INVALID_ARGUMENT, f"{fn.spec.name}: {exc}") from None
+        for name in o.secret_names:
+            if not self.cluster.has_secret(name):
+                raise AppError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"{fn.spec.name}: with_options(secrets=...) names the secret {name!r}, which does not "
+                    f"exist; create it with `stoker secret create {name} KEY=VALUE ...`",
+                )
+        return wire_overrides.canonical(o)
 
     async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
         """The call's outputs as its container sends them; AppError when it cannot be run."""

@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 
+from protos import overrides as wire_overrides
 from protos import stoker_pb2 as pb
 from scheduler import autoscaler, gpus, placement
 from scheduler.container_start import start_command
@@ -48,6 +49,9 @@ class Cluster:
         """The named secrets, for the environments of containers started from now on."""
         self._secrets = secrets
 
+    def has_secret(self, name: str) -> bool:
+        return name in self._secrets
+
     def set_proxy_tokens(self, tokens: list[pb.ProxyToken]) -> None:
         """The proxy-auth tokens every ingress checks against, sent to them at once."""
         self._proxy_tokens = tokens
@@ -70,8 +74,8 @@ class Cluster:
             fn.retired = True
             self.functions.pop(fn.id, None)
             heir = (successors or {}).get(fn.spec.name)
-            if heir is not None and fn.parameters:
-                heir = self.pool(heir, fn.parameters)
+            if heir is not None and (fn.parameters or fn.overrides):
+                heir = self.pool(heir, fn.parameters, fn.overrides)
             if heir is not None:
                 self._remember_succession(fn, heir)
             while fn.queue:
@@ -87,18 +91,27 @@ class Cluster:
                 self._scale(heir)
         self.broadcast_routes()
 
-    def pool(self, fn: FunctionState, parameters: bytes) -> FunctionState:
-        """The pool of containers of the class `fn` for one set of (canonical) parameters, made
-        on first use and scaled like any function; `fn` itself for the defaults."""
-        if not parameters or fn.retired:
+    def pool(self, fn: FunctionState, parameters: bytes, overrides: bytes = b"") -> FunctionState:
+        """The pool of containers of `fn` for one set of a class's (canonical) parameters and of
+        options that calls override (canonical, checked: Calls._callable), made on first use and
+        scaled like any function; `fn` itself for the defaults and the deployed options. Web
+        requests always reach `fn` itself."""
+        if not (parameters or overrides) or fn.retired:
             return fn
-        pool = fn.pools.get(parameters)
+        pool = fn.pools.get((parameters, overrides))
         if pool is None:
-            digest = hashlib.sha256(parameters).hexdigest()[:12]
+            spec = wire_overrides.apply(fn.spec, wire_overrides.parse(overrides)) if overrides else fn.spec
+            digest = hashlib.sha256(b"%d:%b%b" % (len(parameters), parameters, overrides)).hexdigest()[:12]
             pool = FunctionState(
-                id=f"{fn.id}({digest})", app=fn.app, spec=fn.spec, web=[], gpu=fn.gpu, parameters=parameters
+                id=f"{fn.id}({digest})",
+                app=fn.app,
+                spec=spec,
+                web=[],
+                gpu=gpus.parse_gpu(spec.gpu) if overrides else fn.gpu,
+                parameters=parameters,
+                overrides=overrides,
             )
-            fn.pools[parameters] = pool
+            fn.pools[(parameters, overrides)] = pool
             self.functions[pool.id] = pool
         return pool
 
@@ -419,9 +432,10 @@ class Cluster:
             self._forget_unused_pools(fn)
 
     def _forget_unused_pools(self, fn: FunctionState) -> None:
-        """Drop the parameter pools of `fn` that hold no container and no waiting call (a later
-        call makes one anew): callers choose parameters freely, and the pools they tried once
-        must not pile up in the scheduler. A class with min_containers keeps every pool's."""
+        """Drop the pools of `fn` (parameters, overridden options) that hold no container and no
+        waiting call (a later call makes one anew): callers choose them freely, and the pools they
+        tried once must not pile up in the scheduler. A function with min_containers keeps every
+        pool's."""
         if fn.spec.min_containers:
             return
         for parameters, pool in list(fn.pools.items()):

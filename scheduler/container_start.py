@@ -24,6 +24,8 @@ def start_command(
     env = {**secret_env(fn.spec, secrets), cenv.WEB_URLS: json.dumps(urls), **call_env(fn, call_key)}
     if fn.parameters:
         env[cenv.PARAMETERS] = fn.parameters.hex()
+    if fn.overrides:  # what the container itself applies: its concurrency and timeout
+        env[cenv.OPTIONS] = fn.overrides.hex()
     return pb.StartContainer(
         container_id=container.id,
         app_id=fn.app.app_id,

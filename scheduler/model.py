@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from protos import stoker_pb2 as pb
+from protos.overrides import describe as describe_overrides
+from protos.overrides import parse as parse_overrides
 from scheduler.gpus import GpuOption
 from scheduler.image_spec import image_id
 from scheduler.store import AppRecord
@@ -106,8 +108,10 @@ class WebRoute:
 @dataclass(eq=False)
 class FunctionState:
     """One function (or class) of one version of an app, with its containers and waiting
-    requests. A class instance with parameters other than the defaults is a pool of its own: a
-    FunctionState with those `parameters`, made on first use (Cluster.pool)."""
+    requests. A class instance with parameters other than the defaults, and calls that override
+    options (`with_options()`), run in a pool of their own: a FunctionState with those
+    `parameters` and `overrides` (its `spec` the deployed one with them applied), made on first
+    use (Cluster.pool)."""
 
     id: str
     app: AppRecord
@@ -118,12 +122,20 @@ class FunctionState:
     queue: deque[Waiter] = field(default_factory=deque)
     retired: bool = False  # a newer version replaced it, or the app stopped
     parameters: bytes = b""  # canonical (protos/parameters.py); b"": the defaults
-    pools: dict[bytes, FunctionState] = field(default_factory=dict)  # a class's other parameter sets
+    overrides: bytes = b""  # canonical (protos/overrides.py); b"": the deployed options
+    pools: dict[tuple[bytes, bytes], FunctionState] = field(default_factory=dict)  # by (parameters, overrides)
 
     @property
     def url(self) -> str:
         """A web function's URL; "" for other functions and for classes."""
         return self.web[0].url if self.web and not self.web[0].method_name else ""
+
+    @property
+    def shown_name(self) -> str:
+        """Its name as `stoker status` shows it: a pool of overridden options says which."""
+        if not self.overrides:
+            return self.spec.name
+        return f"{self.spec.name}.with_options({describe_overrides(parse_overrides(self.overrides))})"
 
     @property
     def max_inputs(self) -> int:

@@ -255,7 +255,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                 pb.ContainerInfo(
                     container_id=ct.id,
                     app_name=ct.function.app.name,
-                    function=ct.function.spec.name,
+                    function=ct.function.shown_name,
                     worker_id=ct.worker.id,
                     state=ct.state,
                     in_flight=ct.in_flight,
@@ -267,7 +267,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             functions=[
                 pb.FunctionInfo(
                     app_name=fn.app.name,
-                    function=fn.spec.name,
+                    function=fn.shown_name,
                     version=fn.app.version,
                     queued=len(fn.queue),
                     containers=len(fn.containers),

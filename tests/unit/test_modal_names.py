@@ -96,7 +96,7 @@ def test_a_missing_modal_attribute_is_not_supported_yet(app: App) -> None:
     cases = [
         (app, "include", "App.include"),
         (app, "run", "App.run"),
-        (app.function()(handler), "with_options", "Function.with_options"),
+        (app.function()(handler), "with_batching", "Function.with_batching"),
         (Function.from_name("a", "b"), "spawn_map", "Function.spawn_map"),
         (FunctionCall.from_id("fc-1"), "cancel", "FunctionCall.cancel"),
         (Image.debian_slim(), "apt_install", "Image.apt_install"),

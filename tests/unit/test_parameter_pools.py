@@ -44,8 +44,8 @@ def test_an_unused_pool_is_forgotten_and_a_busy_one_kept(tmp_path: Path) -> None
         await asyncio.sleep(0)  # the call waits in busy's queue while its container starts
         assert busy.queue and busy.containers
         cluster.tick(time.monotonic())
-        assert idle.id not in cluster.functions and b"idle" not in model.pools
-        assert cluster.functions[busy.id] is busy and model.pools[b"busy"] is busy
+        assert idle.id not in cluster.functions and (b"idle", b"") not in model.pools
+        assert cluster.functions[busy.id] is busy and model.pools[(b"busy", b"")] is busy
         assert cluster.pool(model, b"idle") is not idle  # made anew on use
         waiting.cancel()
 

@@ -24,6 +24,7 @@ from client.appfile import find_app, find_function, import_source
 from client.cls import Cls
 from client.event_loop import run_on_fastest_loop
 from client.function import Function
+from client.with_options import in_pool
 from protos import container_env as cenv
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.exchange_link import CHANNEL_OPTIONS
@@ -113,6 +114,8 @@ def main() -> None:
     # keeps its package, so relative imports work); of several Apps in it, the one deployed.
     module = import_source(in_bundle(Path(os.environ[cenv.ENTRY]), Path.cwd()))
     target = find_function(find_app(module, name=os.environ.get(cenv.APP_NAME, "")), os.environ[cenv.FUNCTION])
+    if os.environ.get(cenv.OPTIONS):  # a pool of with_options(): its concurrency and timeout are ours to keep
+        target = in_pool(target, bytes.fromhex(os.environ[cenv.OPTIONS]))
     sys.exit(run_on_fastest_loop(serve(target)))
 
 
