@@ -21,6 +21,7 @@ from client.exceptions import (
     NotFoundError,
     RemoteError,
 )
+from client.execution_context import current_function_call_id, current_input_id
 from client.function import Function
 from client.image import Image
 from client.partial import (
@@ -50,6 +51,8 @@ __all__ = [
     "Secret",
     "asgi_app",
     "concurrent",
+    "current_function_call_id",
+    "current_input_id",
     "enter",
     "exit",
     "fastapi_endpoint",
