@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NoReturn
 import client._grpc_env  # noqa: F401
 from client import modal_names
 from client.app import App
+from client.batching import batched
 from client.calls import FunctionCall
 from client.class_members import enter, exit, method, parameter
 from client.cls import Cls
@@ -50,6 +51,7 @@ __all__ = [
     "RemoteError",
     "Secret",
     "asgi_app",
+    "batched",
     "concurrent",
     "current_function_call_id",
     "current_input_id",

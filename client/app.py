@@ -118,6 +118,8 @@ class App:
                 target_inputs=partial.target_inputs or 0,
                 cpu=float(cpu or 0.0),
                 memory_mib=int(memory or 0),
+                batch_max_size=partial.batch.max_batch_size if partial.batch else 0,
+                batch_wait_ms=partial.batch.wait_ms if partial.batch else 0,
             )
             if fn_name in self.registered_functions or fn_name in self.registered_classes:
                 raise InvalidError(f"app {self.name!r} already has a function named {fn_name!r}")

@@ -31,7 +31,7 @@ TOP_LEVEL = _names(
     """
     Client CloudBucketMount Cron Dict Environment FilePatternMatcher NetworkFileSystem Period
     Probe Proxy Queue Retries Sandbox SandboxSnapshot SchedulerPlacement Server Tunnel Volume Workspace
-    batched billing enable_output forward interact is_local types
+    billing enable_output forward interact is_local types
     """
 )
 

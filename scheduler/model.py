@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protos import call_rules
 from protos import stoker_pb2 as pb
 from scheduler.gpus import GpuOption
 from scheduler.image_spec import image_id
@@ -125,9 +126,11 @@ class FunctionState:
         """A web function's URL; "" for other functions and for classes."""
         return self.web[0].url if self.web and not self.web[0].method_name else ""
 
-    @property
+    @functools.cached_property
     def max_inputs(self) -> int:
-        return max(1, self.spec.max_inputs)
+        """Inputs each container takes at once: `@concurrent`'s max_inputs, or a batched
+        function's max_batch_size (its batches fill from that many slots)."""
+        return max(1, self.spec.max_inputs, call_rules.batch_size(self.spec))
 
     @functools.cached_property
     def image_id(self) -> str:

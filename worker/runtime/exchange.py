@@ -32,6 +32,7 @@ from protos.asgi import (
 )
 from protos.batches import response_batches
 from protos.exchange_link import Inbox
+from worker.runtime.batching import Batcher
 from worker.runtime.calls import Call, run_call
 from worker.runtime.served import Served
 from worker.runtime.web import Message
@@ -168,6 +169,8 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             callee = self.served.callee(request.method_name)
             if callee is None:
                 call.emit(pb.CallOutput(error=error_to_proto(InvalidError(self._no_callee(request.method_name)))))
+            elif isinstance(callee, Batcher):
+                await callee.run(call, request)
             else:
                 await run_call(callee, call, request)
         except asyncio.CancelledError:
