@@ -105,6 +105,11 @@ class App:
                 )
             fn_name = name or partial.raw_f.__name__
             max_inputs = partial.max_inputs or allow_concurrent_inputs or 1
+            if partial.batch is not None and max_inputs > 1:  # allow_concurrent_inputs=, Modal's old @concurrent
+                raise InvalidError(
+                    f"@modal.batched cannot be combined with allow_concurrent_inputs (on `{fn_name}`): a batched "
+                    "function's container takes max_batch_size inputs at once already. Remove allow_concurrent_inputs."
+                )
             options = FunctionOptions(
                 image=image or self.image,
                 gpu=_gpu_string(gpu),

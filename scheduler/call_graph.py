@@ -83,6 +83,12 @@ class CallGraphs:
         as the root of a tree of its own when it was `spawned`; its node then, for `finished`.
         None when it is in no tree (or its tree is full)."""
         context = request.context
+        again = self._kept.get(context.function_call_id)
+        if again is not None:  # a spawned call run once more (a retry): still its one input
+            node = again[1]
+            node.status, node.task_id = PENDING, ""
+            context.input_id = node.input_id
+            return node
         parent = self._kept.get(context.parent_call_id) if context.parent_call_id else None
         if parent is None and not spawned:
             return None

@@ -76,6 +76,14 @@ def test_batched_combines_with_neither_concurrent_nor_web_decorators_in_either_o
         batch(type("C", (), {}))
 
 
+def test_batched_with_the_old_allow_concurrent_inputs_is_refused(make_app: AppFactory) -> None:
+    def f(xs: list[int]) -> list[int]:
+        return xs
+
+    with pytest.raises(InvalidError, match="cannot be combined with allow_concurrent_inputs"):
+        make_app().function(allow_concurrent_inputs=4)(modal.batched(max_batch_size=2, wait_ms=1)(f))
+
+
 def test_a_batched_method_is_the_only_method_of_its_class(make_app: AppFactory) -> None:
     batch = modal.batched(max_batch_size=2, wait_ms=1)
 

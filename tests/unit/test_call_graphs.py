@@ -57,6 +57,19 @@ def test_a_spawned_call_roots_a_tree_and_calls_made_inside_join_it() -> None:
     assert [n.function_name for n in (graphs.graph("fc-alone") or pb.CallGraphResponse()).inputs] == ["alone"]
 
 
+def test_a_spawned_call_run_again_is_the_same_input() -> None:
+    graphs = CallGraphs()
+    first = graphs.begin(call(call_id="fc-1"), "f", "app", spawned=True)
+    assert first is not None
+    first.task_id = "ct-1"
+    graphs.finished(first, pb.INPUT_STATUS_FAILURE)
+    retry = call(call_id="fc-1")
+    assert graphs.begin(retry, "f", "app", spawned=True) is first
+    assert retry.context.input_id == first.input_id  # the container sees the same input
+    assert (first.status, first.task_id) == (pb.INPUT_STATUS_PENDING, "")
+    assert len((graphs.graph("fc-1") or pb.CallGraphResponse()).inputs) == 1
+
+
 def test_graphs_are_bounded() -> None:
     graphs = CallGraphs(keep_seconds=3600, max_trees=2, max_nodes=2)
     first = graphs.begin(call(call_id="fc-1"), "f", "app", spawned=True)
