@@ -144,8 +144,10 @@ class Calls:
         `call_id`: a spawned call's id, its function call id (the root of a call graph)."""
         fn = self._callable(request, caller_app_id)
         call_graph.mint(request, call_id)
-        module = call_graph.module_name(fn.app.definition.entry)
-        node = self.graphs.begin(request, function_name(request), module, spawned=bool(call_id))
+        node = None
+        if call_id or request.context.parent_call_id:  # others are in no call graph: skip the work
+            module = call_graph.module_name(fn.app.definition.entry)
+            node = self.graphs.begin(request, function_name(request), module, spawned=bool(call_id))
         status: pb.InputStatus.ValueType | None = None  # set by the call's last output
         try:
             async with contextlib.aclosing(self._placed(request, caller_app_id, fn, call_id)) as placed:
