@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NoReturn
 import client._grpc_env  # noqa: F401
 from client import modal_names
 from client.app import App
+from client.batching import batched
 from client.calls import FunctionCall
 from client.class_members import enter, exit, method, parameter
 from client.cls import Cls
@@ -21,6 +22,7 @@ from client.exceptions import (
     NotFoundError,
     RemoteError,
 )
+from client.execution_context import current_function_call_id, current_input_id
 from client.function import Function
 from client.image import Image
 from client.partial import (
@@ -49,7 +51,10 @@ __all__ = [
     "RemoteError",
     "Secret",
     "asgi_app",
+    "batched",
     "concurrent",
+    "current_function_call_id",
+    "current_input_id",
     "enter",
     "exit",
     "fastapi_endpoint",

@@ -105,6 +105,11 @@ class App:
                 )
             fn_name = name or partial.raw_f.__name__
             max_inputs = partial.max_inputs or allow_concurrent_inputs or 1
+            if partial.batch is not None and max_inputs > 1:  # allow_concurrent_inputs=, Modal's old @concurrent
+                raise InvalidError(
+                    f"@modal.batched cannot be combined with allow_concurrent_inputs (on `{fn_name}`): a batched "
+                    "function's container takes max_batch_size inputs at once already. Remove allow_concurrent_inputs."
+                )
             options = FunctionOptions(
                 image=image or self.image,
                 gpu=_gpu_string(gpu),
@@ -118,6 +123,8 @@ class App:
                 target_inputs=partial.target_inputs or 0,
                 cpu=float(cpu or 0.0),
                 memory_mib=int(memory or 0),
+                batch_max_size=partial.batch.max_batch_size if partial.batch else 0,
+                batch_wait_ms=partial.batch.wait_ms if partial.batch else 0,
             )
             if fn_name in self.registered_functions or fn_name in self.registered_classes:
                 raise InvalidError(f"app {self.name!r} already has a function named {fn_name!r}")

@@ -8,6 +8,7 @@ this process's one channel to it (client/connection.py).
 
 from __future__ import annotations
 
+import contextvars
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from client import modal_names
+from client import call_graph, modal_names
 from client.aio import awaitable
 from client.call_codec import encode_args, output_value
 from client.connection import rpc_errors, scheduler_stub
-from client.exceptions import ExecutionError, InvalidError, from_rpc_error
+from client.exceptions import ExecutionError, InputCancellation, InvalidError, from_rpc_error
+from client.execution_context import current_function_call_id
 from protos import stoker_pb2 as pb
 
 MAP_CONCURRENCY = 50  # inputs of one .map() in flight at once; the scheduler queues beyond slots
@@ -51,6 +53,8 @@ class CallTarget:
             parameters=self.parameters,
             app_id=self.app_id,
             options=pb.FunctionOverrides.FromString(self.options) if self.options else None,
+            # Inside a container running an input: this call is one of its children.
+            context=pb.CallContext(parent_call_id=current_function_call_id() or ""),
         )
 
 
@@ -107,7 +111,9 @@ def map_calls(
             args = next(pending_inputs, None)
             if args is None:
                 return
-            in_flight.append(pool.submit(call, target, args, kwargs))
+            # Each in its own copy of the caller's context: inside a container, the input it runs
+            # is the parent of every call of the map (a pool's threads start without it).
+            in_flight.append(pool.submit(contextvars.copy_context().run, call, target, args, kwargs))
 
     def outcome(future: Future[Any]) -> Any:
         error = future.exception()
@@ -145,7 +151,8 @@ def spawn(target: CallTarget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
 
 class FunctionCall:
     """A call started with `.spawn()`: its result, when it is ready, from any process that knows
-    its `object_id`. The scheduler keeps results for a bounded time (see README)."""
+    its `object_id`; cancel it; read its call graph. The scheduler keeps results and graphs for a
+    bounded time (see README)."""
 
     def __init__(self, object_id: str) -> None:
         self.object_id = object_id
@@ -166,8 +173,9 @@ class FunctionCall:
 
     @awaitable
     def get(self, timeout: float | None = None) -> Any:
-        """The call's result, waiting up to `timeout` seconds (None: as long as it takes);
-        raises TimeoutError when it has not finished by then, or the function's exception."""
+        """The call's result, waiting up to `timeout` seconds (None: as long as it takes; 0: only
+        look); raises TimeoutError when it has not finished by then, the function's exception when
+        it raised, and modal.exception.InputCancellation when the call was cancelled."""
         if timeout is not None and timeout < 0:
             raise InvalidError(f"timeout must be at least 0 seconds, got {timeout}")
         stub, metadata = scheduler_stub()
@@ -184,8 +192,35 @@ class FunctionCall:
                     if timeout is None:
                         continue
                     raise TimeoutError(exc.details() or f"{self.object_id} did not finish in {timeout:g} s") from None
+                if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.CANCELLED:
+                    why = exc.details() or f"the function call {self.object_id} was cancelled"
+                    raise InputCancellation(why) from None
                 raise from_rpc_error(exc) from None
             return output_value(output)
+
+    @awaitable
+    def cancel(self, terminate_containers: bool = False) -> None:
+        """Stop the call: its container hears the cancel (an async function gets CancelledError;
+        a sync one runs on, unless `terminate_containers`), and `.get()` raises InputCancellation.
+        With terminate_containers=True the containers running it are stopped too, failing any
+        other inputs they run. A call that has finished already is left as it is."""
+        stub, metadata = scheduler_stub()
+        with rpc_errors():
+            stub.CancelCall(
+                pb.CancelCallRequest(call_id=self.object_id, terminate_containers=terminate_containers),
+                metadata=metadata,
+                timeout=30,
+            )
+
+    @awaitable
+    def get_call_graph(self) -> list[call_graph.InputInfo]:
+        """The inputs of the spawned call's tree, from its root: each with the status, function
+        and container of the input, and as its `children` the inputs of the calls made while it
+        ran. Best-effort, as on Modal: the scheduler keeps a bounded number of graphs and nodes."""
+        stub, metadata = scheduler_stub()
+        with rpc_errors():
+            response = stub.CallGraph(pb.CallGraphRequest(call_id=self.object_id), metadata=metadata, timeout=30)
+        return call_graph.from_proto(response)
 
 
 def lookup(app_name: str, name: str, environment: str) -> pb.LookupFunctionResponse:

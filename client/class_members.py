@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from client.batching import BatchConfig
 from client.exceptions import InvalidError
 from client.partial import PartialFunction, WebConfig
 
@@ -91,6 +92,7 @@ class MethodInfo:
     raw_f: Callable[..., Any]
     web: WebConfig | None
     is_generator: bool
+    batch: BatchConfig | None = None  # @modal.batched on the method
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,9 @@ def read_members(user_cls: type) -> ClassMembers:
         elif isinstance(value, PartialFunction):
             if value.max_inputs is not None:
                 raise InvalidError(f"{name}.{attr}: put @modal.concurrent on the class, not on a method")
+            if value.batch is not None:  # @modal.batched makes it callable, as @modal.method() does
+                methods[attr] = MethodInfo(attr, value.raw_f, None, False, value.batch)
+                continue
             if value.web is None:
                 raise InvalidError(f"{name}.{attr}: decorate it with @modal.method() or a web decorator")
             methods[attr] = MethodInfo(attr, value.raw_f, value.web, False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from client import batching
 from client.calls import CallTarget, lookup
 from client.class_members import ClassMembers, has_default, read_members
 from client.exceptions import InvalidError
@@ -67,7 +68,10 @@ class Cls(Configurable):
 
     @staticmethod
     def of_app(app: App, name: str, user_cls: type, options: FunctionOptions) -> Cls:
-        return Cls(app.name, name, None, user_cls, options, read_members(user_cls), app)
+        members = read_members(user_cls)
+        batched = {m.name: m.batch for m in members.methods.values() if m.batch is not None}
+        batching.check_class(name, batched, len(members.methods), options.max_inputs)
+        return Cls(app.name, name, None, user_cls, options, members, app)
 
     @staticmethod
     def from_name(app_name: str, name: str, environment_name: str | None = None) -> Cls:
@@ -106,6 +110,9 @@ class Cls(Configurable):
         spec = spec_from_options(self.name, self.options)
         for info in self.members.methods.values():
             method = pb.MethodSpec(name=info.name, is_generator=info.is_generator)
+            if info.batch is not None:
+                method.batch_max_size = info.batch.max_batch_size
+                method.batch_wait_ms = info.batch.wait_ms
             if info.web is not None:
                 method.web.CopyFrom(web_to_proto(info.web))
             spec.methods.append(method)

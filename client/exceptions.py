@@ -69,3 +69,9 @@ class RemoteError(ExecutionError):
     def __str__(self) -> str:
         head = super().__str__()
         return f"{head}\n\nRemote traceback:\n{self.remote_traceback}" if self.remote_traceback else head
+
+
+class InputCancellation(BaseException):
+    """The input was cancelled (`FunctionCall.cancel()`): `.get()` of a cancelled call raises it.
+    A BaseException, as Modal's is, so that an `except Exception` meant for retries does not
+    swallow it."""

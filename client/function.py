@@ -43,6 +43,8 @@ class FunctionOptions:
     target_inputs: int = 0
     cpu: float = 0.0
     memory_mib: int = 0
+    batch_max_size: int = 0  # @modal.batched; 0: not batched
+    batch_wait_ms: int = 0
 
 
 def app_web_urls() -> dict[str, str]:
@@ -245,6 +247,8 @@ def spec_from_options(name: str, o: FunctionOptions) -> pb.FunctionSpec:
         target_inputs=o.target_inputs,
         cpu=o.cpu,
         memory_mib=o.memory_mib,
+        batch_max_size=o.batch_max_size,
+        batch_wait_ms=o.batch_wait_ms,
     )
 
 

@@ -31,8 +31,7 @@ TOP_LEVEL = _names(
     """
     Client CloudBucketMount Cron Dict Environment FilePatternMatcher NetworkFileSystem Period
     Probe Proxy Queue Retries Sandbox SandboxSnapshot SchedulerPlacement Server Tunnel Volume Workspace
-    batched billing current_function_call_id current_input_id enable_output forward
-    interact is_local types
+    billing enable_output forward interact is_local types
     """
 )
 
@@ -57,7 +56,7 @@ ATTRIBUTES: Mapping[str, frozenset[str]] = {
     # What Function.from_name returns, Modal's Function too: it lacks what an app's own one has as
     # well, and has hydrate().
     "FunctionHandle": _names(_FUNCTION + " app is_generator local") - {"hydrate"},
-    "FunctionCall": _names(f"{_OBJECT} cancel gather get_call_graph iter logs num_inputs") - {"object_id"},
+    "FunctionCall": _names(f"{_OBJECT} gather iter logs num_inputs") - {"object_id"},
     "Image": _names(
         f"""
         {_OBJECT} add_local_dir add_local_file add_local_python_source apt_install build cmd
@@ -74,7 +73,7 @@ ATTRIBUTES: Mapping[str, frozenset[str]] = {
 EXCEPTIONS = _names(
     """
     AsyncUsageWarning ClientClosed ConflictError DataLossError DeprecationError DeserializationError
-    ExecTimeoutError FilesystemExecutionError FunctionTimeoutError ImageBuildError InputCancellation
+    ExecTimeoutError FilesystemExecutionError FunctionTimeoutError ImageBuildError
     InteractiveTimeoutError InternalError InternalFailure LogsFetchError ModuleNotMountable
     MountUploadTimeoutError OutputExpiredError PermissionDeniedError RequestSizeError
     ResourceExhaustedError SandboxFilesystemDirectoryNotEmptyError SandboxFilesystemError
@@ -106,10 +105,11 @@ MODULE_ALIASES: Mapping[str, tuple[str, frozenset[str]]] = {
     "exception": (
         "client.exceptions",
         _names("AlreadyExistsError AuthError ConnectionError Error ExecutionError InvalidError NotFoundError")
-        | _names("RemoteError")
+        | _names("InputCancellation RemoteError")
         | EXCEPTIONS,
     ),
     "cls": ("client.cls", _names("Cls Obj parameter")),
+    "call_graph": ("client.call_graph", _names("InputInfo InputStatus")),
     "image": ("client.image", _names("Image")),
     "secret": ("client.secret", _names("Secret")),
 }

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from client import batching
+from client.batching import BatchConfig
 from client.exceptions import InvalidError
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -34,6 +36,7 @@ class PartialFunction:
     web: WebConfig | None = None
     max_inputs: int | None = None
     target_inputs: int | None = None
+    batch: BatchConfig | None = None  # @modal.batched (client/batching.py)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.raw_f(*args, **kwargs)
@@ -53,7 +56,12 @@ def _merge(f: Callable[..., Any] | PartialFunction, decorator: str, **changes: A
     base = f if isinstance(f, PartialFunction) else PartialFunction(raw_f=f)
     if "web" in changes and base.web is not None:
         raise InvalidError(f"{base.raw_f.__name__} has two web decorators; use one")
-    return replace(base, **changes)
+    merged = replace(base, **changes)
+    batching.check(merged)  # whichever of the decorators came last
+    return merged
+
+
+merge = _merge  # for client/batching.py's decorator
 
 
 # The web decorators whose function is called once, with no arguments, to make an app or start a

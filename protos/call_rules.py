@@ -63,3 +63,8 @@ def refusal(spec: pb.FunctionSpec, method_name: str, wants_generator: bool, urls
     if method.HasField("web"):
         return web_function_refusal(name, urls.get(method_name, ""))
     return call_kind_refusal(name, method.is_generator, wants_generator)
+
+
+def batch_size(spec: pb.FunctionSpec) -> int:
+    """The largest batch the function (or one of the class's methods) takes; 0: none is batched."""
+    return max([spec.batch_max_size, *(m.batch_max_size for m in spec.methods)])

@@ -61,6 +61,36 @@ REFUSAL_START_FAILED: Refusal.ValueType  # 4
 """its container failed to start"""
 Global___Refusal: _TypeAlias = Refusal  # noqa: Y015
 
+class _InputStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InputStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InputStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INPUT_STATUS_PENDING: _InputStatus.ValueType  # 0
+    """placed or running"""
+    INPUT_STATUS_SUCCESS: _InputStatus.ValueType  # 1
+    INPUT_STATUS_FAILURE: _InputStatus.ValueType  # 2
+    INPUT_STATUS_TERMINATED: _InputStatus.ValueType  # 3
+    """cancelled, or its caller went away"""
+    INPUT_STATUS_TIMEOUT: _InputStatus.ValueType  # 4
+    INPUT_STATUS_INIT_FAILURE: _InputStatus.ValueType  # 5
+    """its container failed to start"""
+
+class InputStatus(_InputStatus, metaclass=_InputStatusEnumTypeWrapper):
+    """Modal's InputStatus, with the same numbers."""
+
+INPUT_STATUS_PENDING: InputStatus.ValueType  # 0
+"""placed or running"""
+INPUT_STATUS_SUCCESS: InputStatus.ValueType  # 1
+INPUT_STATUS_FAILURE: InputStatus.ValueType  # 2
+INPUT_STATUS_TERMINATED: InputStatus.ValueType  # 3
+"""cancelled, or its caller went away"""
+INPUT_STATUS_TIMEOUT: InputStatus.ValueType  # 4
+INPUT_STATUS_INIT_FAILURE: InputStatus.ValueType  # 5
+"""its container failed to start"""
+Global___InputStatus: _TypeAlias = InputStatus  # noqa: Y015
+
 @_typing.final
 class ImageSpec(_message.Message):
     """---------------------------------------------------------------- app definitions"""
@@ -206,6 +236,8 @@ class FunctionSpec(_message.Message):
     IS_GENERATOR_FIELD_NUMBER: _builtins.int
     METHODS_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
+    BATCH_MAX_SIZE_FIELD_NUMBER: _builtins.int
+    BATCH_WAIT_MS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     gpu: _builtins.str
     min_containers: _builtins.int
@@ -223,6 +255,12 @@ class FunctionSpec(_message.Message):
     memory_mib: _builtins.int
     is_generator: _builtins.bool
     """it yields: called with .remote_gen(), never spawned"""
+    batch_max_size: _builtins.int
+    """@modal.batched: the function takes lists and returns a list; its container collects up to
+    batch_max_size inputs, waiting at most batch_wait_ms after the first, and calls it once.
+    0: not batched. A batched function's containers take batch_max_size inputs at once.
+    """
+    batch_wait_ms: _builtins.int
     @_builtins.property
     def image(self) -> Global___ImageSpec: ...
     @_builtins.property
@@ -266,10 +304,12 @@ class FunctionSpec(_message.Message):
         is_generator: _builtins.bool = ...,
         methods: _abc.Iterable[Global___MethodSpec] | None = ...,
         parameters: _abc.Iterable[Global___ParameterSpec] | None = ...,
+        batch_max_size: _builtins.int = ...,
+        batch_wait_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -311,8 +351,13 @@ class MethodSpec(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     IS_GENERATOR_FIELD_NUMBER: _builtins.int
     WEB_FIELD_NUMBER: _builtins.int
+    BATCH_MAX_SIZE_FIELD_NUMBER: _builtins.int
+    BATCH_WAIT_MS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     is_generator: _builtins.bool
+    batch_max_size: _builtins.int
+    """@modal.batched, as FunctionSpec's; 0: not batched"""
+    batch_wait_ms: _builtins.int
     @_builtins.property
     def web(self) -> Global___WebEndpoint:
         """unset: called with .remote() and friends"""
@@ -323,10 +368,12 @@ class MethodSpec(_message.Message):
         name: _builtins.str = ...,
         is_generator: _builtins.bool = ...,
         web: Global___WebEndpoint | None = ...,
+        batch_max_size: _builtins.int = ...,
+        batch_wait_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["is_generator", b"is_generator", "name", b"name", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "is_generator", b"is_generator", "name", b"name", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2041,6 +2088,7 @@ class CallRequest(_message.Message):
     METHOD_NAME_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
     APP_ID_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     environment: _builtins.str
@@ -2059,6 +2107,8 @@ class CallRequest(_message.Message):
     container's credential may name only its own app.
     """
     @_builtins.property
+    def context(self) -> Global___CallContext: ...
+    @_builtins.property
     def options(self) -> Global___FunctionOverrides:
         """What Function/Cls.with_options() and with_concurrency() changed; unset: the deployed options."""
 
@@ -2073,11 +2123,12 @@ class CallRequest(_message.Message):
         method_name: _builtins.str = ...,
         parameters: _builtins.bytes = ...,
         app_id: _builtins.str = ...,
+        context: Global___CallContext | None = ...,
         options: Global___FunctionOverrides | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "args", b"args", "environment", b"environment", "function", b"function", "generator", b"generator", "method_name", b"method_name", "options", b"options", "parameters", b"parameters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "args", b"args", "context", b"context", "environment", b"environment", "function", b"function", "generator", b"generator", "method_name", b"method_name", "options", b"options", "parameters", b"parameters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2200,6 +2251,39 @@ class FunctionOverrides(_message.Message):
 Global___FunctionOverrides: _TypeAlias = FunctionOverrides  # noqa: Y015
 
 @_typing.final
+class CallContext(_message.Message):
+    """Where a call stands in its call graph (FunctionCall.get_call_graph). The caller sets
+    parent_call_id when it calls from inside a container running an input; the scheduler sets the
+    call's own ids before it relays the call to a container (the caller's are never kept).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_CALL_ID_FIELD_NUMBER: _builtins.int
+    FUNCTION_CALL_ID_FIELD_NUMBER: _builtins.int
+    INPUT_ID_FIELD_NUMBER: _builtins.int
+    parent_call_id: _builtins.str
+    """the function call of the input the caller is running"""
+    function_call_id: _builtins.str
+    """this call's (fc-...; a spawned call's is its FunctionCall id)"""
+    input_id: _builtins.str
+    """this call's one input (in-...)"""
+    def __init__(
+        self,
+        *,
+        parent_call_id: _builtins.str = ...,
+        function_call_id: _builtins.str = ...,
+        input_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["function_call_id", b"function_call_id", "input_id", b"input_id", "parent_call_id", b"parent_call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallContext: _TypeAlias = CallContext  # noqa: Y015
+
+@_typing.final
 class CallError(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -2303,6 +2387,127 @@ class CallResultRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CallResultRequest: _TypeAlias = CallResultRequest  # noqa: Y015
+
+@_typing.final
+class CancelCallRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TERMINATE_CONTAINERS_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """a spawned call's id"""
+    terminate_containers: _builtins.bool
+    """also stop the containers running it"""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        terminate_containers: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "terminate_containers", b"terminate_containers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelCallRequest: _TypeAlias = CancelCallRequest  # noqa: Y015
+
+@_typing.final
+class CancelCallResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelCallResponse: _TypeAlias = CancelCallResponse  # noqa: Y015
+
+@_typing.final
+class CallGraphRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """any function call of a spawned call's tree"""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallGraphRequest: _TypeAlias = CallGraphRequest  # noqa: Y015
+
+@_typing.final
+class CallGraphInput(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_ID_FIELD_NUMBER: _builtins.int
+    FUNCTION_CALL_ID_FIELD_NUMBER: _builtins.int
+    PARENT_CALL_ID_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FUNCTION_NAME_FIELD_NUMBER: _builtins.int
+    MODULE_NAME_FIELD_NUMBER: _builtins.int
+    input_id: _builtins.str
+    function_call_id: _builtins.str
+    parent_call_id: _builtins.str
+    """empty: the root"""
+    task_id: _builtins.str
+    """the container that ran it; empty before it was placed"""
+    status: Global___InputStatus.ValueType
+    function_name: _builtins.str
+    """`square`, or `Model.predict`"""
+    module_name: _builtins.str
+    def __init__(
+        self,
+        *,
+        input_id: _builtins.str = ...,
+        function_call_id: _builtins.str = ...,
+        parent_call_id: _builtins.str = ...,
+        task_id: _builtins.str = ...,
+        status: Global___InputStatus.ValueType = ...,
+        function_name: _builtins.str = ...,
+        module_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["function_call_id", b"function_call_id", "function_name", b"function_name", "input_id", b"input_id", "module_name", b"module_name", "parent_call_id", b"parent_call_id", "status", b"status", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallGraphInput: _TypeAlias = CallGraphInput  # noqa: Y015
+
+@_typing.final
+class CallGraphResponse(_message.Message):
+    """The inputs of the tree the call belongs to, from its root, parents before their children."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallGraphInput]: ...
+    def __init__(
+        self,
+        *,
+        inputs: _abc.Iterable[Global___CallGraphInput] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallGraphResponse: _TypeAlias = CallGraphResponse  # noqa: Y015
 
 @_typing.final
 class LookupFunctionRequest(_message.Message):

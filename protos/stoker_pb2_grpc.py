@@ -121,6 +121,16 @@ class SchedulerStub:
                 request_serializer=protos_dot_stoker__pb2.CallResultRequest.SerializeToString,
                 response_deserializer=protos_dot_stoker__pb2.CallOutput.FromString,
                 _registered_method=True)
+        self.CancelCall = channel.unary_unary(
+                '/stoker.Scheduler/CancelCall',
+                request_serializer=protos_dot_stoker__pb2.CancelCallRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.CancelCallResponse.FromString,
+                _registered_method=True)
+        self.CallGraph = channel.unary_unary(
+                '/stoker.Scheduler/CallGraph',
+                request_serializer=protos_dot_stoker__pb2.CallGraphRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.CallGraphResponse.FromString,
+                _registered_method=True)
         self.WorkerConnect = channel.stream_stream(
                 '/stoker.Scheduler/WorkerConnect',
                 request_serializer=protos_dot_stoker__pb2.WorkerMessage.SerializeToString,
@@ -240,6 +250,18 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelCall(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CallGraph(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WorkerConnect(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -339,6 +361,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.CallResult,
                     request_deserializer=protos_dot_stoker__pb2.CallResultRequest.FromString,
                     response_serializer=protos_dot_stoker__pb2.CallOutput.SerializeToString,
+            ),
+            'CancelCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelCall,
+                    request_deserializer=protos_dot_stoker__pb2.CancelCallRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.CancelCallResponse.SerializeToString,
+            ),
+            'CallGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallGraph,
+                    request_deserializer=protos_dot_stoker__pb2.CallGraphRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.CallGraphResponse.SerializeToString,
             ),
             'WorkerConnect': grpc.stream_stream_rpc_method_handler(
                     servicer.WorkerConnect,
@@ -812,6 +844,60 @@ class Scheduler:
             '/stoker.Scheduler/CallResult',
             protos_dot_stoker__pb2.CallResultRequest.SerializeToString,
             protos_dot_stoker__pb2.CallOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/CancelCall',
+            protos_dot_stoker__pb2.CancelCallRequest.SerializeToString,
+            protos_dot_stoker__pb2.CancelCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/CallGraph',
+            protos_dot_stoker__pb2.CallGraphRequest.SerializeToString,
+            protos_dot_stoker__pb2.CallGraphResponse.FromString,
             options,
             channel_credentials,
             insecure,

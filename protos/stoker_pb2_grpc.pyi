@@ -62,6 +62,8 @@ class SchedulerStub:
     Call: _grpc.UnaryStreamMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.CallOutput]
     Spawn: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.SpawnResponse]
     CallResult: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CallResultRequest, _stoker_pb2.CallOutput]
+    CancelCall: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CancelCallRequest, _stoker_pb2.CancelCallResponse]
+    CallGraph: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.CallGraphRequest, _stoker_pb2.CallGraphResponse]
     WorkerConnect: _grpc.StreamStreamMultiCallable[_stoker_pb2.WorkerMessage, _stoker_pb2.WorkerCommand]
     IngressConnect: _grpc.StreamStreamMultiCallable[_stoker_pb2.IngressMessages, _stoker_pb2.IngressEvents]
 
@@ -89,6 +91,8 @@ class SchedulerAsyncStub(SchedulerStub):
     Call: _aio.UnaryStreamMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.CallOutput]  # type: ignore[assignment]
     Spawn: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CallRequest, _stoker_pb2.SpawnResponse]  # type: ignore[assignment]
     CallResult: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CallResultRequest, _stoker_pb2.CallOutput]  # type: ignore[assignment]
+    CancelCall: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CancelCallRequest, _stoker_pb2.CancelCallResponse]  # type: ignore[assignment]
+    CallGraph: _aio.UnaryUnaryMultiCallable[_stoker_pb2.CallGraphRequest, _stoker_pb2.CallGraphResponse]  # type: ignore[assignment]
     WorkerConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.WorkerMessage, _stoker_pb2.WorkerCommand]  # type: ignore[assignment]
     IngressConnect: _aio.StreamStreamMultiCallable[_stoker_pb2.IngressMessages, _stoker_pb2.IngressEvents]  # type: ignore[assignment]
 
@@ -215,6 +219,20 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         request: _stoker_pb2.CallResultRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_stoker_pb2.CallOutput, _abc.Awaitable[_stoker_pb2.CallOutput]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelCall(
+        self,
+        request: _stoker_pb2.CancelCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.CancelCallResponse, _abc.Awaitable[_stoker_pb2.CancelCallResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CallGraph(
+        self,
+        request: _stoker_pb2.CallGraphRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.CallGraphResponse, _abc.Awaitable[_stoker_pb2.CallGraphResponse]]: ...
 
     @_abc_1.abstractmethod
     def WorkerConnect(

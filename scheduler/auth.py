@@ -32,7 +32,10 @@ NO_TOKEN = (
 )
 BAD_TOKEN = "the workspace token is not valid on this cluster; set STOKER_TOKEN to one that is"
 NO_SECRET = "workers and ingresses must present the cluster secret (STOKER_CLUSTER_SECRET)"
-CALLS_ONLY = "a container's call credential is good only for function calls (LookupFunction, Call, Spawn, CallResult)"
+CALLS_ONLY = (
+    "a container's call credential is good only for function calls "
+    "(LookupFunction, Call, Spawn, CallResult, CancelCall, CallGraph)"
+)
 BAD_CALL_CREDENTIAL = "the container's call credential is not valid on this cluster"
 
 

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 
 PREFIX = "call."
-CALL_METHODS = frozenset({"LookupFunction", "Call", "Spawn", "CallResult"})
+CALL_METHODS = frozenset({"LookupFunction", "Call", "Spawn", "CallResult", "CancelCall", "CallGraph"})
 
 
 def derive_key(cluster_secret: str) -> bytes:

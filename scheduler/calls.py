@@ -1,8 +1,10 @@
 """Function calls through the scheduler: find the function, place the call like an HTTP request
-(Cluster.acquire_slot), relay it over the container's call link, keep spawned outcomes."""
+(Cluster.acquire_slot), relay it over the container's call link, keep spawned outcomes and call
+graphs (scheduler/call_graph.py), cancel spawned calls."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
@@ -14,12 +16,13 @@ from protos import call_rules
 from protos import overrides as wire_overrides
 from protos import parameters as wire_parameters
 from protos import stoker_pb2 as pb
-from scheduler import gpus
+from scheduler import call_graph, gpus
 from scheduler.apps import AppError, Apps
+from scheduler.call_graph import CallGraphs
 from scheduler.call_link import CallLinks, ContainerLost
 from scheduler.cluster import Cluster
-from scheduler.model import FunctionState, SlotRefused
-from scheduler.spawned import SpawnedCalls, TooManySpawned
+from scheduler.model import Container, FunctionState, SlotRefused
+from scheduler.spawned import SpawnedCalls, SpawnedCancelled, TooManySpawned
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +37,36 @@ GRPC_STATUS: dict[pb.Refusal.ValueType, grpc.StatusCode] = {
 }
 
 
+class CallRefused(AppError):
+    """No slot could be placed for the call; `reason` says why."""
+
+    def __init__(self, refused: SlotRefused) -> None:
+        super().__init__(GRPC_STATUS[refused.reason], refused.message)
+        self.reason = refused.reason
+
+
+def function_name(request: pb.CallRequest) -> str:
+    """The function a call is for, as call graphs name it: `square`, or `Model.predict`."""
+    return f"{request.function}.{request.method_name}" if request.method_name else request.function
+
+
+def final_status(output: pb.CallOutput) -> pb.InputStatus.ValueType:
+    """The status of an input whose call ended with `output`."""
+    if output.WhichOneof("kind") == "error":
+        # The container's timeout error (Modal's FunctionTimeoutError), not one the function raised itself.
+        timed_out = output.error.type.endswith(".FunctionTimeoutError")
+        return pb.INPUT_STATUS_TIMEOUT if timed_out else pb.INPUT_STATUS_FAILURE
+    return pb.INPUT_STATUS_SUCCESS
+
+
 class Calls:
     def __init__(self, apps: Apps, cluster: Cluster) -> None:
         self.apps = apps
         self.cluster = cluster
         self.links = CallLinks()
         self.spawned = SpawnedCalls()
+        self.graphs = CallGraphs()
+        self._spawned_on: dict[str, Container] = {}  # the container each placed spawned call runs on
 
     def find(
         self, app_name: str, environment: str, function: str, caller_app_id: str = "", app_id: str = ""
@@ -131,19 +158,57 @@ class Calls:
                 )
         return wire_overrides.canonical(o)
 
-    async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
-        """The call's outputs as its container sends them; AppError when it cannot be run."""
+    async def outputs(
+        self, request: pb.CallRequest, caller_app_id: str = "", call_id: str = ""
+    ) -> AsyncGenerator[pb.CallOutput, None]:
+        """The call's outputs as its container sends them; AppError when it cannot be run.
+        `call_id`: a spawned call's id, its function call id (the root of a call graph)."""
+        fn = self._callable(request, caller_app_id)
+        call_graph.mint(request, call_id)
+        node = None
+        if call_id or request.context.parent_call_id:  # others are in no call graph: skip the work
+            module = call_graph.module_name(fn.app.definition.entry)
+            node = self.graphs.begin(request, function_name(request), module, spawned=bool(call_id))
+        status: pb.InputStatus.ValueType | None = None  # set by the call's last output
+        try:
+            async with contextlib.aclosing(self._placed(request, caller_app_id, fn, call_id)) as placed:
+                async for output, container in placed:
+                    if node is not None:
+                        node.task_id = container.id
+                    if output.WhichOneof("kind") != "item":
+                        status = final_status(output)
+                    yield output
+        except (asyncio.CancelledError, GeneratorExit):
+            if status is None:
+                status = pb.INPUT_STATUS_TERMINATED  # cancelled, or its caller went away
+            raise
+        except CallRefused as refused:
+            if refused.reason == pb.REFUSAL_START_FAILED:
+                status = pb.INPUT_STATUS_INIT_FAILURE
+            raise
+        finally:
+            if node is not None:
+                self.graphs.finished(node, pb.INPUT_STATUS_FAILURE if status is None else status)
+
+    async def _placed(
+        self, request: pb.CallRequest, caller_app_id: str, fn: FunctionState, call_id: str
+    ) -> AsyncGenerator[tuple[pb.CallOutput, Container], None]:
+        """The call's outputs, each with the container it runs on; placed again (on a function
+        found anew) when its container could not be reached."""
         for attempt in range(1, PLACE_ATTEMPTS + 1):
-            fn = self._callable(request, caller_app_id)
+            if attempt > 1:
+                fn = self._callable(request, caller_app_id)
             try:
                 container = await self.cluster.acquire_slot(fn)
             except SlotRefused as refused:
-                raise AppError(GRPC_STATUS[refused.reason], refused.message) from None
+                raise CallRefused(refused) from None
             unreachable = False
+            if call_id:
+                self._spawned_on[call_id] = container
             try:
                 async with contextlib.aclosing(self.links.get(container.address).call(request)) as relayed:
                     async for output in relayed:
-                        yield output
+                        yield output, container
                 return
             except ContainerLost as lost:
                 if lost.reached or attempt == PLACE_ATTEMPTS:
@@ -155,11 +220,12 @@ class Calls:
                 unreachable = True
                 log.warning("call to %s: %s could not be reached; placing it again", fn.spec.name, container.id)
             finally:
+                self._spawned_on.pop(call_id, None)
                 self.cluster.release_slot(container, unreachable)
 
-    async def run_to_end(self, request: pb.CallRequest, caller_app_id: str = "") -> pb.CallOutput:
+    async def run_to_end(self, request: pb.CallRequest, caller_app_id: str, call_id: str) -> pb.CallOutput:
         """The call's final output (its result or error), for Spawn."""
-        async with contextlib.aclosing(self.outputs(request, caller_app_id)) as outputs:
+        async with contextlib.aclosing(self.outputs(request, caller_app_id, call_id)) as outputs:
             async for output in outputs:
                 if output.WhichOneof("kind") != "item":
                     return output
@@ -168,7 +234,7 @@ class Calls:
     def spawn(self, request: pb.CallRequest, caller_app_id: str = "") -> str:
         self._callable(request, caller_app_id, spawned=True)  # fail now, not once it runs
         try:
-            return self.spawned.start(lambda: self.run_to_end(request, caller_app_id))
+            return self.spawned.start(lambda call_id: self.run_to_end(request, caller_app_id, call_id))
         except TooManySpawned as exc:
             raise AppError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
 
@@ -176,16 +242,46 @@ class Calls:
         try:
             return await self.spawned.outcome(request.call_id, request.timeout)
         except KeyError:
-            raise AppError(
-                grpc.StatusCode.NOT_FOUND,
-                f"no spawned call {request.call_id!r}: the id is wrong, or its result expired "
-                f"(kept {self.spawned.keep_seconds / 60:g} minutes after the call finished)",
-            ) from None
+            raise AppError(grpc.StatusCode.NOT_FOUND, self._unknown(request.call_id)) from None
         except TimeoutError:
             raise AppError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"the call {request.call_id} has not finished within {request.timeout:g} s",
             ) from None
+        except SpawnedCancelled:
+            raise AppError(
+                grpc.StatusCode.CANCELLED, f"the function call {request.call_id} was cancelled: it has no result"
+            ) from None
+
+    def cancel(self, request: pb.CancelCallRequest) -> None:
+        """Cancel the spawned call: its container hears a cancel frame for it (Calls.outputs'
+        stream closes); with terminate_containers, its container is stopped as well."""
+        container = self._spawned_on.get(request.call_id)
+        try:
+            running = self.spawned.cancel(request.call_id)
+        except KeyError:
+            raise AppError(grpc.StatusCode.NOT_FOUND, self._unknown(request.call_id)) from None
+        if running:
+            log.info("cancelled the spawned call %s", request.call_id)
+        if running and request.terminate_containers and container is not None:
+            log.info("terminating %s, which ran the cancelled call %s", container.id, request.call_id)
+            self.cluster.terminate(container)
+
+    def graph(self, request: pb.CallGraphRequest) -> pb.CallGraphResponse:
+        graph = self.graphs.graph(request.call_id)
+        if graph is None:
+            raise AppError(
+                grpc.StatusCode.NOT_FOUND,
+                f"no call graph holds {request.call_id!r}: graphs are kept for spawned calls and the calls "
+                f"made while they run, for {self.graphs.keep_seconds / 60:g} minutes after the spawned call finished",
+            )
+        return graph
+
+    def _unknown(self, call_id: str) -> str:
+        return (
+            f"no spawned call {call_id!r}: the id is wrong, or its result expired "
+            f"(kept {self.spawned.keep_seconds / 60:g} minutes after the call finished)"
+        )
 
     async def close(self) -> None:
         await self.spawned.close()

@@ -23,6 +23,7 @@ from scheduler.model import Container, FunctionState, IngressSession, SlotRefuse
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+TERMINATE_GRACE_SECONDS = 1.0  # a container terminated with a cancelled call: SIGKILL this soon after SIGTERM
 START_BUDGET = 200  # container starts per upkeep tick (0.25 s): 800/s, never a long loop stall
 # Replaced function ids remembered, so a request an ingress routed by its previous table still
 # finds the new version; every reload of `stoker serve` adds one per function.
@@ -401,11 +402,15 @@ class Cluster:
         if container.in_flight:
             self._recall(container.function)
 
-    def _stop(self, container: Container) -> None:
+    def _stop(self, container: Container, grace: float = STOP_GRACE_SECONDS) -> None:
         self._draining(container)
         container.worker.outbox.put_nowait(
-            pb.WorkerCommand(stop=pb.StopContainer(container_id=container.id, grace_seconds=STOP_GRACE_SECONDS))
+            pb.WorkerCommand(stop=pb.StopContainer(container_id=container.id, grace_seconds=grace))
         )
+
+    def terminate(self, container: Container) -> None:
+        """Stop the container now, whatever it runs (FunctionCall.cancel(terminate_containers=True))."""
+        self._stop(container, TERMINATE_GRACE_SECONDS)
 
     def tick(self, now: float) -> None:
         """Periodic upkeep: queue timeouts, scale-down, and scale-up left over from earlier ticks."""

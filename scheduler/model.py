@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protos import call_rules
 from protos import stoker_pb2 as pb
 from protos.overrides import describe as describe_overrides
 from protos.overrides import parse as parse_overrides
@@ -137,9 +138,11 @@ class FunctionState:
             return self.spec.name
         return f"{self.spec.name}.with_options({describe_overrides(parse_overrides(self.overrides))})"
 
-    @property
+    @functools.cached_property
     def max_inputs(self) -> int:
-        return max(1, self.spec.max_inputs)
+        """Inputs each container takes at once: `@concurrent`'s max_inputs, or a batched
+        function's max_batch_size (its batches fill from that many slots)."""
+        return max(1, self.spec.max_inputs, call_rules.batch_size(self.spec))
 
     @functools.cached_property
     def image_id(self) -> str:

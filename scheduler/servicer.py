@@ -304,6 +304,15 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     async def CallResult(self, request: pb.CallResultRequest, context: Context) -> pb.CallOutput:
         return await self.calls.result(request)
 
+    @aborts_on_app_error
+    async def CancelCall(self, request: pb.CancelCallRequest, context: Context) -> pb.CancelCallResponse:
+        self.calls.cancel(request)
+        return pb.CancelCallResponse()
+
+    @aborts_on_app_error
+    async def CallGraph(self, request: pb.CallGraphRequest, context: Context) -> pb.CallGraphResponse:
+        return self.calls.graph(request)
+
     # ------------------------------------------------------------ workers
 
     async def WorkerConnect(

@@ -24,6 +24,10 @@ class TooManySpawned(Exception):
     pass
 
 
+class SpawnedCancelled(Exception):
+    """The call was cancelled (FunctionCall.cancel(), or the scheduler stopping) before it finished."""
+
+
 @dataclass(eq=False)
 class _Spawned:
     task: asyncio.Task[pb.CallOutput]
@@ -42,21 +46,31 @@ class SpawnedCalls:
         self.max_kept = max_kept
         self._calls: dict[str, _Spawned] = {}  # in spawn order
 
-    def start(self, outcome: Callable[[], Coroutine[Any, Any, pb.CallOutput]]) -> str:
-        """Run `outcome()` as a spawned call, unless too many are held; its call id."""
+    def start(self, outcome: Callable[[str], Coroutine[Any, Any, pb.CallOutput]]) -> str:
+        """Run `outcome(call_id)` as a spawned call, unless too many are held; its call id."""
         self._evict(time.monotonic())
         if len(self._calls) >= self.max_kept:
             raise TooManySpawned(f"{self.max_kept} spawned calls are still running; wait for some to finish")
         call_id = f"fc-{uuid.uuid4().hex}"
-        spawned = _Spawned(asyncio.ensure_future(outcome()))
+        spawned = _Spawned(asyncio.ensure_future(outcome(call_id)))
         spawned.task.set_name(f"spawned-{call_id}")
         spawned.task.add_done_callback(lambda task: _finished(spawned, task))
         self._calls[call_id] = spawned
         return call_id
 
+    def cancel(self, call_id: str) -> bool:
+        """Cancel the call if it still runs; False when it had finished. KeyError for an unknown
+        or expired id."""
+        spawned = self._calls[call_id]
+        if spawned.task.done():
+            return False
+        spawned.task.cancel()
+        return True
+
     async def outcome(self, call_id: str, timeout: float) -> pb.CallOutput:  # noqa: ASYNC109
         """The call's final output (or the exception that ended it). Raises KeyError for an
-        unknown or expired id, TimeoutError when it does not finish within `timeout` seconds."""
+        unknown or expired id, TimeoutError when it does not finish within `timeout` seconds,
+        SpawnedCancelled when it was cancelled."""
         spawned = self._calls[call_id]
         if not spawned.task.done():
             if timeout <= 0:
@@ -64,6 +78,8 @@ class SpawnedCalls:
             await asyncio.wait({spawned.task}, timeout=timeout)
             if not spawned.task.done():
                 raise TimeoutError
+        if spawned.task.cancelled():
+            raise SpawnedCancelled
         return spawned.task.result()
 
     def _evict(self, now: float) -> None:

@@ -23,7 +23,7 @@ def test_close_cancels_running_calls_and_waits_for_them() -> None:
                 ended.set()
             return pb.CallOutput()
 
-        calls.start(outcome)
+        calls.start(lambda _call_id: outcome())
         await asyncio.sleep(0)
         await calls.close()
         assert ended.is_set()
@@ -43,7 +43,7 @@ def test_a_cancelled_close_is_cancelled() -> None:
                 raise
             return pb.CallOutput()
 
-        calls.start(slow_to_stop)
+        calls.start(lambda _call_id: slow_to_stop())
         await asyncio.sleep(0)
         closing = asyncio.ensure_future(calls.close())
         await asyncio.sleep(0.01)

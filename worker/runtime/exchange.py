@@ -17,6 +17,7 @@ import grpc
 
 from client.call_codec import error_to_proto
 from client.exceptions import InvalidError
+from client.execution_context import enter_input
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.asgi import (
@@ -31,6 +32,7 @@ from protos.asgi import (
 )
 from protos.batches import response_batches
 from protos.exchange_link import Inbox
+from worker.runtime.batching import Batcher
 from worker.runtime.calls import Call, run_call
 from worker.runtime.served import Served
 from worker.runtime.web import Message
@@ -161,10 +163,14 @@ class ContainerServicer(pb_grpc.ContainerServicer):
 
     async def _call(self, call: Call, request: pb.CallRequest, open_: dict[int, _Request | Call]) -> None:
         failure = ""
+        # This task runs the input: current_function_call_id() and the parent of the calls it makes.
+        enter_input(request.context.function_call_id, request.context.input_id)
         try:
             callee = self.served.callee(request.method_name)
             if callee is None:
                 call.emit(pb.CallOutput(error=error_to_proto(InvalidError(self._no_callee(request.method_name)))))
+            elif isinstance(callee, Batcher):
+                await callee.run(call, request)
             else:
                 await run_call(callee, call, request)
         except asyncio.CancelledError:

@@ -19,7 +19,7 @@ from typing import Any
 from client.cls import Cls
 from protos import container_env as cenv
 from protos import parameters as wire_parameters
-from worker.runtime.calls import Callee
+from worker.runtime.batching import callee_for
 from worker.runtime.endpoint import Endpoint
 from worker.runtime.served import Served, StartupError
 from worker.runtime.web import build_endpoint_app
@@ -59,7 +59,7 @@ async def serve_class(cls: Cls) -> Served:
                 Endpoint(qualified, info.web, bound, cls.options.max_inputs)
             )
         else:
-            served.callees[info.name] = Callee(qualified, bound, info.is_generator, cls.options.timeout)
+            served.callees[info.name] = callee_for(qualified, bound, info.is_generator, cls.options.timeout, info.batch)
     exit_hooks = cls.members.hooks_of("exit")
     if exit_hooks:
 

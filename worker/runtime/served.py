@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from client.batching import BatchConfig
 from client.function import Function
+from worker.runtime.batching import Batcher, callee_for
 from worker.runtime.calls import Callee
 from worker.runtime.web import ASGIApp, build_asgi_app
 
@@ -22,11 +24,11 @@ class StartupError(Exception):
 class Served:
     name: str
     max_inputs: int
-    callees: dict[str, Callee] = field(default_factory=dict)  # by method name; "" for a function
+    callees: dict[str, Callee | Batcher] = field(default_factory=dict)  # by method name; "" for a function
     web_apps: dict[str, ASGIApp] = field(default_factory=dict)  # by method name; "" for a function
     on_stop: Callable[[], Awaitable[None]] | None = None  # @modal.exit hooks, bounded
 
-    def callee(self, method_name: str) -> Callee | None:
+    def callee(self, method_name: str) -> Callee | Batcher | None:
         return self.callees.get(method_name)
 
 
@@ -35,5 +37,7 @@ def serve_function(function: Function) -> Served:
     if function.web is not None:
         served.web_apps[""] = build_asgi_app(function)
     else:
-        served.callees[""] = Callee(function.name, function.raw_f, function.is_generator, function.options.timeout)
+        o = function.options
+        batch = BatchConfig(o.batch_max_size, o.batch_wait_ms) if o.batch_max_size else None
+        served.callees[""] = callee_for(function.name, function.raw_f, function.is_generator, o.timeout, batch)
     return served
