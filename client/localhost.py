@@ -8,6 +8,10 @@ failed on the URLs that `get_web_url()` hands out. The SDK therefore wraps `sock
 (which urllib, httpx and asyncio's default loop use) and uvloop's `Loop.getaddrinfo` (which
 aiohttp and anyio use on stoker's own loop): names under `.localhost` get the address below, and
 every other name, `localhost` itself included, goes to the system resolver unchanged.
+
+It is installed when the SDK is imported (client/__init__.py), not at the first get_web_url():
+a program may as well have its URL from what `stoker deploy` printed. A loop that is not
+stoker's (a program's own `uvloop.run`) gets it when uvloop was imported before the SDK.
 """
 
 from __future__ import annotations
