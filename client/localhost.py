@@ -60,12 +60,25 @@ def install() -> None:
 
 
 def install_on_uvloop() -> None:
-    """uvloop resolves through libuv, not socket.getaddrinfo: wrap its Loop.getaddrinfo too."""
+    """uvloop resolves through libuv, not socket.getaddrinfo: wrap its Loop.getaddrinfo (aiohttp,
+    anyio) and, since its create_connection resolves inside libuv, that too (asyncio streams,
+    websockets)."""
     import uvloop
 
     native: Callable[..., Any] = uvloop.Loop.getaddrinfo
     if getattr(native, "_stoker_localhost", False):
         return
+    native_connect: Callable[..., Any] = uvloop.Loop.create_connection
+
+    async def create_connection(
+        self: Any, protocol_factory: Any, host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Any:
+        address = _address_for(host, kwargs.get("family", 0), kwargs.get("flags", 0))
+        if address is not None:
+            if kwargs.get("ssl") and kwargs.get("server_hostname") is None:
+                kwargs["server_hostname"] = host  # TLS still checks the name, not the address
+            host = address
+        return await native_connect(self, protocol_factory, host, port, **kwargs)
 
     async def loop_getaddrinfo(
         self: Any, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
@@ -77,4 +90,4 @@ def install_on_uvloop() -> None:
 
     loop_getaddrinfo._stoker_localhost = True  # type: ignore[attr-defined]
     uvloop.Loop.getaddrinfo = loop_getaddrinfo  # type: ignore[method-assign]
-
+    uvloop.Loop.create_connection = create_connection  # type: ignore[method-assign]

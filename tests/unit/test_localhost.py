@@ -42,3 +42,23 @@ def test_event_loops_resolve_them_too(on_uvloop: bool) -> None:
 
     run = run_on_fastest_loop if on_uvloop else asyncio.run
     assert run(resolve()) == [(localhost.IPV4_ADDRESS, 80)]
+
+
+@pytest.mark.parametrize("on_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_asyncio_streams_connect_to_them(on_uvloop: bool) -> None:
+    async def connect() -> bytes:
+        async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"hello\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(greet, localhost.IPV4_ADDRESS, 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection("ws--app-fn.localhost", port)
+            line = await reader.readline()
+            writer.close()
+            return line
+
+    run = run_on_fastest_loop if on_uvloop else asyncio.run
+    assert run(connect()) == b"hello\n"
