@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 # First: gRPC reads its settings when it is imported, and the modules below import it.
 import client._grpc_env  # noqa: F401
-from client import modal_names
+from client import localhost, modal_names
 from client.app import App
 from client.batching import batched
 from client.calls import FunctionCall
@@ -34,6 +34,10 @@ from client.partial import (
     wsgi_app,
 )
 from client.secret import Secret
+
+# Every process that imports the SDK (user programs, containers, the CLI) resolves the
+# `*.localhost` URLs that get_web_url() hands out, whatever its HTTP client (client/localhost.py).
+localhost.install()
 
 __all__ = [
     "AlreadyExistsError",

@@ -17,4 +17,7 @@ def run_on_fastest_loop(main: Coroutine[Any, Any, T]) -> T:
         import uvloop
     except ImportError:
         return asyncio.run(main)
+    from client.localhost import install_on_uvloop
+
+    install_on_uvloop()  # `*.localhost` names resolve on this loop too (client/localhost.py)
     return uvloop.run(main)

@@ -64,6 +64,7 @@ class SchedulerLink:
         self._stub = pb_grpc.SchedulerStub(self._channel)
         self._task: asyncio.Task[None] | None = None
         self.edge_listeners: list[Callable[[pb.EdgeConfig], None]] = []  # called on every new EdgeConfig
+        self.route_listeners: list[Callable[[pb.RouteTable], None]] = []  # called on every new route table
 
     def start(self) -> None:
         self._task = asyncio.create_task(stay_connected(self._connect, self._lost), name="scheduler-link")
@@ -110,6 +111,8 @@ class SchedulerLink:
                         listener(event.edge)
                 elif kind == "routes":
                     self.routes = RouteTable(event.routes)
+                    for route_listener in self.route_listeners:
+                        route_listener(event.routes)
                     self._outbox.put_nowait(pb.IngressMessage(routes_applied=event.routes.version))
                     if not self.connected.is_set():
                         log.info("connected to scheduler %s", self.address)

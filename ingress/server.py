@@ -15,6 +15,7 @@ from ingress.auth import ProxyAuth
 from ingress.config import IngressConfig
 from ingress.container_link import ContainerLinks
 from ingress.limits import Limits
+from ingress.localhost_names import LocalhostCheck
 from ingress.protocol import EdgeWebSocketProtocol, HeadLimits, edge_protocol
 from ingress.proxy import Proxy
 from ingress.ratelimit import RateLimiter
@@ -41,6 +42,7 @@ class IngressServer:
         self.stopped = asyncio.Event()
         self.port = 0
         self._serving: asyncio.Task[None] | None = None
+        self.localhost_check = LocalhostCheck()
 
     async def startup(self) -> None:
         c = self.config
@@ -67,6 +69,7 @@ class IngressServer:
         self.scheduler.edge_listeners.append(auth.update)
         limiter = RateLimiter(c.rate_limit_rps)
         self.scheduler.edge_listeners.append(lambda edge: limiter.set_share(edge.ingress_count))
+        self.scheduler.route_listeners.append(self.localhost_check.routes)
         self._uvicorn = _Uvicorn(
             uvicorn.Config(
                 # Size limits come first: they need no route, and a refused request places nothing.
@@ -103,4 +106,5 @@ class IngressServer:
             await asyncio.gather(self._serving, return_exceptions=True)
         await self.links.close()
         await self.scheduler.close()
+        await self.localhost_check.close()
         log.info("ingress stopped")

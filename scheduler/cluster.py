@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from protos import overrides as wire_overrides
 from protos import stoker_pb2 as pb
@@ -45,6 +45,10 @@ class Cluster:
         self.workers: dict[str, WorkerSession] = {}
         self.ingresses: dict[str, IngressSession] = {}
         self._successors: OrderedDict[str, str] = OrderedDict()  # replaced function id -> its heir's
+        self.exit_listeners: list[Callable[[Container], None]] = []  # told of every container gone
+
+    def app_containers(self, app_id: str) -> int:
+        return sum(1 for c in self.containers.values() if c.function.app.app_id == app_id)
 
     def set_secrets(self, secrets: Mapping[str, Mapping[str, str]]) -> None:
         """The named secrets, for the environments of containers started from now on."""
@@ -492,6 +496,8 @@ class Cluster:
         was_starting = container.state == "starting"
         self._draining(container)
         log.info("%s exited: %s", container_id, reason or "stopped")
+        for listener in self.exit_listeners:
+            listener(container)
         if was_starting and fn.queue and not any(c.state == "warm" for c in fn.containers.values()):
             # A container that cannot start would fail every retry the same way: say so now.
             self._reject_all(

@@ -71,12 +71,25 @@ class LogHub:
         self.ring_lines = ring_lines
         self._rings: dict[str, collections.deque[pb.LogLine]] = {}
         self._subscribers: dict[str, set[LogSubscription]] = {}
+        self._stopping: set[str] = set()  # stopped apps whose containers are still stopping
+
+    def app_stopped(self, app_id: str, containers_left: int) -> None:
+        """The app stopped: its lines (and followers) stay until its last container has stopped,
+        so that what its @modal.exit hooks print is still read."""
+        if containers_left:
+            self._stopping.add(app_id)
+        else:
+            self.forget(app_id)
+
+    def container_gone(self, app_id: str, containers_left: int) -> None:
+        if app_id in self._stopping and not containers_left:
+            self.forget(app_id)
 
     def publish(self, lines: Iterable[pb.LogLine]) -> None:
         for line in lines:
             ring = self._rings.get(line.app_id)
             if ring is None:
-                if not self._is_live(line.app_id):
+                if not self._is_live(line.app_id) and line.app_id not in self._stopping:
                     continue
                 ring = self._rings[line.app_id] = collections.deque(maxlen=self.ring_lines)
             ring.append(line)
@@ -103,7 +116,8 @@ class LogHub:
                     del self._subscribers[app_id]
 
     def forget(self, app_id: str) -> None:
-        """The app stopped: drop its lines and end its followers."""
+        """The app and its containers are gone: drop its lines and end its followers."""
+        self._stopping.discard(app_id)
         self._rings.pop(app_id, None)
         for subscription in self._subscribers.get(app_id, ()):
             subscription.close()

@@ -94,6 +94,9 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self.tokens = tokens
         self.secrets = secrets
         self.logs = LogHub(is_live=lambda app_id: app_id in apps.live)
+        cluster.exit_listeners.append(
+            lambda c: self.logs.container_gone(c.function.app.app_id, cluster.app_containers(c.function.app.app_id))
+        )
         self.calls = Calls(apps, cluster)
         self.builds = ImageBuilds()
 
@@ -198,7 +201,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             if live:
                 log.info("serve session for %s ended; stopping it", app_id)
                 self.apps.stop_app_id(app_id)
-                self.logs.forget(app_id)
+                self.logs.app_stopped(app_id, self.cluster.app_containers(app_id))
 
     async def ListApps(self, request: pb.ListAppsRequest, context: Context) -> pb.ListAppsResponse:
         return self.apps.list()
@@ -206,7 +209,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     @aborts_on_app_error
     async def StopApp(self, request: pb.StopAppRequest, context: Context) -> pb.StopAppResponse:
         stopped = pb.StopAppResponse(app_id=self.apps.stop(request.name, request.environment))
-        self.logs.forget(stopped.app_id)
+        self.logs.app_stopped(stopped.app_id, self.cluster.app_containers(stopped.app_id))
         await self._routes_live()
         return stopped
 

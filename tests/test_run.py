@@ -3,13 +3,14 @@ the app references (`FILE::app`, `-m module`, package files) that serve, deploy 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, stoker_command
+from tests.conftest import APPS, Cluster, stoker_command, stop_process, wait_until
 
 
 def run(cluster: Cluster, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -144,3 +145,33 @@ def test_a_package_file_deploys_as_a_module_of_its_package(cluster: Cluster) -> 
     )
     assert by_module.returncode == 0, by_module.stdout + by_module.stderr
     assert "Deployed -m runpkg.app as version 2." in by_module.stdout
+
+
+def test_ctrl_c_stops_the_entrypoint_and_the_app(cluster: Cluster) -> None:
+    process = subprocess.Popen(
+        stoker_command("run", str(APPS / "run_interrupt.py")),
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "calling nap"
+
+        def napping() -> bool:
+            status = cluster.status()
+            return any(c.app_name == "run-interrupt" and c.in_flight for c in status.containers)
+
+        assert wait_until(napping, 60, interval=0.2)  # the entrypoint is waiting on .remote()
+        assert [line for line in ephemeral_apps(cluster) if "run-interrupt" in line]
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        stop_process(process, signal.SIGKILL)
+    assert process.returncode == 130, stderr  # 128 + SIGINT, as shells report an interrupted command
+    assert "nap returned" not in stdout
+    assert "Interrupted; the app is stopped." in stderr
+    # Gone by the time the run has exited, not some time later.
+    assert not [line for line in ephemeral_apps(cluster) if "run-interrupt" in line]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class LogShipper:
         self._dropped: dict[str, tuple[pb.LogLine, int]] = {}  # container id -> (a line of it, count)
         self._in_flight = 0
         self._wake = asyncio.Event()
+        self._emptied = asyncio.Event()  # set when a batch took the last pending line
 
     def add(self, line: pb.LogLine) -> None:
         """Queue a line; never blocks. Over the bound, the line is dropped and counted."""
@@ -69,6 +71,18 @@ class LogShipper:
         dropped = self._dropped.pop(container_id, None)
         if dropped is not None:
             self._pending.append(dropped_notice(*dropped))
+
+    @property
+    def empty(self) -> bool:
+        """Every line so far is in a batch handed to the stream."""
+        return not self._pending and not self._dropped
+
+    async def handed_over(self, seconds: float) -> None:
+        """Wait until every line so far is in a batch handed to the stream, at most `seconds`."""
+        if not self.empty:
+            self._emptied.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), seconds)
 
     def delivered(self) -> None:
         """The stream wrote a batch: room for another."""
@@ -93,6 +107,8 @@ class LogShipper:
         count = min(len(self._pending), self.max_batch)
         batch = pb.ContainerLogs(lines=[self._pending.popleft() for _ in range(count)])
         self._in_flight += 1
+        if self.empty:
+            self._emptied.set()
         return batch
 
     async def run(self) -> None:

@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 128 * 1024 * 1024
 
+# Seconds a stopping worker gives its containers: their inputs in flight drain (up to 5 s), then
+# their @modal.exit hooks run (up to 4 s): worker/runtime/__main__.py. As the scheduler's stop.
+SHUTDOWN_GRACE_SECONDS = 10.0
+# Seconds, after its containers have stopped, for their last output to reach the scheduler.
+LAST_WORDS_SECONDS = 3.0
+
 
 class WorkerServer:
     def __init__(self, config: WorkerConfig) -> None:
@@ -34,7 +40,11 @@ class WorkerServer:
         self.stopped = asyncio.Event()
         self.containers: dict[str, ContainerProcess] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outbox: asyncio.Queue[pb.WorkerMessage] = asyncio.Queue()
+        # None ends the stream from this side: the scheduler reads all that came before it.
+        self._outbox: asyncio.Queue[pb.WorkerMessage | None] = asyncio.Queue()
+        self.stopping = False  # shutting down: containers stop, no new ones start
+        self._stream_ended = asyncio.Event()
+        self._container_tasks: set[asyncio.Task[None]] = set()
         self._channel: grpc.aio.Channel | None = None
         self._connection: asyncio.Task[None] | None = None
         self._gpus: list[pb.Gpu] = []
@@ -66,6 +76,7 @@ class WorkerServer:
         )
 
     async def _connect(self) -> None:
+        self._stream_ended.clear()
         register = pb.WorkerRegister(
             worker_id=self.config.worker_id,
             hostname=os.uname().nodename,
@@ -84,7 +95,9 @@ class WorkerServer:
         async for command in call:
             kind = command.WhichOneof("kind")
             if kind == "start":
-                self._spawn(self._run_container(command.start), f"container-{command.start.container_id}")
+                task = self._spawn(self._run_container(command.start), f"container-{command.start.container_id}")
+                self._container_tasks.add(task)
+                task.add_done_callback(self._container_tasks.discard)
             elif kind == "stop":
                 self._spawn(
                     self._stop_container(command.stop.container_id, command.stop.grace_seconds),
@@ -92,20 +105,20 @@ class WorkerServer:
                 )
             elif kind == "build":
                 self._spawn(self._build_image(command.build), f"build-{command.build.image_id}")
+        self._stream_ended.set()
 
     async def _messages(self) -> AsyncIterator[pb.WorkerMessage]:
         outbox = self._outbox
         heartbeat = asyncio.create_task(self._heartbeat(outbox), name="heartbeat")
         try:
-            while True:
-                message = await outbox.get()
+            while (message := await outbox.get()) is not None:
                 yield message
                 if message.HasField("logs"):
                     self._logs.delivered()  # gRPC asked for the next message: this one was written
         finally:
             heartbeat.cancel()
 
-    async def _heartbeat(self, outbox: asyncio.Queue[pb.WorkerMessage]) -> None:
+    async def _heartbeat(self, outbox: asyncio.Queue[pb.WorkerMessage | None]) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
             if self._gpus and not self.config.gpus:
@@ -115,10 +128,11 @@ class WorkerServer:
             beat = pb.WorkerHeartbeat(gpus=self._gpus)
             outbox.put_nowait(pb.WorkerMessage(heartbeat=beat))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _bundle(self, bundle_hash: str) -> bytes:
         path = self.config.work_dir / "bundles" / f"{bundle_hash}.zip"
@@ -167,6 +181,9 @@ class WorkerServer:
         code = -1
         reason = ""
         try:
+            if self.stopping:
+                reason = "its worker is stopping"
+                return
             image: BuiltImage | None = None
             if command.image_id:
                 # A container never waits for a deploy's build: on a worker that joined later,
@@ -198,6 +215,9 @@ class WorkerServer:
             if container is not None:
                 await container.stop(grace=1)
                 container.remove_directory()
+                # Its last lines go before the news that it exited: the scheduler forgets a stopped
+                # app's lines once its last container is gone.
+                await self._logs.handed_over(LAST_WORDS_SECONDS)
             outbox.put_nowait(
                 pb.WorkerMessage(exited=pb.ContainerExited(container_id=command.container_id, reason=reason))
             )
@@ -208,11 +228,23 @@ class WorkerServer:
             await container.stop(grace)
 
     async def shutdown(self) -> None:
+        # Containers stop first, while the stream to the scheduler still carries what they print
+        # as they stop (their @modal.exit hooks' output) and that they exited.
+        self.stopping = True
+        await asyncio.gather(
+            *(c.stop(grace=SHUTDOWN_GRACE_SECONDS) for c in list(self.containers.values())), return_exceptions=True
+        )
+        if self._container_tasks:
+            await asyncio.wait(set(self._container_tasks), timeout=LAST_WORDS_SECONDS)
+        await self._logs.handed_over(LAST_WORDS_SECONDS)
         if self._connection is not None:
+            # Close our side: the scheduler reads everything sent before, then ends the stream.
+            self._outbox.put_nowait(None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stream_ended.wait(), LAST_WORDS_SECONDS)
             self._connection.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connection
-        await asyncio.gather(*(c.stop(grace=5) for c in list(self.containers.values())), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -139,3 +139,40 @@ def test_a_closed_subscription_ends_even_when_its_queue_was_full() -> None:
     assert first is not None and first.text == "l0"
     assert notice is not None and notice.text.startswith("[stoker] 1 lines dropped")
     assert end is None
+
+
+def test_a_stopped_apps_lines_stay_until_its_last_container_has_stopped() -> None:
+    live = {"ap-1", "ap-2"}
+    hub = LogHub(is_live=lambda app_id: app_id in live)
+    hub.publish([line("before", app="ap-1")])
+    live.clear()  # both apps stopped; ap-1 has two containers still stopping, ap-2 one
+    hub.app_stopped("ap-1", containers_left=2)
+    hub.app_stopped("ap-2", containers_left=1)
+    hub.publish([line("exit hook", app="ap-1"), line("first words at exit", app="ap-2")])
+    hub.container_gone("ap-1", containers_left=1)
+    hub.publish([line("second exit hook", app="ap-1")])
+    assert [entry.text for entry in hub.recent("ap-1")] == ["before", "exit hook", "second exit hook"]
+    assert [entry.text for entry in hub.recent("ap-2")] == ["first words at exit"]
+    hub.container_gone("ap-1", containers_left=0)
+    hub.publish([line("too late", app="ap-1")])
+    assert hub.recent("ap-1") == []
+    hub.app_stopped("ap-3", containers_left=0)  # nothing left to wait for: gone at once
+    hub.publish([line("late", app="ap-3")])
+    assert hub.recent("ap-3") == []
+
+
+def test_the_shipper_says_when_every_line_is_handed_over() -> None:
+    async def main() -> list[bool]:
+        shipper = LogShipper(send=lambda _: None)
+        seen = [shipper.empty]
+        shipper.add(line("last words"))
+        seen.append(shipper.empty)
+        waiting = asyncio.create_task(shipper.handed_over(3600))
+        await asyncio.sleep(0)
+        seen.append(waiting.done())
+        assert texts(shipper.take_batch()) == ["last words"]
+        await asyncio.wait_for(waiting, 30)  # woken by the batch (its own bound is an hour)
+        seen.append(shipper.empty)
+        return seen
+
+    assert asyncio.run(main()) == [True, False, False, True]

@@ -38,6 +38,11 @@ log = logging.getLogger("stoker.container")
 
 _PR_SET_PDEATHSIG = 1
 
+# Seconds a stopping container waits for its inputs in flight to finish. With the exit hooks'
+# EXIT_GRACE_SECONDS (instance.py) this fits in the 10 s a worker gives a container it stops
+# (the scheduler's STOP_GRACE_SECONDS, and the worker's own SHUTDOWN_GRACE_SECONDS).
+DRAIN_SECONDS = 5.0
+
 
 def die_with_parent() -> None:
     """Ask Linux to SIGTERM this process when the worker dies, so no container outlives it."""
@@ -86,7 +91,8 @@ async def serve(target: Function | Cls) -> int:
     for lifespan in lifespans:
         await lifespan.startup()
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(served), server)
+    servicer = ContainerServicer(served)
+    pb_grpc.add_ContainerServicer_to_server(servicer, server)
     port = server.add_insecure_port(f"{os.environ.get(cenv.BIND_HOST, '127.0.0.1')}:0")
     await server.start()
     address = f"{os.environ.get(cenv.ADVERTISE_HOST, '127.0.0.1')}:{port}"
@@ -97,7 +103,10 @@ async def serve(target: Function | Cls) -> int:
     log.info("serving on %s", address)
 
     await stop.wait()
-    await server.stop(grace=5)
+    # Stopping: the inputs in flight may finish (new ones may still come meanwhile), then the
+    # streams close, then the @modal.exit hooks run (their own bound: instance.py).
+    await servicer.drain(DRAIN_SECONDS)
+    await server.stop(grace=None)
     if served.on_stop is not None:
         await served.on_stop()
     for lifespan in lifespans:

@@ -114,6 +114,20 @@ class _Request:
 class ContainerServicer(pb_grpc.ContainerServicer):
     def __init__(self, served: Served) -> None:
         self.served = served
+        self._inputs: set[asyncio.Task[None]] = set()  # every open request and call, on any stream
+
+    async def drain(self, seconds: float) -> None:
+        """Wait until no request or call is open, at most `seconds`. The streams stay
+        open (the ingress and the scheduler hold them for good), so a server's own graceful stop,
+        which waits for them to end, would always take its whole grace."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self._inputs and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(set(self._inputs), timeout=left)
+
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        self._inputs.add(task)
+        task.add_done_callback(self._inputs.discard)
+        return task
 
     async def Exchange(
         self, request_iterator: AsyncIterator[pb.RequestFrames], context: grpc.aio.ServicerContext[Any, Any]
@@ -144,12 +158,14 @@ class ContainerServicer(pb_grpc.ContainerServicer):
                     kind = frame.WhichOneof("kind")
                     if kind == "scope":
                         request = open_[frame.id] = _Request(frame.id, out)
-                        request.task = asyncio.create_task(
-                            self._run(request, frame.scope, open_), name=f"request-{frame.id}"
+                        request.task = self._track(
+                            asyncio.create_task(self._run(request, frame.scope, open_), name=f"request-{frame.id}")
                         )
                     elif kind == "call":
                         call = open_[frame.id] = Call(frame.id, out)
-                        call.task = asyncio.create_task(self._call(call, frame.call, open_), name=f"call-{frame.id}")
+                        call.task = self._track(
+                            asyncio.create_task(self._call(call, frame.call, open_), name=f"call-{frame.id}")
+                        )
                     elif (found := open_.get(frame.id)) is not None:
                         found.on_frame(kind, frame)
                     # else: the request or call already finished; late frames are harmless

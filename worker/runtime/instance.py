@@ -9,9 +9,11 @@ taken yet, and without one that is Modal's order too (a snapshot would be taken 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +28,8 @@ from worker.runtime.web import build_endpoint_app
 
 log = logging.getLogger("stoker.container")
 
-# Seconds all @modal.exit hooks together may take. The worker kills a container STOP_GRACE_SECONDS
-# (10) after asking it to stop, and the gRPC server's drain (5) comes first.
+# Seconds all @modal.exit hooks together may take. The worker kills a container 10 s after asking
+# it to stop, and the drain of its inputs in flight (up to DRAIN_SECONDS, 5) comes first.
 EXIT_GRACE_SECONDS = 4.0
 
 
@@ -68,7 +70,7 @@ async def serve_class(cls: Cls) -> Served:
                 async with asyncio.timeout(EXIT_GRACE_SECONDS):
                     for hook in exit_hooks:
                         try:
-                            await _run(hook.raw_f, instance)
+                            await _run(hook.raw_f, instance, abandon_on_cancel=True)
                         except Exception:
                             log.error(
                                 "@modal.exit method %s.%s raised:\n%s",
@@ -83,9 +85,32 @@ async def serve_class(cls: Cls) -> Served:
     return served
 
 
-async def _run(f: Callable[..., Any], instance: object) -> None:
-    """A hook: awaited when async, else run in a thread (a hook may take long: a model loading)."""
+async def _run(f: Callable[..., Any], instance: object, abandon_on_cancel: bool = False) -> None:
+    """A hook: awaited when async, else run in a thread (a hook may take long: a model loading).
+
+    With `abandon_on_cancel` a sync hook runs in a daemon thread of its own, which a cancelled
+    wait leaves behind: an exit hook that hangs past its bound must not hold the process up, as
+    the event loop's executor would when it closes (it joins its threads)."""
     if inspect.iscoroutinefunction(f):
         await f(instance)
-    else:
+    elif not abandon_on_cancel:
         await asyncio.to_thread(f, instance)
+    else:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if not done.done():
+                done.set_exception(error) if error is not None else done.set_result(None)
+
+        def hook() -> None:
+            error: BaseException | None = None
+            try:
+                f(instance)
+            except BaseException as exc:  # handed to the awaiting coroutine, which logs it
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(settle, error)
+
+        threading.Thread(target=hook, name=f"exit-{f.__name__}", daemon=True).start()
+        await done
