@@ -31,6 +31,7 @@ from client.partial import (
     web_server,
     wsgi_app,
 )
+from client.retries import Retries
 from client.secret import Secret
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidError",
     "NotFoundError",
     "RemoteError",
+    "Retries",
     "Secret",
     "asgi_app",
     "concurrent",

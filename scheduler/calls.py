@@ -1,8 +1,14 @@
 """Function calls through the scheduler: find the function, place the call like an HTTP request
-(Cluster.acquire_slot), relay it over the container's call link, keep spawned outcomes."""
+(Cluster.acquire_slot), relay it over the container's call link, keep spawned outcomes.
+
+A call whose function has `retries` runs again after a failed attempt (its function raised, a
+timeout included, or its container stopped during it), after the policy's delay, until the
+retries are spent; the caller gets the last failure. A generator's retry skips the items its
+caller already has, as Modal's does. Web requests never come here: they are never retried."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
@@ -17,6 +23,7 @@ from scheduler.apps import AppError, Apps
 from scheduler.call_link import CallLinks, ContainerLost
 from scheduler.cluster import Cluster
 from scheduler.model import FunctionState, SlotRefused
+from scheduler.retry_policy import max_retries, retry_delay
 from scheduler.spawned import SpawnedCalls, TooManySpawned
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,14 @@ GRPC_STATUS: dict[pb.Refusal.ValueType, grpc.StatusCode] = {
     pb.REFUSAL_NO_GPU: grpc.StatusCode.RESOURCE_EXHAUSTED,
     pb.REFUSAL_START_FAILED: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+class ContainerStopped(AppError):
+    """The container of an attempt at a call to `fn` stopped during it."""
+
+    def __init__(self, fn: FunctionState, message: str) -> None:
+        super().__init__(grpc.StatusCode.INTERNAL, message)
+        self.fn = fn
 
 
 class Calls:
@@ -110,7 +125,48 @@ class Calls:
         return self.cluster.pool(fn, parameters)
 
     async def outputs(self, request: pb.CallRequest, caller_app_id: str = "") -> AsyncGenerator[pb.CallOutput, None]:
-        """The call's outputs as its container sends them; AppError when it cannot be run."""
+        """The call's outputs as its container sends them, attempt after attempt while its
+        function's retries last; AppError when it cannot be run."""
+        delivered = 0  # items the caller has had: a retried generator's first ones are skipped
+        retry = 0
+        while True:
+            seen = 0
+            try:
+                async with contextlib.aclosing(self._attempt(request, caller_app_id)) as attempt:
+                    async for fn, output in attempt:
+                        if output.WhichOneof("kind") == "item":
+                            seen += 1
+                            if seen > delivered:
+                                delivered = seen
+                                yield output
+                            continue
+                        if output.WhichOneof("kind") != "error" or retry >= max_retries(fn.spec):
+                            yield output
+                            return
+                        failure = f"{output.error.type}: {output.error.message}"
+                        break
+            except ContainerStopped as stopped:
+                fn = stopped.fn
+                if retry >= max_retries(fn.spec):
+                    raise
+                failure = stopped.message
+            retry += 1
+            delay = retry_delay(fn.spec.retries, retry)
+            log.info(
+                "call to %s failed (%s); retry %d of %d in %g s",
+                fn.spec.name,
+                failure.splitlines()[0] if failure else "?",
+                retry,
+                max_retries(fn.spec),
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, request: pb.CallRequest, caller_app_id: str
+    ) -> AsyncGenerator[tuple[FunctionState, pb.CallOutput], None]:
+        """One run of the call: its outputs, each with the function that ran it. ContainerStopped
+        when its container stopped during it; a container never reached is tried again."""
         for attempt in range(1, PLACE_ATTEMPTS + 1):
             fn = self._callable(request, caller_app_id)
             try:
@@ -118,22 +174,23 @@ class Calls:
             except SlotRefused as refused:
                 raise AppError(GRPC_STATUS[refused.reason], refused.message) from None
             unreachable = False
+            link = self.links.get(container.address)
             try:
-                async with contextlib.aclosing(self.links.get(container.address).call(request)) as relayed:
+                async with contextlib.aclosing(link.call(request)) as relayed:
                     async for output in relayed:
-                        yield output
+                        yield fn, output
                 return
             except ContainerLost as lost:
                 if lost.reached or attempt == PLACE_ATTEMPTS:
-                    raise AppError(
-                        grpc.StatusCode.INTERNAL,
+                    raise ContainerStopped(
+                        fn,
                         f"the container {container.id} running {fn.spec.name!r} stopped during the call ({lost}); "
                         "the app's logs may say why",
                     ) from None
                 unreachable = True
                 log.warning("call to %s: %s could not be reached; placing it again", fn.spec.name, container.id)
             finally:
-                self.cluster.release_slot(container, unreachable)
+                self.cluster.release_slot(container, unreachable, retire=link.retiring)
 
     async def run_to_end(self, request: pb.CallRequest, caller_app_id: str = "") -> pb.CallOutput:
         """The call's final output (its result or error), for Spawn."""

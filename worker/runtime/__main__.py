@@ -30,7 +30,9 @@ from protos.exchange_link import CHANNEL_OPTIONS
 from worker.runtime.exchange import ContainerServicer
 from worker.runtime.instance import serve_class
 from worker.runtime.lifespan import Lifespan
+from worker.runtime.retirement import Retirement
 from worker.runtime.served import Served, StartupError, serve_function
+from worker.runtime.threads import still_running
 from worker.runtime.web_server import WebServerStartupError
 
 log = logging.getLogger("stoker.container")
@@ -65,7 +67,7 @@ async def serve(target: Function | Cls) -> int:
         served = await load(target)
     except StartupError as exc:
         log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
-        return 1
+        return leave_abandoned_threads(1)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,8 +86,9 @@ async def serve(target: Function | Cls) -> int:
     lifespans = [Lifespan(app) for app in served.web_apps.values()]
     for lifespan in lifespans:
         await lifespan.startup()
+    retirement = Retirement(stop, bound=served.timeout + 5)
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(served), server)
+    pb_grpc.add_ContainerServicer_to_server(ContainerServicer(served, retirement), server)
     port = server.add_insecure_port(f"{os.environ.get(cenv.BIND_HOST, '127.0.0.1')}:0")
     await server.start()
     address = f"{os.environ.get(cenv.ADVERTISE_HOST, '127.0.0.1')}:{port}"
@@ -96,12 +99,24 @@ async def serve(target: Function | Cls) -> int:
     log.info("serving on %s", address)
 
     await stop.wait()
+    retirement.close()
     await server.stop(grace=5)
     if served.on_stop is not None:
         await served.on_stop()
     for lifespan in lifespans:
         await lifespan.shutdown()
-    return 0
+    return leave_abandoned_threads(0)
+
+
+def leave_abandoned_threads(code: int) -> int:
+    """Exit now with `code` if threads still run code past its timeout (the logs said which):
+    the event loop's shutdown, then Python's, would wait for them as long as that code takes."""
+    if still_running():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def main() -> None:
