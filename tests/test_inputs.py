@@ -4,10 +4,12 @@ policy's delays (web requests never), enter hooks past their startup timeout."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from tests.conftest import Cluster, wait_until
 from tests.test_function_calls import program_result
@@ -111,6 +113,23 @@ def test_a_streamed_response_past_its_timeout_is_cut_off(shared_cluster: Cluster
     assert whole.text == "first chunk\nlast chunk\n"
     with pytest.raises(httpx.RemoteProtocolError):
         shared_cluster.get(urls["slow_stream"], params={"seconds": 30})
+
+
+def test_a_websocket_past_its_timeout_is_closed_with_the_words(shared_cluster: Cluster, urls: dict[str, str]) -> None:
+    async def talk() -> tuple[str, int | None, str]:
+        ws_url = urls["slow_stream"].replace("http://", "ws://") + "/ws"
+        async with websockets.connect(ws_url, host="127.0.0.1", port=shared_cluster.http_port) as ws:
+            first = str(await ws.recv())
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                return first, closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else ""
+        raise AssertionError("the connection was not closed")
+
+    first, code, reason = asyncio.run(talk())
+    assert first == "accepted"
+    assert code == 1011
+    assert reason.startswith("slow_stream exceeded its timeout of 1 s")
 
 
 def test_a_method_past_its_timeout_fails(shared_cluster: Cluster, urls: dict[str, str]) -> None:

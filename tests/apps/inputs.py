@@ -53,7 +53,7 @@ def slow_web_sync(seconds: float = 0):
 @app.function(timeout=1)
 @modal.asgi_app()
 def slow_stream():
-    from fastapi import FastAPI
+    from fastapi import FastAPI, WebSocket
     from fastapi.responses import StreamingResponse
 
     web = FastAPI()
@@ -66,6 +66,12 @@ def slow_stream():
             yield b"last chunk\n"
 
         return StreamingResponse(chunks(), media_type="text/plain")
+
+    @web.websocket("/ws")
+    async def socket(ws: WebSocket):
+        await ws.accept()
+        await ws.send_text("accepted")
+        await asyncio.sleep(30)
 
     return web
 

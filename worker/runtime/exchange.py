@@ -263,17 +263,25 @@ class ContainerServicer(pb_grpc.ContainerServicer):
         request.out.put_nowait(pb.ResponseFrame(id=request.id, done=pb.Done(failure=failure)))
 
     def _timed_out(self, request: _Request, scope: dict[str, Any], stuck: bool = False) -> str:
-        """Answer 504, unless the response has started (then the Done's failure cuts it off); the
-        app may send nothing more. `stuck`, or a thread of the request's still running: retire
-        first, so that the slot goes back saying so. Returns the failure."""
+        """Answer 504 (a WebSocket not yet accepted: denied, or closed with 1011), unless the
+        response has started: an HTTP one is cut off by the Done's failure, an accepted WebSocket
+        closed with 1011 and the words. The app may send nothing more. `stuck`, or a thread of the
+        request's still running: retire first, so that the slot goes back saying so. Returns the
+        Done's failure."""
         message = timeout_message(self.served.name, self.served.timeout)
+        failure = message
         if (stuck or request.threads.abandoned) and not request.ended:
             self.retirement.retire(request.out, request.id, message)
         if not request.client_gone:
             log.warning("request %s %s: %s", scope.get("method", ""), scope.get("path", ""), message)
+            events: list[dict[str, Any]] = []
             if not request.started:
-                for event in plain_messages(scope, 504, message):
-                    request.out.put_nowait(pb.ResponseFrame(id=request.id, event=event_to_proto(event)))
+                events = plain_messages(scope, 504, message)
+            elif scope["type"] == "websocket":
+                events = [{"type": "websocket.close", "code": 1011, "reason": message[:120]}]
+                failure = ""  # closed as it should be: nothing to cut off
+            for event in events:
+                request.out.put_nowait(pb.ResponseFrame(id=request.id, event=event_to_proto(event)))
         request.started = True
         request._client_left()  # later sends of the app raise
-        return message
+        return failure
