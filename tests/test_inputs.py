@@ -290,3 +290,29 @@ def test_enter_hooks_past_the_startup_timeout_fail_calls_and_requests(
         """,
     )
     assert isinstance(got, str) and words in got
+
+
+# ---------------------------------------------------------------- deploy-time limits
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ("timeout=0", "timeout must be between 1 second and 24 hours (86400 s), got 0"),
+        ("timeout=90000", "timeout must be between 1 second and 24 hours (86400 s), got 90000"),
+        ("startup_timeout=0.5", "startup_timeout must be between 1 second and 24 hours (86400 s), got 0.5"),
+        ("retries=11", "Invalid retries number: 11. Retries must be between 0 and 10."),
+        ("retries=modal.Retries(max_retries=1, max_delay=120)", "Invalid max_delay argument: 120"),
+    ],
+)
+def test_options_out_of_range_fail_deploy_with_the_range(
+    shared_cluster: Cluster, tmp_path: Path, options: str, words: str
+) -> None:
+    app_file = tmp_path / "out_of_range.py"
+    app_file.write_text(
+        f'import modal\n\napp = modal.App("out-of-range")\n\n\n@app.function({options})\ndef f():\n    return 1\n'
+    )
+    result = shared_cluster.stoker("deploy", str(app_file))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert words in result.stderr
+    assert "out-of-range" not in shared_cluster.stoker("app", "list").stdout
