@@ -33,6 +33,7 @@ from client.partial import (
     web_server,
     wsgi_app,
 )
+from client.retries import Retries
 from client.secret import Secret
 
 # Every process that imports the SDK (user programs, containers, the CLI) resolves the
@@ -53,6 +54,7 @@ __all__ = [
     "InvalidError",
     "NotFoundError",
     "RemoteError",
+    "Retries",
     "Secret",
     "asgi_app",
     "batched",

@@ -13,7 +13,9 @@ from client.exceptions import InvalidError
 from client.function import Function, FunctionOptions
 from client.image import Image
 from client.partial import PartialFunction
+from client.retries import Retries, parse_retries
 from client.secret import Secret
+from protos.overrides import MAX_TIMEOUT  # Modal's bound on timeout= and startup_timeout=
 
 # Every App created in this process, in order; the app-file loader reads it.
 created_apps: list[App] = []
@@ -75,6 +77,8 @@ class App:
         buffer_containers: int | None = None,
         scaledown_window: float | None = None,
         timeout: float | None = None,
+        startup_timeout: float | None = None,
+        retries: int | Retries | None = None,
         cpu: float | None = None,
         memory: int | None = None,
         name: str | None = None,
@@ -104,6 +108,7 @@ class App:
                     else f"@app.function() decorates a function; use @app.cls() for the class {partial.raw_f.__name__}"
                 )
             fn_name = name or partial.raw_f.__name__
+            per_input = _timeout("timeout", timeout, 300.0)
             max_inputs = partial.max_inputs or allow_concurrent_inputs or 1
             if partial.batch is not None and max_inputs > 1:  # allow_concurrent_inputs=, Modal's old @concurrent
                 raise InvalidError(
@@ -118,7 +123,9 @@ class App:
                 max_containers=_at_least(0, "max_containers", max_containers, concurrency_limit, 0),
                 buffer_containers=_at_least(0, "buffer_containers", buffer_containers, None, 0),
                 scaledown_window=_positive("scaledown_window", scaledown_window, container_idle_timeout, 60.0),
-                timeout=_positive("timeout", timeout, None, 300.0),
+                timeout=per_input,
+                startup_timeout=_timeout("startup_timeout", startup_timeout, per_input),
+                retries=parse_retries(retries, f"{decorator.removesuffix('()')} {fn_name}"),
                 max_inputs=max_inputs,
                 target_inputs=partial.target_inputs or 0,
                 cpu=float(cpu or 0.0),
@@ -167,6 +174,13 @@ def _positive(what: str, value: float | None, old: float | None, default: float)
     chosen = value if value is not None else old if old is not None else default
     if not chosen > 0:
         raise InvalidError(f"{what} must be a positive number of seconds, got {chosen}")
+    return float(chosen)
+
+
+def _timeout(what: str, value: float | None, default: float) -> float:
+    chosen = default if value is None else value
+    if isinstance(chosen, bool) or not isinstance(chosen, int | float) or not 1 <= chosen <= MAX_TIMEOUT:
+        raise InvalidError(f"{what} must be between 1 second and 24 hours ({MAX_TIMEOUT:g} s), got {chosen!r}")
     return float(chosen)
 
 

@@ -33,6 +33,14 @@ class ExecutionError(Error):
     """The remote side failed while doing what was asked."""
 
 
+class TimeoutError(Error):  # Modal's name (modal.exception.TimeoutError), shadowing the builtin here
+    """Base class of stoker's timeouts, as of Modal's."""
+
+
+class FunctionTimeoutError(TimeoutError):
+    """An input ran past its function's `timeout=`."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[Error]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidError,
     grpc.StatusCode.FAILED_PRECONDITION: InvalidError,

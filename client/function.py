@@ -18,6 +18,7 @@ from client.calls import CallTarget, FunctionCall, call, call_gen, lookup, map_c
 from client.exceptions import InvalidError
 from client.image import Image
 from client.partial import WebConfig
+from client.retries import Retries
 from client.secret import Secret
 from client.with_options import Configurable, options_with, stack
 from protos import container_env as cenv
@@ -38,7 +39,9 @@ class FunctionOptions:
     max_containers: int = 0  # 0: no limit
     buffer_containers: int = 0
     scaledown_window: float = 60.0
-    timeout: float = 300.0
+    timeout: float = 300.0  # seconds per input
+    startup_timeout: float = 300.0  # seconds for a container's start, @modal.enter hooks included
+    retries: Retries | None = None
     max_inputs: int = 1
     target_inputs: int = 0
     cpu: float = 0.0
@@ -249,6 +252,8 @@ def spec_from_options(name: str, o: FunctionOptions) -> pb.FunctionSpec:
         memory_mib=o.memory_mib,
         batch_max_size=o.batch_max_size,
         batch_wait_ms=o.batch_wait_ms,
+        retries=o.retries.to_proto() if o.retries is not None else None,
+        startup_timeout=o.startup_timeout,
     )
 
 

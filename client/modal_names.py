@@ -30,7 +30,7 @@ def _names(text: str) -> frozenset[str]:
 TOP_LEVEL = _names(
     """
     Client CloudBucketMount Cron Dict Environment FilePatternMatcher NetworkFileSystem Period
-    Probe Proxy Queue Retries Sandbox SandboxSnapshot SchedulerPlacement Server Tunnel Volume Workspace
+    Probe Proxy Queue Sandbox SandboxSnapshot SchedulerPlacement Server Tunnel Volume Workspace
     billing enable_output forward interact is_local types
     """
 )
@@ -73,7 +73,7 @@ ATTRIBUTES: Mapping[str, frozenset[str]] = {
 EXCEPTIONS = _names(
     """
     AsyncUsageWarning ClientClosed ConflictError DataLossError DeprecationError DeserializationError
-    ExecTimeoutError FilesystemExecutionError FunctionTimeoutError ImageBuildError
+    ExecTimeoutError FilesystemExecutionError ImageBuildError
     InteractiveTimeoutError InternalError InternalFailure LogsFetchError ModuleNotMountable
     MountUploadTimeoutError OutputExpiredError PermissionDeniedError RequestSizeError
     ResourceExhaustedError SandboxFilesystemDirectoryNotEmptyError SandboxFilesystemError
@@ -81,7 +81,7 @@ EXCEPTIONS = _names(
     SandboxFilesystemNotADirectoryError SandboxFilesystemNotFoundError
     SandboxFilesystemPathAlreadyExistsError SandboxFilesystemPermissionError SandboxTerminatedError
     SandboxTimeoutError SerializationError ServerWarning ServiceError SnapshotCreationError
-    TimeoutError UnimplementedError UserCodeException VersionError VolumeUploadTimeoutError
+    UnimplementedError UserCodeException VersionError VolumeUploadTimeoutError
     WorkspaceManagementError simulate_preemption
     """
 )
@@ -105,7 +105,7 @@ MODULE_ALIASES: Mapping[str, tuple[str, frozenset[str]]] = {
     "exception": (
         "client.exceptions",
         _names("AlreadyExistsError AuthError ConnectionError Error ExecutionError InvalidError NotFoundError")
-        | _names("InputCancellation RemoteError")
+        | _names("InputCancellation RemoteError TimeoutError FunctionTimeoutError")
         | EXCEPTIONS,
     ),
     "cls": ("client.cls", _names("Cls Obj parameter")),
@@ -177,7 +177,7 @@ FUNCTION_OPTIONS = _names(
     """
     _experimental_restrict_output block_network enable_memory_snapshot env ephemeral_disk
     experimental_options i6pn is_generator max_inputs network_file_systems proxy
-    restrict_modal_access retries schedule single_use_containers startup_timeout volumes
+    restrict_modal_access schedule single_use_containers volumes
     """
 )
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from client import modal_names
 from client.exceptions import InvalidError
 from client.partial import concurrent
+from client.retries import Retries, parse_retries
 from client.secret import Secret
 from protos import overrides as wire_overrides
 from protos import stoker_pb2 as pb
@@ -26,10 +27,8 @@ if TYPE_CHECKING:
     from client.function import FunctionOptions
 
 # Modal's with_options() parameters that stoker lacks, refused when given, and those that change
-# nothing here. retries: refused until calls have retries (FunctionSpec's RetryPolicy); then it
-# leaves this set, with_options() parses it as @app.function(retries=) does into
-# FunctionOverrides field 13, and protos/overrides.py applies it (replaced whole when stacked).
-UNSUPPORTED = frozenset({"volumes", "retries"})
+# nothing here.
+UNSUPPORTED = frozenset({"volumes"})
 IGNORED = {name: modal_names.IGNORED_FUNCTION_OPTIONS[name] for name in ("region", "cloud", "routing_region")}
 
 
@@ -53,7 +52,7 @@ class Configurable:
         env: dict[str, str | None] | None = None,
         secrets: Collection[Secret] | None = None,
         volumes: dict[Any, Any] | None = None,
-        retries: Any = None,  # int or modal.Retries, once calls have retries
+        retries: int | Retries | None = None,
         max_containers: int | None = None,
         buffer_containers: int | None = None,
         scaledown_window: float | None = None,
@@ -67,7 +66,7 @@ class Configurable:
         Secrets (and `env`, an inline secret) replace the function's secrets."""
         modal_names.check_options(
             f"{self._what}.with_options()",
-            dict(volumes=volumes, retries=retries, region=region, cloud=cloud, routing_region=routing_region),
+            dict(volumes=volumes, region=region, cloud=cloud, routing_region=routing_region),
             UNSUPPORTED,
             IGNORED,
         )
@@ -85,6 +84,9 @@ class Configurable:
             o.replace_secrets = True
             o.secret_names.extend(s.name for s in given if s.name)
             o.secret_env.update({k: v for s in given for k, v in s.values})
+        policy = parse_retries(retries, f"{self._what}.with_options()")
+        if policy is not None:
+            o.retries.CopyFrom(policy.to_proto())
         for name, value in (
             ("max_containers", max_containers),
             ("buffer_containers", buffer_containers),

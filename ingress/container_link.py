@@ -86,12 +86,14 @@ class ContainerLink(ExchangeLink):
         send: Send,
         complete: Callable[[], None],
         method_name: str = "",
+        retiring: Callable[[], None] | None = None,
     ) -> None:
         """Carry one ASGI connection to the container and its answer back, chunk by chunk.
 
         `complete()` is called as the last chunk of an HTTP response goes out, before the client
         can have it: a client's next request must find this one's slot already free. `method_name`
-        names the class's web method the request is for ("" for a function's endpoint)."""
+        names the class's web method the request is for ("" for a function's endpoint).
+        `retiring()` is called when the container says it takes no new inputs (before `complete`)."""
         inbox = self.open(request_id)
         request = _ProxiedRequest()
         opening = scope_to_proto(scope)
@@ -138,6 +140,9 @@ class ContainerLink(ExchangeLink):
                 elif kind == "credit":
                     if request.window is not None:  # no chunk that takes a credit went out, so none comes back
                         request.window.credit(frame.credit)
+                elif kind == "retiring":
+                    if retiring is not None:
+                        retiring()
                 elif kind == "done":
                     ended = True
                     failure = frame.done.failure

@@ -25,17 +25,21 @@ class _SlotUse:
     out, or when it ends otherwise. A held slot outlives the request, so the once is the use's,
     not the slot's: a late finish must not hand away the slot its next request now runs on."""
 
-    __slots__ = ("finished", "scheduler", "slot")
+    __slots__ = ("finished", "retire", "scheduler", "slot")
 
     def __init__(self, scheduler: SchedulerLink, slot: Slot) -> None:
         self.scheduler = scheduler
         self.slot = slot
         self.finished = False
+        self.retire = False  # the container said it takes no new inputs
+
+    def retiring(self) -> None:
+        self.retire = True
 
     def finish(self, unreachable: bool = False) -> None:
         if not self.finished:
             self.finished = True
-            self.scheduler.finish(self.slot, unreachable)
+            self.scheduler.finish(self.slot, unreachable, self.retire)
 
 
 def _replaying(consumed: list[dict[str, Any]], receive: Any) -> Any:
@@ -104,7 +108,9 @@ class Proxy:
             use = _SlotUse(self.scheduler, slot)
             try:
                 link = self.links.get(slot.address)
-                await link.proxy(next(self._stream_ids), scope, receive, send, use.finish, route.method_name)
+                await link.proxy(
+                    next(self._stream_ids), scope, receive, send, use.finish, route.method_name, use.retiring
+                )
             except ContainerUnreachable as exc:
                 # Nothing reached the app: tell the scheduler, and try another container.
                 use.finish(unreachable=True)

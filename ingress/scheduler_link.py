@@ -153,18 +153,20 @@ class SchedulerLink:
                 self._send_release(slot_id)
             raise
 
-    def finish(self, slot: Slot, unreachable: bool = False) -> None:
+    def finish(self, slot: Slot, unreachable: bool = False, retire: bool = False) -> None:
         """The request on `slot` is over: hold the slot for the next one, or give it back. Once
-        per request: a held slot outlives its requests (ingress/proxy.py's _SlotUse)."""
+        per request: a held slot outlives its requests (ingress/proxy.py's _SlotUse). `retire`:
+        its container takes no new inputs (protos Retiring)."""
         if slot.epoch != self._epoch:
             return  # granted on a stream that is gone; the scheduler freed it then
-        if unreachable:
+        if unreachable or retire:
             slot.holdable = False
         if self.held.keep(slot):
             return
-        self._send_release(slot.slot_id, unreachable)
-        if unreachable:
+        self._send_release(slot.slot_id, unreachable, retire)
+        if unreachable or retire:
             self.held.drop_container(slot.container_id)
 
-    def _send_release(self, slot_id: int, unreachable: bool = False) -> None:
-        self._outbox.put_nowait(pb.IngressMessage(release=pb.Release(slot_id=slot_id, unreachable=unreachable)))
+    def _send_release(self, slot_id: int, unreachable: bool = False, retire: bool = False) -> None:
+        release = pb.Release(slot_id=slot_id, unreachable=unreachable, retire=retire)
+        self._outbox.put_nowait(pb.IngressMessage(release=release))

@@ -233,6 +233,14 @@ async def plain_response(
     scope: Mapping[str, Any], send: Any, status: int, message: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     """A short text response; for a WebSocket, a denial response or a close with a reason."""
+    for event in plain_messages(scope, status, message, extra_headers):
+        await send(event)
+
+
+def plain_messages(
+    scope: Mapping[str, Any], status: int, message: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> list[dict[str, Any]]:
+    """The ASGI messages of plain_response."""
     body = (message + "\n").encode()
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
@@ -240,10 +248,13 @@ async def plain_response(
         *extra_headers,
     ]
     if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-    elif "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1011 if status >= 500 else 1008, "reason": message[:120]})
+        return [
+            {"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": body},
+        ]
+    if "websocket.http.response" in scope.get("extensions", {}):
+        return [
+            {"type": "websocket.http.response.start", "status": status, "headers": headers},
+            {"type": "websocket.http.response.body", "body": body},
+        ]
+    return [{"type": "websocket.close", "code": 1011 if status >= 500 else 1008, "reason": message[:120]}]

@@ -70,6 +70,8 @@ def stacked(earlier: pb.FunctionOverrides, later: pb.FunctionOverrides) -> pb.Fu
         del result.secret_names[:]
         result.secret_env.clear()
     result.MergeFrom(later)
+    if later.HasField("retries"):  # a policy is replaced whole, never merged field by field
+        result.retries.CopyFrom(later.retries)
     return result
 
 
@@ -98,6 +100,8 @@ def apply(spec: pb.FunctionSpec, o: pb.FunctionOverrides) -> pb.FunctionSpec:
         result.secret_names.extend(o.secret_names)
         result.secret_env.clear()
         result.secret_env.update(o.secret_env)
+    if o.HasField("retries"):
+        result.retries.CopyFrom(o.retries)
     return result
 
 
@@ -106,6 +110,8 @@ def describe(o: pb.FunctionOverrides) -> str:
     # target_inputs=0 (with_concurrency() without one) means "max_inputs": nothing to say.
     shown = [name for name in SCALARS if o.HasField(name) and (name != "target_inputs" or o.target_inputs)]
     parts = [f"{name}={getattr(o, name)!r}" for name in shown]
+    if o.HasField("retries"):
+        parts.append(f"retries={o.retries.max_retries}")
     if o.replace_secrets:
         secrets = [*o.secret_names, *(f"{key}=…" for key in sorted(o.secret_env))]
         parts.append(f"secrets=[{', '.join(secrets)}]")

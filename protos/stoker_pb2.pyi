@@ -238,6 +238,8 @@ class FunctionSpec(_message.Message):
     PARAMETERS_FIELD_NUMBER: _builtins.int
     BATCH_MAX_SIZE_FIELD_NUMBER: _builtins.int
     BATCH_WAIT_MS_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    STARTUP_TIMEOUT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     gpu: _builtins.str
     min_containers: _builtins.int
@@ -261,6 +263,10 @@ class FunctionSpec(_message.Message):
     0: not batched. A batched function's containers take batch_max_size inputs at once.
     """
     batch_wait_ms: _builtins.int
+    startup_timeout: _builtins.float
+    """Seconds a container may take to start, its @modal.enter hooks included; past it the container
+    fails as an enter hook that raised does. 0: the function's timeout.
+    """
     @_builtins.property
     def image(self) -> Global___ImageSpec: ...
     @_builtins.property
@@ -282,6 +288,10 @@ class FunctionSpec(_message.Message):
     @_builtins.property
     def parameters(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterSpec]:
         """a class's modal.parameter() fields"""
+
+    @_builtins.property
+    def retries(self) -> Global___RetryPolicy:
+        """unset: a failed call fails at once"""
 
     def __init__(
         self,
@@ -306,14 +316,50 @@ class FunctionSpec(_message.Message):
         parameters: _abc.Iterable[Global___ParameterSpec] | None = ...,
         batch_max_size: _builtins.int = ...,
         batch_wait_ms: _builtins.int = ...,
+        retries: Global___RetryPolicy | None = ...,
+        startup_timeout: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "web", b"web"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "retries", b"retries", "web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "startup_timeout", b"startup_timeout", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FunctionSpec: _TypeAlias = FunctionSpec  # noqa: Y015
+
+@_typing.final
+class RetryPolicy(_message.Message):
+    """Modal's Retries: how often, and after what delays, the scheduler runs a failed call again. The
+    delay before retry n (1, 2, ...) is min(initial_delay * backoff_coefficient^(n-1), max_delay).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_RETRIES_FIELD_NUMBER: _builtins.int
+    BACKOFF_COEFFICIENT_FIELD_NUMBER: _builtins.int
+    INITIAL_DELAY_FIELD_NUMBER: _builtins.int
+    MAX_DELAY_FIELD_NUMBER: _builtins.int
+    max_retries: _builtins.int
+    backoff_coefficient: _builtins.float
+    initial_delay: _builtins.float
+    """seconds"""
+    max_delay: _builtins.float
+    """seconds"""
+    def __init__(
+        self,
+        *,
+        max_retries: _builtins.int = ...,
+        backoff_coefficient: _builtins.float = ...,
+        initial_delay: _builtins.float = ...,
+        max_delay: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff_coefficient", b"backoff_coefficient", "initial_delay", b"initial_delay", "max_delay", b"max_delay", "max_retries", b"max_retries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryPolicy: _TypeAlias = RetryPolicy  # noqa: Y015
 
 @_typing.final
 class ParameterSpec(_message.Message):
@@ -1394,18 +1440,22 @@ class Release(_message.Message):
 
     SLOT_ID_FIELD_NUMBER: _builtins.int
     UNREACHABLE_FIELD_NUMBER: _builtins.int
+    RETIRE_FIELD_NUMBER: _builtins.int
     slot_id: _builtins.int
     unreachable: _builtins.bool
     """the ingress could not reach the container: place nothing more on it"""
+    retire: _builtins.bool
+    """the container said it is Retiring: place nothing more on it"""
     def __init__(
         self,
         *,
         slot_id: _builtins.int = ...,
         unreachable: _builtins.bool = ...,
+        retire: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["slot_id", b"slot_id", "unreachable", b"unreachable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["retire", b"retire", "slot_id", b"slot_id", "unreachable", b"unreachable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2175,6 +2225,7 @@ class FunctionOverrides(_message.Message):
     TIMEOUT_FIELD_NUMBER: _builtins.int
     MAX_INPUTS_FIELD_NUMBER: _builtins.int
     TARGET_INPUTS_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
     cpu: _builtins.float
     memory_mib: _builtins.int
     gpu: _builtins.str
@@ -2186,11 +2237,14 @@ class FunctionOverrides(_message.Message):
     timeout: _builtins.float
     max_inputs: _builtins.int
     target_inputs: _builtins.int
-    """13: retries (a RetryPolicy, as FunctionSpec's), once calls have retries."""
     @_builtins.property
     def secret_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def secret_env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def retries(self) -> Global___RetryPolicy:
+        """set: replaces the function's retries whole"""
+
     def __init__(
         self,
         *,
@@ -2206,10 +2260,11 @@ class FunctionOverrides(_message.Message):
         timeout: _builtins.float | None = ...,
         max_inputs: _builtins.int | None = ...,
         target_inputs: _builtins.int | None = ...,
+        retries: Global___RetryPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "scaledown_window", b"scaledown_window", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "retries", b"retries", "scaledown_window", b"scaledown_window", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "replace_secrets", b"replace_secrets", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "replace_secrets", b"replace_secrets", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_containers: _TypeAlias = _typing.Literal["buffer_containers"]  # noqa: Y015
     _WhichOneofArgType__buffer_containers: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers"]  # noqa: Y015
@@ -2794,6 +2849,7 @@ class ResponseFrame(_message.Message):
     CREDIT_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    RETIRING_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     credit: _builtins.int
     """the app consumed this many request body events or messages"""
@@ -2807,6 +2863,10 @@ class ResponseFrame(_message.Message):
     def done(self) -> Global___Done:
         """the app or call is over (returned or failed): the last frame of `id`"""
 
+    @_builtins.property
+    def retiring(self) -> Global___Retiring:
+        """sent before the frames that end `id`: see Retiring"""
+
     def __init__(
         self,
         *,
@@ -2815,16 +2875,42 @@ class ResponseFrame(_message.Message):
         credit: _builtins.int = ...,
         output: Global___CallOutput | None = ...,
         done: Global___Done | None = ...,
+        retiring: Global___Retiring | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "kind", b"kind", "output", b"output"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "kind", b"kind", "output", b"output", "retiring", b"retiring"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "id", b"id", "kind", b"kind", "output", b"output"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "done", b"done", "event", b"event", "id", b"id", "kind", b"kind", "output", b"output", "retiring", b"retiring"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "credit", "output", "done"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "credit", "output", "done", "retiring"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___ResponseFrame: _TypeAlias = ResponseFrame  # noqa: Y015
+
+@_typing.final
+class Retiring(_message.Message):
+    """The container takes no new inputs: input `id` ran past its timeout in code that cannot be
+    stopped (a sync function's thread), which still runs. Whoever holds the input's slot tells the
+    scheduler (Release.retire, or the call link itself), which places nothing more there, stops
+    the container once its other inputs are done and starts another when one is needed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Retiring: _TypeAlias = Retiring  # noqa: Y015
 
 @_typing.final
 class Done(_message.Message):

@@ -35,6 +35,8 @@ class CallLink(ExchangeLink):
     def __init__(self, address: str, on_broken: Callable[[ExchangeLink], None]) -> None:
         super().__init__(address, on_broken)
         self._ids = itertools.count(1)
+        # The container said it is Retiring: why. Its slots go back with Release's retire meaning.
+        self.retiring = ""
 
     async def call(self, request: pb.CallRequest) -> AsyncGenerator[pb.CallOutput, None]:
         """The call's outputs: items as the function yields them, then its result or error.
@@ -61,6 +63,8 @@ class CallLink(ExchangeLink):
                         owed = CreditsOwed()
                     if due := owed.took(inbox.empty()):
                         self._outbox.put_nowait(pb.RequestFrame(id=call_id, credit=due))
+                elif kind == "retiring":
+                    self.retiring = frame.retiring.reason
                 elif kind == "done":
                     finished = True
                     why = frame.done.failure or "?"

@@ -1,6 +1,11 @@
 """Function calls through the scheduler: find the function, place the call like an HTTP request
 (Cluster.acquire_slot), relay it over the container's call link, keep spawned outcomes and call
-graphs (scheduler/call_graph.py), cancel spawned calls."""
+graphs (scheduler/call_graph.py), cancel spawned calls.
+
+A call whose function has `retries` runs again after a failed attempt (its function raised, a
+timeout included, or its container stopped during it), after the policy's delay, until the
+retries are spent; the caller gets the last failure. A generator's retry skips the items its
+caller already has, as Modal's does. Web requests never come here: they are never retried."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from scheduler.call_graph import CallGraphs
 from scheduler.call_link import CallLinks, ContainerLost
 from scheduler.cluster import Cluster
 from scheduler.model import Container, FunctionState, SlotRefused
+from scheduler.retry_policy import max_retries, retry_delay
 from scheduler.spawned import SpawnedCalls, SpawnedCancelled, TooManySpawned
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,14 @@ def final_status(output: pb.CallOutput) -> pb.InputStatus.ValueType:
         timed_out = output.error.type.endswith(".FunctionTimeoutError")
         return pb.INPUT_STATUS_TIMEOUT if timed_out else pb.INPUT_STATUS_FAILURE
     return pb.INPUT_STATUS_SUCCESS
+
+
+class ContainerStopped(AppError):
+    """The container of an attempt at a call to `fn` stopped during it."""
+
+    def __init__(self, fn: FunctionState, message: str) -> None:
+        super().__init__(grpc.StatusCode.INTERNAL, message)
+        self.fn = fn
 
 
 class Calls:
@@ -161,8 +175,9 @@ class Calls:
     async def outputs(
         self, request: pb.CallRequest, caller_app_id: str = "", call_id: str = ""
     ) -> AsyncGenerator[pb.CallOutput, None]:
-        """The call's outputs as its container sends them; AppError when it cannot be run.
-        `call_id`: a spawned call's id, its function call id (the root of a call graph)."""
+        """The call's outputs as its container sends them, attempt after attempt while its
+        function's retries last; AppError when it cannot be run. `call_id`: a spawned call's id,
+        its function call id (the root of a call graph)."""
         fn = self._callable(request, caller_app_id)
         call_graph.mint(request, call_id)
         node = None
@@ -171,8 +186,8 @@ class Calls:
             node = self.graphs.begin(request, function_name(request), module, spawned=bool(call_id))
         status: pb.InputStatus.ValueType | None = None  # set by the call's last output
         try:
-            async with contextlib.aclosing(self._placed(request, caller_app_id, fn, call_id)) as placed:
-                async for output, container in placed:
+            async with contextlib.aclosing(self._retried(request, caller_app_id, fn, call_id)) as retried:
+                async for output, container in retried:
                     if node is not None:
                         node.task_id = container.id
                     if output.WhichOneof("kind") != "item":
@@ -190,11 +205,53 @@ class Calls:
             if node is not None:
                 self.graphs.finished(node, pb.INPUT_STATUS_FAILURE if status is None else status)
 
-    async def _placed(
+    async def _retried(
         self, request: pb.CallRequest, caller_app_id: str, fn: FunctionState, call_id: str
     ) -> AsyncGenerator[tuple[pb.CallOutput, Container], None]:
-        """The call's outputs, each with the container it runs on; placed again (on a function
-        found anew) when its container could not be reached."""
+        """The outputs of the call's attempts, each with the container it ran on: the last
+        attempt's result or error, and each item once."""
+        delivered = 0  # items the caller has had: a retried generator's first ones are skipped
+        retry = 0
+        while True:
+            seen = 0
+            try:
+                async with contextlib.aclosing(self._attempt(request, caller_app_id, fn, call_id)) as attempt:
+                    async for fn, output, container in attempt:
+                        if output.WhichOneof("kind") == "item":
+                            seen += 1
+                            if seen > delivered:
+                                delivered = seen
+                                yield output, container
+                            continue
+                        if output.WhichOneof("kind") != "error" or retry >= max_retries(fn.spec):
+                            yield output, container
+                            return
+                        failure = f"{output.error.type}: {output.error.message}"
+                        break
+            except ContainerStopped as stopped:
+                fn = stopped.fn
+                if retry >= max_retries(fn.spec):
+                    raise
+                failure = stopped.message
+            retry += 1
+            delay = retry_delay(fn.spec.retries, retry)
+            log.info(
+                "call to %s failed (%s); retry %d of %d in %g s",
+                fn.spec.name,
+                failure.splitlines()[0] if failure else "?",
+                retry,
+                max_retries(fn.spec),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            fn = self._callable(request, caller_app_id)  # found anew: the app may have been redeployed
+
+    async def _attempt(
+        self, request: pb.CallRequest, caller_app_id: str, fn: FunctionState, call_id: str
+    ) -> AsyncGenerator[tuple[FunctionState, pb.CallOutput, Container], None]:
+        """One run of the call: its outputs, each with the function and container that ran it.
+        ContainerStopped when its container stopped during it; a container never reached is
+        tried again (on the function found anew)."""
         for attempt in range(1, PLACE_ATTEMPTS + 1):
             if attempt > 1:
                 fn = self._callable(request, caller_app_id)
@@ -203,17 +260,18 @@ class Calls:
             except SlotRefused as refused:
                 raise CallRefused(refused) from None
             unreachable = False
+            link = self.links.get(container.address)
             if call_id:
                 self._spawned_on[call_id] = container
             try:
-                async with contextlib.aclosing(self.links.get(container.address).call(request)) as relayed:
+                async with contextlib.aclosing(link.call(request)) as relayed:
                     async for output in relayed:
-                        yield output, container
+                        yield fn, output, container
                 return
             except ContainerLost as lost:
                 if lost.reached or attempt == PLACE_ATTEMPTS:
-                    raise AppError(
-                        grpc.StatusCode.INTERNAL,
+                    raise ContainerStopped(
+                        fn,
                         f"the container {container.id} running {fn.spec.name!r} stopped during the call ({lost}); "
                         "the app's logs may say why",
                     ) from None
@@ -221,7 +279,7 @@ class Calls:
                 log.warning("call to %s: %s could not be reached; placing it again", fn.spec.name, container.id)
             finally:
                 self._spawned_on.pop(call_id, None)
-                self.cluster.release_slot(container, unreachable)
+                self.cluster.release_slot(container, unreachable, retire=link.retiring)
 
     async def run_to_end(self, request: pb.CallRequest, caller_app_id: str, call_id: str) -> pb.CallOutput:
         """The call's final output (its result or error), for Spawn."""

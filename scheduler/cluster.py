@@ -230,16 +230,22 @@ class Cluster:
             for ingress in self.ingresses.values():
                 ingress.outbox.put_nowait(event)
 
-    def release(self, ingress: IngressSession, slot_id: int, unreachable: bool = False) -> None:
+    def release(self, ingress: IngressSession, slot_id: int, unreachable: bool = False, retire: str = "") -> None:
         container = ingress.assigned.pop(slot_id, None)
         if container is None:
             waiter = ingress.waiting.pop(slot_id, None)
             if waiter is not None:  # its client left while it was queued
                 self._forget_waiter(waiter)
             return
-        self.release_slot(container, unreachable)
+        self.release_slot(container, unreachable, retire)
 
-    def release_slot(self, container: Container, unreachable: bool = False) -> None:
+    def release_slot(self, container: Container, unreachable: bool = False, retire: str = "") -> None:
+        """Give a slot back. `retire` (why): the container takes no new inputs (protos Retiring);
+        it stops once its other inputs are done, and another starts if one is needed."""
+        if retire and container.state != "draining":
+            log.warning("%s is retiring (%s); placing nothing more on it", container.id, retire)
+            self._draining(container)
+            self._scale(container.function)
         if unreachable and container.state != "draining":
             # Its worker will report the exit; until then no request may go there.
             log.warning("%s cannot be reached; placing nothing more on it", container.id)

@@ -386,6 +386,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             if kind == "acquire":
                 self.cluster.acquire(session, message.acquire.slot_id, message.acquire.function_id)
             elif kind == "release":
-                self.cluster.release(session, message.release.slot_id, message.release.unreachable)
+                release = message.release
+                retire = "the container said it is retiring" if release.retire else ""
+                self.cluster.release(session, release.slot_id, release.unreachable, retire)
             elif kind == "routes_applied":
                 self.cluster.routes_applied(session, message.routes_applied)

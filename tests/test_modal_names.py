@@ -45,12 +45,12 @@ def stream():
     "no_functions": ("", "defines no functions: decorate one with @app.function()"),
     "unsupported_option": (
         """
-@app.function(retries=3)
+@app.function(ephemeral_disk=1024)
 @modal.fastapi_endpoint()
 def square(x: int):
     return {"square": x**2}
 """,
-        "stoker does not support @app.function(retries=) yet",
+        "stoker does not support @app.function(ephemeral_disk=) yet",
     ),
     "unsupported_name": (
         """

@@ -173,7 +173,7 @@ def test_bad_options_say_what_was_wrong(gpu_cluster: Cluster, urls: dict[str, st
             lambda: Model.with_concurrency(max_inputs=0),
             lambda: Model.with_concurrency(max_inputs=2, target_inputs=3),
             lambda: where.with_options(volumes={"/data": object()}),
-            lambda: Model.with_options(retries=3),
+            lambda: Model.with_options(retries="often"),
             lambda: where.with_options(gpu="A10G:99").remote(),
             lambda: where.with_options(gpu="H100").remote(),
             lambda: where.with_options(secrets=[modal.Secret.from_name("no-such-secret")]).remote(),
@@ -193,7 +193,7 @@ def test_bad_options_say_what_was_wrong(gpu_cluster: Cluster, urls: dict[str, st
     assert lines[3] == "InvalidError: max_inputs must be at least 1, got 0"
     assert lines[4] == "InvalidError: target_inputs must be between 1 and max_inputs (2)"
     assert lines[5].startswith("InvalidError: stoker does not support Function.with_options(volumes=) yet")
-    assert lines[6].startswith("InvalidError: stoker does not support Cls.with_options(retries=) yet")
+    assert lines[6].startswith("InvalidError: Retries parameter must be an integer or instance of modal.Retries")
     assert lines[7].startswith("InvalidError: where: gpu='A10G:99': count 99 in 'A10G:99' is above 8")
     assert lines[8].startswith(
         "ExecutionError: 'where' needs 1 \N{MULTIPLICATION SIGN} H100 (gpu='H100') and no worker has"

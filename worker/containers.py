@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 OUTPUT_TAIL_LINES = 30
 
 
+READY_MARGIN = 30.0  # seconds a container's start may take beyond its startup_timeout (imports)
+
+
 class ContainerFailed(Exception):
     """The container exited or timed out before it was ready."""
 
@@ -129,15 +132,16 @@ class ContainerProcess:
         assert self._exit is not None
         ready = asyncio.create_task(asyncio.to_thread(_read_line, ready_r), name=f"ready-{self.id}")
         waiters: set[asyncio.Future[Any]] = {ready, self._exit}
-        done, _ = await asyncio.wait(
-            waiters, timeout=self.config.container_ready_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        # The container bounds its own @modal.enter hooks by its startup_timeout and says why it
+        # failed; this bound is for a start that hangs before it can (an import).
+        ready_timeout = max(self.config.container_ready_timeout, self.command.function.startup_timeout + READY_MARGIN)
+        done, _ = await asyncio.wait(waiters, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
         if ready in done and ready.result():
             return ready.result()
         await self.stop(grace=1)
         await self._drain_output()
         if not done:
-            raise ContainerFailed(f"not ready within {self.config.container_ready_timeout:g} s")
+            raise ContainerFailed(f"not ready within {ready_timeout:g} s")
         code = self._exit.result() if self._exit.done() else -1
         raise ContainerFailed(f"exited with code {code} before serving:\n" + self.tail())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from client.exceptions import InvalidError
 from protos import stoker_pb2 as pb
 from tests.unit.conftest import AppFactory
 from worker.runtime.batching import BatchedCallee, Batcher
-from worker.runtime.calls import Call
+from worker.runtime.calls import Call, timeout_message
+from worker.runtime.retirement import Retirement
 
 # ---------------------------------------------------------------- Modal's rules
 
@@ -133,16 +135,21 @@ def test_a_batched_method_is_the_only_method_of_its_class(make_app: AppFactory) 
 class Caller:
     """One single-input call into a Batcher, as the exchange makes it."""
 
-    def __init__(self, batcher: Batcher, call_id: int, *args: Any, generator: bool = False) -> None:
+    def __init__(
+        self, batcher: Batcher, call_id: int, *args: Any, generator: bool = False, retirement: Retirement | None = None
+    ) -> None:
         self.out: asyncio.Queue[pb.ResponseFrame | None] = asyncio.Queue()
+        self.retirement = retirement or Retirement(asyncio.Event(), bound=60)
         request = pb.CallRequest(args=encode_args(args, {}), generator=generator)
         request.context.function_call_id = f"fc-{call_id}"
         request.context.input_id = f"in-{call_id}"
-        self.task = asyncio.ensure_future(batcher.run(Call(call_id, self.out), request))
+        self.task = asyncio.ensure_future(batcher.run(Call(call_id, self.out), request, self.retirement))
 
     async def output(self) -> Any:
         await self.task
         frame = self.out.get_nowait()
+        while frame is not None and frame.WhichOneof("kind") == "retiring":
+            frame = self.out.get_nowait()
         assert frame is not None
         if frame.output.WhichOneof("kind") == "error":
             return ("error", frame.output.error.type, frame.output.error.message)
@@ -292,7 +299,30 @@ def test_a_batch_past_its_timeout_fails_each_input() -> None:
 
     async def scenario() -> None:
         b = batcher(f, size=1, timeout=0.05)
-        expected = ("builtins.TimeoutError", "f ran longer than its timeout of 0.05 s")
-        assert (await Caller(b, 1, 1).output())[1:] == expected
+        caller = Caller(b, 1, 1)
+        expected = ("client.exceptions.FunctionTimeoutError", timeout_message("f", 0.05))
+        assert (await caller.output())[1:] == expected
+        assert caller.retirement.reason == ""  # an async batch is cancelled: the container goes on
+
+    asyncio.run(scenario())
+
+
+def test_a_sync_batch_that_cannot_be_stopped_retires_its_container() -> None:
+    release = threading.Event()
+
+    def f(xs: list[int]) -> list[int]:
+        release.wait(30)
+        return xs
+
+    async def scenario() -> None:
+        b = batcher(f, size=1, timeout=0.05)
+        stop = asyncio.Event()
+        caller = Caller(b, 1, 1, retirement=Retirement(stop, bound=60))
+        try:
+            assert (await caller.output())[1] == "client.exceptions.FunctionTimeoutError"
+            assert caller.retirement.reason == timeout_message("f", 0.05)
+        finally:
+            release.set()
+            caller.retirement.close()
 
     asyncio.run(scenario())

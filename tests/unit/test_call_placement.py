@@ -22,24 +22,24 @@ from tests.unit.scheduler_harness import minimal_bundle
 CALL_KEY = call_credentials.derive_key("cs-test")
 
 
-def _app(name: str, max_containers: int = 0) -> pb.AppDefinition:
+def _app(name: str, max_containers: int = 0, max_inputs: int = 0) -> pb.AppDefinition:
     return pb.AppDefinition(
         name=name,
         entry="app.py",
         bundle=minimal_bundle(),
         functions=[
-            pb.FunctionSpec(name="work", max_containers=max_containers),
+            pb.FunctionSpec(name="work", max_containers=max_containers, max_inputs=max_inputs),
             pb.FunctionSpec(name="page", web=pb.WebEndpoint(kind="fastapi_endpoint", method="GET")),
         ],
     )
 
 
-def _setup(tmp_path: Path, max_containers: int = 0) -> tuple[Apps, Cluster, WorkerSession]:
+def _setup(tmp_path: Path, max_containers: int = 0, max_inputs: int = 0) -> tuple[Apps, Cluster, WorkerSession]:
     cluster = Cluster(queue_timeout=5, call_key=CALL_KEY)
     worker = WorkerSession(info=pb.WorkerRegister(worker_id="w1", hostname="h"))
     cluster.add_worker(worker)
     apps = Apps(Store(tmp_path / "stoker.db"), cluster, "ws", "localhost", "http", 8000)
-    apps.deploy(_app("jobs", max_containers), "", ephemeral=False)
+    apps.deploy(_app("jobs", max_containers, max_inputs), "", ephemeral=False)
     return apps, cluster, worker
 
 

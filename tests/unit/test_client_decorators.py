@@ -275,7 +275,6 @@ def test_parameters_that_change_nothing_here_are_accepted(app: App) -> None:
         nonpreemptible=True,
         include_source=False,
         # Modal's features stoker lacks, at their defaults: nothing to refuse.
-        retries=0,
         volumes={},
         enable_memory_snapshot=False,
         block_network=False,
@@ -285,8 +284,8 @@ def test_parameters_that_change_nothing_here_are_accepted(app: App) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("retries", 3), ("volumes", {"/data": object()}), ("enable_memory_snapshot", True), ("block_network", True),
-     ("schedule", object()), ("env", {"K": "v"}), ("single_use_containers", True)],
+    [("ephemeral_disk", 1024), ("volumes", {"/data": object()}), ("enable_memory_snapshot", True),
+     ("block_network", True), ("schedule", object()), ("env", {"K": "v"}), ("single_use_containers", True)],
 )  # fmt: skip
 def test_modal_parameters_stoker_lacks_are_not_supported_yet(app: App, option: str, value: object) -> None:
     with pytest.raises(InvalidError, match=rf"stoker does not support @app.function\({option}=\) yet"):

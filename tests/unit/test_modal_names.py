@@ -170,8 +170,17 @@ def test_every_alias_name_is_the_sdk_object_or_not_supported_yet(aliased: Module
 def test_alias_views_refuse_unknown_names_as_python_does(aliased: ModuleType) -> None:
     with pytest.raises(ImportError, match=r"cannot import name 'Nope' from 'modal\.exception'"):
         from modal.exception import Nope  # type: ignore[import-not-found]  # noqa: F401
-    with pytest.raises(InvalidError, match=r"modal\.exception\.FunctionTimeoutError"):
-        from modal.exception import FunctionTimeoutError  # type: ignore[import-not-found]  # noqa: F401
+    with pytest.raises(InvalidError, match=r"modal\.exception\.SandboxTimeoutError"):
+        from modal.exception import SandboxTimeoutError  # type: ignore[import-not-found]  # noqa: F401
+
+
+def test_function_timeout_error_is_reachable_as_modals(aliased: ModuleType) -> None:
+    from modal.exception import FunctionTimeoutError, TimeoutError  # type: ignore[import-not-found]
+
+    import client.exceptions
+
+    assert FunctionTimeoutError is client.exceptions.FunctionTimeoutError
+    assert issubclass(FunctionTimeoutError, TimeoutError)
 
 
 def test_the_stoker_modules_behind_the_aliases_are_not_loaded_twice(aliased: ModuleType) -> None:
@@ -185,5 +194,5 @@ def test_the_stoker_modules_behind_the_aliases_are_not_loaded_twice(aliased: Mod
 
 
 def test_check_options_names_every_refused_option(make_app: AppFactory) -> None:
-    with pytest.raises(InvalidError, match=r"@app.function\(retries=, volumes=\) yet"):
-        make_app().function(retries=2, volumes={"/v": object()}, region="eu")
+    with pytest.raises(InvalidError, match=r"@app.function\(ephemeral_disk=, volumes=\) yet"):
+        make_app().function(ephemeral_disk=2, volumes={"/v": object()}, region="eu")

@@ -115,8 +115,8 @@ def test_a_container_of_a_pool_runs_with_its_concurrency_and_timeout() -> None:
 
 def test_the_sdk_refuses_what_stoker_lacks_and_ignores_what_changes_nothing() -> None:
     handle = modal.Function.from_name("a", "b")
-    with pytest.raises(InvalidError, match=r"^stoker does not support Function.with_options\(retries=\) yet"):
-        handle.with_options(retries=2)
+    with pytest.raises(InvalidError, match=r"^stoker does not support Function.with_options\(volumes=\) yet"):
+        handle.with_options(volumes={"/data": object()})
     with pytest.raises(InvalidError, match=r"pair for with_options\(cpu=\)"):
         handle.with_options(cpu=(1.0, 2.0))
     with pytest.raises(InvalidError, match=r"max_containers must be an integer"):

@@ -31,7 +31,9 @@ from protos.exchange_link import CHANNEL_OPTIONS
 from worker.runtime.exchange import ContainerServicer
 from worker.runtime.instance import serve_class
 from worker.runtime.lifespan import Lifespan
+from worker.runtime.retirement import Retirement
 from worker.runtime.served import Served, StartupError, serve_function
+from worker.runtime.threads import still_running
 from worker.runtime.web_server import WebServerStartupError
 
 log = logging.getLogger("stoker.container")
@@ -71,7 +73,7 @@ async def serve(target: Function | Cls) -> int:
         served = await load(target)
     except StartupError as exc:
         log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
-        return 1
+        return leave_abandoned_threads(1)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,8 +92,9 @@ async def serve(target: Function | Cls) -> int:
     lifespans = [Lifespan(app) for app in served.web_apps.values()]
     for lifespan in lifespans:
         await lifespan.startup()
+    retirement = Retirement(stop, bound=served.timeout + 5)
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    servicer = ContainerServicer(served)
+    servicer = ContainerServicer(served, retirement)
     pb_grpc.add_ContainerServicer_to_server(servicer, server)
     port = server.add_insecure_port(f"{os.environ.get(cenv.BIND_HOST, '127.0.0.1')}:0")
     await server.start()
@@ -103,6 +106,7 @@ async def serve(target: Function | Cls) -> int:
     log.info("serving on %s", address)
 
     await stop.wait()
+    retirement.close()
     # Stopping: the inputs in flight may finish (new ones may still come meanwhile), then the
     # streams close, then the @modal.exit hooks run (their own bound: instance.py).
     await servicer.drain(DRAIN_SECONDS)
@@ -111,7 +115,18 @@ async def serve(target: Function | Cls) -> int:
         await served.on_stop()
     for lifespan in lifespans:
         await lifespan.shutdown()
-    return 0
+    return leave_abandoned_threads(0)
+
+
+def leave_abandoned_threads(code: int) -> int:
+    """Exit now with `code` if threads still run code past its timeout (the logs said which):
+    the event loop's shutdown, then Python's, would wait for them as long as that code takes."""
+    if still_running():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -25,11 +26,13 @@ from typing import Any
 
 from client.batching import BatchConfig
 from client.call_codec import decode_args, encode_value, error_to_proto
-from client.exceptions import InvalidError
+from client.exceptions import FunctionTimeoutError, InvalidError
 from client.execution_context import enter_input
 from protos import call_rules
 from protos import stoker_pb2 as pb
-from worker.runtime.calls import Call, Callee
+from worker.runtime.calls import Call, Callee, timeout_message
+from worker.runtime.retirement import Retirement
+from worker.runtime.threads import Threads
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class _Input:
     arguments: dict[str, Any]  # by parameter name
     context: pb.CallContext
     output: asyncio.Future[pb.CallOutput]
+    call: Call
     batch: list[_Input] | None = None  # the batch it went in; None while it waits for one
     batch_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -60,9 +64,11 @@ class Batcher:
         self._pending: list[_Input] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._retirement: Retirement | None = None  # the container's; known from the first input
 
-    async def run(self, call: Call, request: pb.CallRequest) -> None:
+    async def run(self, call: Call, request: pb.CallRequest, retirement: Retirement) -> None:
         """Run the call's input in a batch, and send its result or error."""
+        self._retirement = retirement
         try:
             refusal = call_rules.call_kind_refusal(self.callee.name, False, request.generator)
             if refusal is not None:
@@ -72,7 +78,7 @@ class Batcher:
         except Exception as exc:  # this input's mistake: it fails alone
             call.emit(pb.CallOutput(error=error_to_proto(exc)))
             return
-        item = _Input(arguments, request.context, asyncio.get_running_loop().create_future())
+        item = _Input(arguments, request.context, asyncio.get_running_loop().create_future(), call)
         item.output.add_done_callback(lambda _: self._left(item))
         self._add(item)
         call.emit(await item.output)  # a cancel of the call cancels the future: _left() then
@@ -125,15 +131,19 @@ class Batcher:
     async def _run_batch(self, batch: list[_Input]) -> None:
         callee = self.callee
         deadline: asyncio.Timeout | None = None
+        threads = Threads()
         try:
             lists = {name: [item.arguments[name] for item in batch] for name in self._signature.parameters}
             async with asyncio.timeout(callee.timeout) as deadline:
-                result = await self._invoke(lists)
+                result = await self._invoke(lists, threads)
             outputs = self._outputs(result, len(batch))
         except TimeoutError as exc:
             error: BaseException = exc
             if deadline is not None and deadline.expired():  # ours, not one the function raised
-                error = TimeoutError(f"{callee.name} ran longer than its timeout of {callee.timeout:g} s")
+                error = FunctionTimeoutError(timeout_message(callee.name, callee.timeout))
+                log.warning("a batch of %d inputs: %s", len(batch), error)
+                if threads.abandoned and self._retirement is not None:  # its thread runs on: replace the container
+                    self._retirement.retire(batch[0].call.out, batch[0].call.id, str(error))
             outputs = [pb.CallOutput(error=error_to_proto(error))] * len(batch)
         except Exception as exc:
             log.info("a batch of %d inputs of %s raised %s: %s", len(batch), callee.name, type(exc).__name__, exc)
@@ -142,11 +152,11 @@ class Batcher:
             if not item.output.done():
                 item.output.set_result(output)
 
-    async def _invoke(self, lists: dict[str, list[Any]]) -> Any:
+    async def _invoke(self, lists: dict[str, list[Any]], threads: Threads) -> Any:
         f = self.callee.f
         if inspect.iscoroutinefunction(f):
             return await f(**lists)
-        return await asyncio.to_thread(f, **lists)
+        return await threads.run(functools.partial(f, **lists))
 
     def _outputs(self, result: Any, inputs: int) -> list[pb.CallOutput]:
         """One output per input from the batch's result; InvalidError when it is no list of that length."""

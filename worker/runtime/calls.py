@@ -6,12 +6,16 @@ container may be handed), async ones as tasks. Each yielded item takes a credit 
 SendWindow), so a fast generator cannot outrun a slow caller. A `cancel` frame for the call's id
 means the caller went away: the task is cancelled (a sync function's thread runs on to its end,
 but nothing more of a sync generator is pulled).
+
+Past the function's timeout the call fails with FunctionTimeoutError. An async function is
+cancelled then; a sync one whose thread runs on retires the container (worker/runtime/retirement.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Generator
@@ -19,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.call_codec import decode_args, encode_value, error_to_proto
-from client.exceptions import InvalidError
+from client.exceptions import FunctionTimeoutError, InvalidError
 from protos import call_rules
 from protos import stoker_pb2 as pb
 from protos.asgi import SendWindow
+from worker.runtime.retirement import Retirement
+from worker.runtime.threads import Threads
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +38,12 @@ _EXHAUSTED = object()
 class Call:
     """One function call on a stream."""
 
-    __slots__ = ("id", "out", "task", "window")
+    __slots__ = ("id", "out", "task", "threads", "window")
 
     def __init__(self, call_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = call_id
         self.out = out
+        self.threads = Threads()
         self.window: SendWindow | None = None  # made at the first item a generator yields
         self.task: asyncio.Task[None] | None = None
 
@@ -71,6 +78,11 @@ class Callee:
     timeout: float
 
 
+def timeout_message(name: str, timeout: float) -> str:
+    """The words a call or request past its timeout fails with."""
+    return f"{name} exceeded its timeout of {timeout:g} s (set with timeout= on its decorator)"
+
+
 def check_call_kind(function: Callee, wants_generator: bool) -> None:
     """Modal's rule, checked again where the code runs: a generator is called with remote_gen,
     any other function with remote. (The scheduler refuses calls to web functions.)"""
@@ -79,7 +91,7 @@ def check_call_kind(function: Callee, wants_generator: bool) -> None:
         raise InvalidError(refusal)
 
 
-async def run_call(function: Callee, call: Call, request: pb.CallRequest) -> None:
+async def run_call(function: Callee, call: Call, request: pb.CallRequest, retirement: Retirement) -> None:
     """Run the call to its end, sending its items and then its result or error."""
     deadline: asyncio.Timeout | None = None
     try:
@@ -89,9 +101,12 @@ async def run_call(function: Callee, call: Call, request: pb.CallRequest) -> Non
             result = await _invoke(function, call, args, kwargs)
         payload = encode_value(result, "the function's return value")
     except TimeoutError as exc:
-        error = exc
+        error: Exception = exc
         if deadline is not None and deadline.expired():  # ours, not one the function raised
-            error = TimeoutError(f"{function.name} ran longer than its timeout of {function.timeout:g} s")
+            error = FunctionTimeoutError(timeout_message(function.name, function.timeout))
+            log.warning("call %s: %s", call.id, error)
+            if call.threads.abandoned:
+                retirement.retire(call.out, call.id, str(error))
         call.emit(pb.CallOutput(error=error_to_proto(error)))
     except Exception as exc:
         log.info("call %s of %s raised %s: %s", call.id, function.name, type(exc).__name__, exc)
@@ -110,7 +125,7 @@ async def _invoke(function: Callee, call: Call, args: tuple[Any, ...], kwargs: d
     if inspect.isgeneratorfunction(f):
         generator: Generator[Any, Any, Any] = f(*args, **kwargs)
         try:
-            while (item := await asyncio.to_thread(next, generator, _EXHAUSTED)) is not _EXHAUSTED:
+            while (item := await call.threads.run(next, generator, _EXHAUSTED)) is not _EXHAUSTED:
                 await call.emit_item(item)
         finally:
             with contextlib.suppress(Exception):
@@ -118,4 +133,4 @@ async def _invoke(function: Callee, call: Call, args: tuple[Any, ...], kwargs: d
         return None
     if inspect.iscoroutinefunction(f):
         return await f(*args, **kwargs)
-    return await asyncio.to_thread(f, *args, **kwargs)
+    return await call.threads.run(functools.partial(f, *args, **kwargs))

@@ -3,6 +3,11 @@
 Each request opened by a Scope frame runs the ASGI app as its own task. Its receive() is fed by
 event frames for its id; its send() turns ASGI messages into frames on the shared stream. A call
 frame opens a function call instead (worker/runtime/calls.py), on the same stream.
+
+A request past the function's timeout is cancelled and answered 504 with the words of
+FunctionTimeoutError (a response already started is cut off instead). An app that does not stop
+within STOP_GRACE seconds of its cancellation (a sync endpoint, whose thread cannot be stopped)
+retires the container (worker/runtime/retirement.py), and the request is ended without it.
 """
 
 from __future__ import annotations
@@ -27,14 +32,17 @@ from protos.asgi import (
     event_from_proto,
     event_to_proto,
     needs_credit,
+    plain_messages,
     plain_response,
     scope_from_proto,
 )
 from protos.batches import response_batches
 from protos.exchange_link import Inbox
 from worker.runtime.batching import Batcher
-from worker.runtime.calls import Call, run_call
+from worker.runtime.calls import Call, run_call, timeout_message
+from worker.runtime.retirement import Retirement
 from worker.runtime.served import Served
+from worker.runtime.threads import Threads, request_threads
 from worker.runtime.web import Message
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,8 @@ log = logging.getLogger(__name__)
 _RETURNED = pb.Done()  # copied into each frame it is given to, so one serves every request
 
 _ERROR_MESSAGE = "Internal Server Error: the web function raised an exception (see the app's logs)"
+
+STOP_GRACE = 1.0  # seconds a request's app has to stop once cancelled at its timeout
 
 
 class ClientDisconnected(OSError):
@@ -51,7 +61,19 @@ class ClientDisconnected(OSError):
 class _Request:
     """One ASGI connection on a stream."""
 
-    __slots__ = ("client_gone", "id", "inbox", "out", "owed", "started", "task", "window")
+    __slots__ = (
+        "client_gone",
+        "ended",
+        "id",
+        "inbox",
+        "out",
+        "overran",
+        "owed",
+        "started",
+        "task",
+        "threads",
+        "window",
+    )
 
     def __init__(self, request_id: int, out: asyncio.Queue[pb.ResponseFrame | None]) -> None:
         self.id = request_id
@@ -61,6 +83,9 @@ class _Request:
         self.owed: CreditsOwed | None = None  # made at the first request chunk that takes a credit
         self.started = False
         self.client_gone = False
+        self.overran = False  # it ran past its timeout, and was cancelled
+        self.ended = False  # its Done frame went out
+        self.threads = Threads()  # where a sync FastAPI endpoint runs (worker/runtime/web.py)
         self.task: asyncio.Task[None] | None = None
 
     async def receive(self) -> Message:
@@ -112,8 +137,9 @@ class _Request:
 
 
 class ContainerServicer(pb_grpc.ContainerServicer):
-    def __init__(self, served: Served) -> None:
+    def __init__(self, served: Served, retirement: Retirement) -> None:
         self.served = served
+        self.retirement = retirement
         self._inputs: set[asyncio.Task[None]] = set()  # every open request and call, on any stream
 
     async def drain(self, seconds: float) -> None:
@@ -186,9 +212,9 @@ class ContainerServicer(pb_grpc.ContainerServicer):
             if callee is None:
                 call.emit(pb.CallOutput(error=error_to_proto(InvalidError(self._no_callee(request.method_name)))))
             elif isinstance(callee, Batcher):
-                await callee.run(call, request)
+                await callee.run(call, request, self.retirement)
             else:
-                await run_call(callee, call, request)
+                await run_call(callee, call, request, self.retirement)
         except asyncio.CancelledError:
             failure = "cancelled"
             raise
@@ -205,16 +231,24 @@ class ContainerServicer(pb_grpc.ContainerServicer):
     async def _run(self, request: _Request, scope_pb: pb.Scope, open_: dict[int, _Request | Call]) -> None:
         error = ""
         scope = scope_from_proto(scope_pb)
+        loop = asyncio.get_running_loop()
+        deadline = loop.call_later(self.served.timeout, self._time_out, request, scope, open_)
+        request_threads.set(request.threads)  # in this task's context only
         try:
             app = self.served.web_apps.get(scope_pb.method_name)
             if app is None:
                 raise RuntimeError(f"{self.served.name} serves no web endpoint {scope_pb.method_name!r} here")
             await app(scope, request.receive, request.send)
         except asyncio.CancelledError:
-            error = "cancelled"
-            raise
+            if not request.overran:
+                error = "cancelled"
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            error = self._timed_out(request, scope)
         except Exception:
-            if request.client_gone:
+            if request.overran:
+                error = self._timed_out(request, scope)
+            elif request.client_gone:
                 # Most likely our own ClientDisconnected, as the app was told to stop: not its fault.
                 error = "the client disconnected"
                 log.info("request %s %s stopped: %s", scope_pb.method, scope_pb.path, error)
@@ -223,7 +257,53 @@ class ContainerServicer(pb_grpc.ContainerServicer):
                 log.error("request %s %s failed:\n%s", scope_pb.method, scope_pb.path, error)
                 if not request.started and scope_pb.type == "http":
                     await plain_response(scope, request.send, 500, _ERROR_MESSAGE)
+        else:
+            if request.overran:  # it swallowed its cancellation
+                error = self._timed_out(request, scope)
         finally:
+            deadline.cancel()
             open_.pop(request.id, None)
-            done = pb.Done(failure=error.strip().splitlines()[-1]) if error else _RETURNED
-            request.out.put_nowait(pb.ResponseFrame(id=request.id, done=done))
+            if not request.ended:
+                request.ended = True
+                done = pb.Done(failure=error.strip().splitlines()[-1]) if error else _RETURNED
+                request.out.put_nowait(pb.ResponseFrame(id=request.id, done=done))
+
+    def _time_out(self, request: _Request, scope: dict[str, Any], open_: dict[int, _Request | Call]) -> None:
+        """The request's timeout has come: cancel its app, and give it STOP_GRACE to stop."""
+        request.overran = True
+        if request.task is not None:
+            request.task.cancel()
+        asyncio.get_running_loop().call_later(STOP_GRACE, self._abandon, request, scope, open_)
+
+    def _abandon(self, request: _Request, scope: dict[str, Any], open_: dict[int, _Request | Call]) -> None:
+        """The app did not stop when cancelled: end the request without it, and retire."""
+        if request.ended:
+            return
+        failure = self._timed_out(request, scope, stuck=True)
+        open_.pop(request.id, None)
+        request.ended = True
+        request.out.put_nowait(pb.ResponseFrame(id=request.id, done=pb.Done(failure=failure)))
+
+    def _timed_out(self, request: _Request, scope: dict[str, Any], stuck: bool = False) -> str:
+        """Answer 504 (a WebSocket not yet accepted: denied, or closed with 1011), unless the
+        response has started: an HTTP one is cut off by the Done's failure, an accepted WebSocket
+        closed with 1011 and the words. The app may send nothing more. `stuck`, or a thread of the
+        request's still running: retire first, so that the slot goes back saying so. Returns the
+        Done's failure."""
+        message = timeout_message(self.served.name, self.served.timeout)
+        failure = message
+        if (stuck or request.threads.abandoned) and not request.ended:
+            self.retirement.retire(request.out, request.id, message)
+        if not request.client_gone:
+            log.warning("request %s %s: %s", scope.get("method", ""), scope.get("path", ""), message)
+            events: list[dict[str, Any]] = []
+            if not request.started:
+                events = plain_messages(scope, 504, message)
+            elif scope["type"] == "websocket":
+                events = [{"type": "websocket.close", "code": 1011, "reason": message[:120]}]
+                failure = ""  # closed as it should be: nothing to cut off
+            for event in events:
+                request.out.put_nowait(pb.ResponseFrame(id=request.id, event=event_to_proto(event)))
+        request.started = True
+        request._client_left()  # later sends of the app raise
+        return failure

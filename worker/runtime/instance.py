@@ -4,16 +4,16 @@ the container stops.
 
 `@modal.enter(snap=True)` hooks run first, then the `snap=False` ones: memory snapshots are not
 taken yet, and without one that is Modal's order too (a snapshot would be taken between them).
+Together they may take the class's `startup_timeout`; past it the container fails as it does when
+a hook raises.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import os
-import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +24,7 @@ from protos import parameters as wire_parameters
 from worker.runtime.batching import callee_for
 from worker.runtime.endpoint import Endpoint
 from worker.runtime.served import Served, StartupError
+from worker.runtime.threads import Threads
 from worker.runtime.web import build_endpoint_app
 
 log = logging.getLogger("stoker.container")
@@ -41,18 +42,26 @@ async def serve_class(cls: Cls) -> Served:
     instance = cls.user_cls()
     for name, value in values.items():
         setattr(instance, name, value)
-    for stage in ("enter_snap", "enter"):
-        for hook in cls.members.hooks_of(stage):
-            try:
-                await _run(hook.raw_f, instance)
-            except Exception as exc:
-                log.error(
-                    "@modal.enter method %s.%s raised:\n%s", cls.name, hook.raw_f.__name__, traceback.format_exc()
-                )
-                raise StartupError(
-                    f"@modal.enter method {cls.name}.{hook.raw_f.__name__} failed: {type(exc).__name__}: {exc}"
-                ) from None
-    served = Served(cls.name, cls.options.max_inputs)
+    startup_timeout = cls.options.startup_timeout
+    threads = Threads()
+    running = ""
+    try:
+        async with asyncio.timeout(startup_timeout):
+            for stage in ("enter_snap", "enter"):
+                for hook in cls.members.hooks_of(stage):
+                    running = f"{cls.name}.{hook.raw_f.__name__}"
+                    try:
+                        await _run(hook.raw_f, instance, threads)
+                    except Exception as exc:
+                        log.error("@modal.enter method %s raised:\n%s", running, traceback.format_exc())
+                        failed = f"@modal.enter method {running} failed: {type(exc).__name__}: {exc}"
+                        raise StartupError(failed) from None
+    except TimeoutError:
+        raise StartupError(
+            f"the @modal.enter methods of {cls.name} ran longer than startup_timeout={startup_timeout:g} s "
+            f"(in {running}); raise startup_timeout= on @app.cls if they need longer"
+        ) from None
+    served = Served(cls.name, cls.options.max_inputs, cls.options.timeout)
     for info in cls.members.methods.values():
         bound = info.raw_f.__get__(instance, cls.user_cls)
         qualified = f"{cls.name}.{info.name}"
@@ -70,7 +79,7 @@ async def serve_class(cls: Cls) -> Served:
                 async with asyncio.timeout(EXIT_GRACE_SECONDS):
                     for hook in exit_hooks:
                         try:
-                            await _run(hook.raw_f, instance, abandon_on_cancel=True)
+                            await _run(hook.raw_f, instance, Threads())
                         except Exception:
                             log.error(
                                 "@modal.exit method %s.%s raised:\n%s",
@@ -85,32 +94,9 @@ async def serve_class(cls: Cls) -> Served:
     return served
 
 
-async def _run(f: Callable[..., Any], instance: object, abandon_on_cancel: bool = False) -> None:
-    """A hook: awaited when async, else run in a thread (a hook may take long: a model loading).
-
-    With `abandon_on_cancel` a sync hook runs in a daemon thread of its own, which a cancelled
-    wait leaves behind: an exit hook that hangs past its bound must not hold the process up, as
-    the event loop's executor would when it closes (it joins its threads)."""
+async def _run(f: Callable[..., Any], instance: object, threads: Threads) -> None:
+    """A hook: awaited when async, else run in a thread (a hook may take long: a model loading)."""
     if inspect.iscoroutinefunction(f):
         await f(instance)
-    elif not abandon_on_cancel:
-        await asyncio.to_thread(f, instance)
     else:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:
-            if not done.done():
-                done.set_exception(error) if error is not None else done.set_result(None)
-
-        def hook() -> None:
-            error: BaseException | None = None
-            try:
-                f(instance)
-            except BaseException as exc:  # handed to the awaiting coroutine, which logs it
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(settle, error)
-
-        threading.Thread(target=hook, name=f"exit-{f.__name__}", daemon=True).start()
-        await done
+        await threads.run(f, instance)

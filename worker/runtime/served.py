@@ -24,6 +24,7 @@ class StartupError(Exception):
 class Served:
     name: str
     max_inputs: int
+    timeout: float  # seconds per input, requests and calls alike
     callees: dict[str, Callee | Batcher] = field(default_factory=dict)  # by method name; "" for a function
     web_apps: dict[str, ASGIApp] = field(default_factory=dict)  # by method name; "" for a function
     on_stop: Callable[[], Awaitable[None]] | None = None  # @modal.exit hooks, bounded
@@ -33,7 +34,7 @@ class Served:
 
 
 def serve_function(function: Function) -> Served:
-    served = Served(function.name, function.options.max_inputs)
+    served = Served(function.name, function.options.max_inputs, function.options.timeout)
     if function.web is not None:
         served.web_apps[""] = build_asgi_app(function)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from client.exceptions import InvalidError
 from client.function import Function
 from worker.runtime.endpoint import Endpoint
+from worker.runtime.threads import request_threads
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,8 +66,24 @@ def _fastapi_endpoint(function: Endpoint) -> ASGIApp:
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.add_api_route("/", function.f, methods=[web.method])
+    app.add_api_route("/", _tracked(function.f), methods=[web.method])
     return app
+
+
+def _tracked(f: Callable[..., Any]) -> Callable[..., Any]:
+    """A sync endpoint as an async one that runs it in the request's threads (FastAPI would run it
+    in its own thread pool): past its timeout, the request learns that it could not be stopped.
+    FastAPI reads the parameters through `__wrapped__`."""
+    if inspect.iscoroutinefunction(f) or not inspect.isroutine(f):
+        return f
+
+    @functools.wraps(f)
+    async def endpoint(*args: Any, **kwargs: Any) -> Any:
+        threads = request_threads.get()
+        call = functools.partial(f, *args, **kwargs)
+        return await (threads.run(call) if threads is not None else asyncio.to_thread(call))
+
+    return endpoint
 
 
 def _no_websocket(app: ASGIApp) -> ASGIApp:
