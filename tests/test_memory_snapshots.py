@@ -125,6 +125,21 @@ def test_a_failing_snap_hook_fails_calls_and_requests_with_its_message(
     assert len(events(shared_cluster, "broken")) == 1
 
 
+def test_snap_hooks_are_bounded_by_startup_timeout(shared_cluster: Cluster, urls: dict[str, str]) -> None:
+    result = run_program(
+        shared_cluster,
+        """
+        import client as modal
+        try:
+            modal.Cls.from_name("snapshots", "Slow")().predict.remote()
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+        """,
+    )
+    # The hook sleeps for an hour: the template left its thread behind and exited at the timeout.
+    assert "ran longer than startup_timeout=2 s (in Slow.load)" in result.stdout, result.stdout + result.stderr
+
+
 def test_a_function_call_from_a_snap_hook_is_refused_with_the_fix(
     shared_cluster: Cluster, urls: dict[str, str]
 ) -> None:

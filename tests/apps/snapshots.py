@@ -71,6 +71,17 @@ class Broken:
         return "never"
 
 
+@app.cls(enable_memory_snapshot=True, startup_timeout=2)
+class Slow:
+    @modal.enter(snap=True)
+    def load(self):
+        time.sleep(3600)  # a sync hook past its timeout cannot be stopped: its template exits anyway
+
+    @modal.method()
+    def predict(self):
+        return "never"
+
+
 @app.cls(enable_memory_snapshot=True)
 class Caller:
     @modal.enter(snap=True)
