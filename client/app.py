@@ -82,6 +82,7 @@ class App:
         cpu: float | None = None,
         memory: int | None = None,
         name: str | None = None,
+        enable_memory_snapshot: bool = False,
         # Older Modal names, mapped onto the current ones.
         keep_warm: int | None = None,
         concurrency_limit: int | None = None,
@@ -132,6 +133,7 @@ class App:
                 memory_mib=int(memory or 0),
                 batch_max_size=partial.batch.max_batch_size if partial.batch else 0,
                 batch_wait_ms=partial.batch.wait_ms if partial.batch else 0,
+                enable_memory_snapshot=bool(enable_memory_snapshot),
             )
             if fn_name in self.registered_functions or fn_name in self.registered_classes:
                 raise InvalidError(f"app {self.name!r} already has a function named {fn_name!r}")

@@ -16,7 +16,7 @@ import grpc
 
 from client import config as client_config
 from client.config import ClientConfig
-from client.exceptions import ConnectionError, from_rpc_error
+from client.exceptions import ConnectionError, InvalidError, from_rpc_error
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.channels import scheduler_aio_channel, scheduler_channel
 
@@ -27,6 +27,9 @@ Metadata = tuple[tuple[str, str], ...]
 
 _lock = threading.Lock()
 _stubs: dict[str, pb_grpc.SchedulerStub] = {}  # by scheduler address, each on its own channel
+# Why this process may not call the scheduler, if it may not: set in a memory-snapshot template
+# (worker/runtime/snapshot.py), whose channels every container forked from it would inherit broken.
+calls_refused = ""
 
 
 def require(config: ClientConfig | None) -> ClientConfig:
@@ -47,6 +50,8 @@ def scheduler_stub(config: ClientConfig | None = None) -> tuple[pb_grpc.Schedule
     cluster; ConnectionError when there is none), and the metadata every call must carry.
     Channels are made on first use, so a forked container never inherits one; the stub is kept
     with its channel (building one sets up every method, ~100 us, per call)."""
+    if calls_refused:
+        raise InvalidError(calls_refused)
     cfg = require(client_config.load()) if config is None else config
     with _lock:
         stub = _stubs.get(cfg.scheduler)

@@ -48,6 +48,7 @@ class FunctionOptions:
     memory_mib: int = 0
     batch_max_size: int = 0  # @modal.batched; 0: not batched
     batch_wait_ms: int = 0
+    enable_memory_snapshot: bool = False  # containers fork from a template that ran the imports and snap=True hooks
 
 
 def app_web_urls() -> dict[str, str]:
@@ -254,6 +255,7 @@ def spec_from_options(name: str, o: FunctionOptions) -> pb.FunctionSpec:
         batch_wait_ms=o.batch_wait_ms,
         retries=o.retries.to_proto() if o.retries is not None else None,
         startup_timeout=o.startup_timeout,
+        enable_memory_snapshot=o.enable_memory_snapshot,
     )
 
 

@@ -240,6 +240,7 @@ class FunctionSpec(_message.Message):
     BATCH_WAIT_MS_FIELD_NUMBER: _builtins.int
     RETRIES_FIELD_NUMBER: _builtins.int
     STARTUP_TIMEOUT_FIELD_NUMBER: _builtins.int
+    ENABLE_MEMORY_SNAPSHOT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     gpu: _builtins.str
     min_containers: _builtins.int
@@ -266,6 +267,10 @@ class FunctionSpec(_message.Message):
     startup_timeout: _builtins.float
     """Seconds a container may take to start, its @modal.enter hooks included; past it the container
     fails as an enter hook that raised does. 0: the function's timeout.
+    """
+    enable_memory_snapshot: _builtins.bool
+    """Containers fork from a worker's snapshot template, which imported the app and ran the
+    @modal.enter(snap=True) hooks once (see StartContainer.snapshot_key).
     """
     @_builtins.property
     def image(self) -> Global___ImageSpec: ...
@@ -318,10 +323,11 @@ class FunctionSpec(_message.Message):
         batch_wait_ms: _builtins.int = ...,
         retries: Global___RetryPolicy | None = ...,
         startup_timeout: _builtins.float = ...,
+        enable_memory_snapshot: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "retries", b"retries", "web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "startup_timeout", b"startup_timeout", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "enable_memory_snapshot", b"enable_memory_snapshot", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "startup_timeout", b"startup_timeout", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1266,6 +1272,7 @@ class StartContainer(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     GPU_INDICES_FIELD_NUMBER: _builtins.int
     IMAGE_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_KEY_FIELD_NUMBER: _builtins.int
     container_id: _builtins.str
     app_id: _builtins.str
     app_name: _builtins.str
@@ -1273,6 +1280,10 @@ class StartContainer(_message.Message):
     entry: _builtins.str
     image_id: _builtins.str
     """the hash of function.image; empty: the worker's own environment"""
+    snapshot_key: _builtins.str
+    """Set when function.enable_memory_snapshot: the function of one app version
+    ("<app id>:<version>:<name>"), whose snapshot templates the worker keeps while the key is live.
+    """
     @_builtins.property
     def function(self) -> Global___FunctionSpec: ...
     @_builtins.property
@@ -1291,14 +1302,40 @@ class StartContainer(_message.Message):
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         gpu_indices: _abc.Iterable[_builtins.int] | None = ...,
         image_id: _builtins.str = ...,
+        snapshot_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["function", b"function"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "bundle_hash", b"bundle_hash", "container_id", b"container_id", "entry", b"entry", "env", b"env", "function", b"function", "gpu_indices", b"gpu_indices", "image_id", b"image_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "app_name", b"app_name", "bundle_hash", b"bundle_hash", "container_id", b"container_id", "entry", b"entry", "env", b"env", "function", b"function", "gpu_indices", b"gpu_indices", "image_id", b"image_id", "snapshot_key", b"snapshot_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StartContainer: _TypeAlias = StartContainer  # noqa: Y015
+
+@_typing.final
+class LiveSnapshots(_message.Message):
+    """The snapshot keys of every live function that has memory snapshots: sent when a worker
+    registers and whenever one retires. The worker drops its templates of other keys, each once
+    the containers forked from it have exited.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveSnapshots: _TypeAlias = LiveSnapshots  # noqa: Y015
 
 @_typing.final
 class BuildImage(_message.Message):
@@ -1355,24 +1392,28 @@ class WorkerCommand(_message.Message):
     START_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
     BUILD_FIELD_NUMBER: _builtins.int
+    LIVE_SNAPSHOTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def start(self) -> Global___StartContainer: ...
     @_builtins.property
     def stop(self) -> Global___StopContainer: ...
     @_builtins.property
     def build(self) -> Global___BuildImage: ...
+    @_builtins.property
+    def live_snapshots(self) -> Global___LiveSnapshots: ...
     def __init__(
         self,
         *,
         start: Global___StartContainer | None = ...,
         stop: Global___StopContainer | None = ...,
         build: Global___BuildImage | None = ...,
+        live_snapshots: Global___LiveSnapshots | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "start", b"start", "stop", b"stop"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "live_snapshots", b"live_snapshots", "start", b"start", "stop", b"stop"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "start", b"start", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "live_snapshots", b"live_snapshots", "start", b"start", "stop", b"stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["start", "stop", "build"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["start", "stop", "build", "live_snapshots"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

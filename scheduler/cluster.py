@@ -19,6 +19,7 @@ from protos import stoker_pb2 as pb
 from scheduler import autoscaler, gpus, placement
 from scheduler.container_start import start_command
 from scheduler.model import Container, FunctionState, IngressSession, SlotRefused, Waiter, WorkerSession
+from scheduler.snapshots import live_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Cluster:
     def retire(self, old: Iterable[FunctionState], successors: dict[str, FunctionState] | None = None) -> None:
         """Take functions out of service: queued requests move to their successor (same name in
         the new version) or are refused; idle containers stop, busy ones drain."""
+        old = list(old)
         # A class's parameter pools go with it, each to the same pool of its successor.
         for fn in [pool for f in old for pool in (f, *f.pools.values())]:
             fn.retired = True
@@ -95,6 +97,10 @@ class Cluster:
                 self._dispatch(heir)
                 self._scale(heir)
         self.broadcast_routes()
+        if any(fn.spec.enable_memory_snapshot for fn in old):
+            command = live_snapshots(self.functions.values())
+            for worker in self.workers.values():
+                worker.outbox.put_nowait(command)  # their templates of what retired go
 
     def pool(self, fn: FunctionState, parameters: bytes, overrides: bytes = b"") -> FunctionState:
         """The pool of containers of `fn` for one set of a class's (canonical) parameters and of
@@ -462,6 +468,8 @@ class Cluster:
 
     def add_worker(self, worker: WorkerSession) -> None:
         self.workers[worker.id] = worker
+        # First, so that a worker back from a disconnection drops what retired meanwhile.
+        worker.outbox.put_nowait(live_snapshots(self.functions.values()))
         self.scale_all()
 
     def remove_worker(self, worker: WorkerSession) -> None:

@@ -10,6 +10,7 @@ from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 from scheduler import call_credentials
 from scheduler.model import Container, FunctionState
+from scheduler.snapshots import snapshot_key
 
 
 def start_command(
@@ -36,6 +37,7 @@ def start_command(
         env=env,
         gpu_indices=container.gpu_indices,
         image_id=fn.image_id,
+        snapshot_key=snapshot_key(fn),
     )
 
 

@@ -26,6 +26,7 @@ from protos import stoker_pb2 as pb
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
 from worker.inherited_env import inherited_environment
+from worker.output import forward_lines
 from worker.redact import Redactor, secret_values
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
@@ -65,32 +66,7 @@ class ContainerProcess:
         self._redact = Redactor(secret_values(command.env))
 
     def _environment(self) -> dict[str, str]:
-        env = inherited_environment()  # as its template's: fresh and forked containers see the same
-        env.update(self.command.env)
-        if self.image is not None:
-            env.update(self.image.environment(env))  # its venv's bin first on PATH
-        else:
-            # `python` in commands the app runs (a @web_server's `python -m http.server`) is the
-            # container's own interpreter, the one with the app's packages.
-            env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
-        env.update(self.command.function.image.env)
-        env.update(
-            {
-                "PYTHONUNBUFFERED": "1",
-                cenv.CONTAINER_ID: self.id,
-                cenv.APP_NAME: self.command.app_name,
-                cenv.ENTRY: str(self.directory / self.command.entry),
-                cenv.FUNCTION: self.command.function.name,
-                cenv.BIND_HOST: self.config.bind_host,
-                cenv.ADVERTISE_HOST: self.config.advertise_host,
-                # Where the container's code sends function calls; the scheduler gave it a
-                # credential for them (cenv.TOKEN, in command.env).
-                cenv.SCHEDULER: self.config.scheduler,
-                # Only the devices the scheduler gave this container; none hides them all.
-                "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in self.command.gpu_indices),
-            }
-        )
-        return env
+        return container_environment(self.command, self.config, self.image, self.directory)
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
         if self.template is not None and self.template.alive:
@@ -154,29 +130,24 @@ class ContainerProcess:
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
         )
-        prefix = f"[{self.command.app_name}.{self.command.function.name} {self.id}]"
         try:
-            while True:
-                try:
-                    raw = await reader.readline()
-                except ValueError:  # longer than the reader's limit: consumed, not shown
-                    raw = b"[stoker] a line over 64 KiB was cut"
-                if not raw:
-                    break
-                line = self._redact(raw.decode(errors="replace").rstrip())
-                self.output_tail.append(line)
-                log.info("%s %s", prefix, line)
-                self.on_output(
-                    pb.LogLine(
-                        app_id=self.command.app_id,
-                        function=self.command.function.name,
-                        container_id=self.id,
-                        time=time.time(),
-                        text=line,
-                    )
-                )
+            await forward_lines(reader, self._output_line)
         finally:
             transport.close()
+
+    def _output_line(self, text: str) -> None:
+        line = self._redact(text)
+        self.output_tail.append(line)
+        log.info("[%s.%s %s] %s", self.command.app_name, self.command.function.name, self.id, line)
+        self.on_output(
+            pb.LogLine(
+                app_id=self.command.app_id,
+                function=self.command.function.name,
+                container_id=self.id,
+                time=time.time(),
+                text=line,
+            )
+        )
 
     async def _drain_output(self) -> None:
         if self._output_task is not None:
@@ -205,6 +176,38 @@ class ContainerProcess:
 
     def remove_directory(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def container_environment(
+    command: pb.StartContainer, config: WorkerConfig, image: BuiltImage | None, directory: Path
+) -> dict[str, str]:
+    """The environment of `command`'s container, whose code bundle is at `directory`."""
+    env = inherited_environment()  # as its template's: fresh and forked containers see the same
+    env.update(command.env)
+    if image is not None:
+        env.update(image.environment(env))  # its venv's bin first on PATH
+    else:
+        # `python` in commands the app runs (a @web_server's `python -m http.server`) is the
+        # container's own interpreter, the one with the app's packages.
+        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    env.update(command.function.image.env)
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            cenv.CONTAINER_ID: command.container_id,
+            cenv.APP_NAME: command.app_name,
+            cenv.ENTRY: str(directory / command.entry),
+            cenv.FUNCTION: command.function.name,
+            cenv.BIND_HOST: config.bind_host,
+            cenv.ADVERTISE_HOST: config.advertise_host,
+            # Where the container's code sends function calls; the scheduler gave it a
+            # credential for them (cenv.TOKEN, in command.env).
+            cenv.SCHEDULER: config.scheduler,
+            # Only the devices the scheduler gave this container; none hides them all.
+            "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in command.gpu_indices),
+        }
+    )
+    return env
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

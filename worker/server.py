@@ -21,7 +21,8 @@ from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError
 from worker.log_shipper import LogShipper
-from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplatePool
+from worker.snapshots import Snapshots
+from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplateError, TemplatePool
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,12 @@ class WorkerServer:
             config.image_build_timeout,
         )
         self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
+        self.snapshots = Snapshots(self.templates, config.work_dir / "snapshots", config, self._logs.add)
 
     async def startup(self) -> None:
         self._gpus = gpus.inventory(self.config.gpus)
-        for sub in ("bundles", "containers"):
+        self.snapshots.clear()
+        for sub in ("bundles", "containers", "snapshots"):
             (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
         await self._template(None)  # warm now, so the first container forks at once
         self._channel = scheduler_aio_channel(
@@ -105,6 +108,8 @@ class WorkerServer:
                 )
             elif kind == "build":
                 self._spawn(self._build_image(command.build), f"build-{command.build.image_id}")
+            elif kind == "live_snapshots":
+                self.snapshots.keep(command.live_snapshots.keys)
         self._stream_ended.set()
 
     async def _messages(self) -> AsyncIterator[pb.WorkerMessage]:
@@ -174,6 +179,13 @@ class WorkerServer:
             return await self.templates.get(OWN_ENVIRONMENT, sys.executable)
         return await self.templates.get(image.id, str(image.python))
 
+    async def _snapshot(self, command: pb.StartContainer, image: BuiltImage | None) -> ForkTemplate | None:
+        """The memory snapshot `command`'s container forks from; ContainerFailed when it failed."""
+        try:
+            return await self.snapshots.template(command, image, lambda: self._bundle(command.bundle_hash))
+        except TemplateError as exc:
+            raise ContainerFailed(str(exc)) from None
+
     async def _run_container(self, command: pb.StartContainer) -> None:
         outbox = self._outbox
         directory = self.config.work_dir / "containers" / command.container_id
@@ -191,7 +203,10 @@ class WorkerServer:
                 image = self.images.built(command.image_id) or await self._image(
                     command.image_id, command.function.image
                 )
-            template = await self._template(image)
+            if command.snapshot_key:
+                template = await self._snapshot(command, image)
+            else:
+                template = await self._template(image)
             container = ContainerProcess(command, directory, self.config, image, template, on_output=self._logs.add)
             self.containers[container.id] = container
             extract_bundle(await self._bundle(command.bundle_hash), directory)
@@ -250,6 +265,7 @@ class WorkerServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.images.stop()
         await self.templates.stop()
+        self.snapshots.clear()
         if self._channel is not None:
             await self._channel.close(None)
         log.info("worker stopped")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from worker.inherited_env import inherited_environment
+from worker.output import forward_lines
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +30,38 @@ class TemplateError(Exception):
 
 
 class ForkTemplate:
-    """A running `python -m worker.runtime.template` process."""
+    """A running `python -m worker.runtime.template` process.
 
-    def __init__(self, socket_path: Path, python: str = sys.executable) -> None:
+    By default it runs in the environment every app's process inherits, with its output on the
+    worker's; a memory snapshot's (worker/snapshots.py) gives its own `env`, `cwd` and `args`,
+    and `output`, which gets each line the template prints (the app's, while it imports) and
+    whose last lines say why, when it does not start."""
+
+    def __init__(
+        self,
+        socket_path: Path,
+        python: str = sys.executable,
+        *,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        output: Callable[[str], None] | None = None,
+        start_timeout: float = START_TIMEOUT,
+        name: str = "the fork template",
+    ) -> None:
+        self.name = name  # what its errors call it
         self.socket_path = socket_path
         self.python = python  # an image's venv interpreter, or the worker's own
+        self.args = tuple(args)
+        # Not the worker's environment: the cluster secret would stay readable in this process's
+        # /proc/<pid>/environ, and in every container forked from it.
+        self.env = env if env is not None else inherited_environment()
+        self.cwd = cwd
+        self.output = output
+        self.start_timeout = start_timeout
         self.process: asyncio.subprocess.Process | None = None
+        self.output_tail: collections.deque[str] = collections.deque(maxlen=30)
+        self._output_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
@@ -41,30 +71,43 @@ class ForkTemplate:
                 "-m",
                 "worker.runtime.template",
                 str(self.socket_path),
-                # Not the worker's environment: the cluster secret would stay readable in this
-                # process's /proc/<pid>/environ, and in every container forked from it.
-                env=inherited_environment(),
+                *self.args,
+                env=self.env,
+                cwd=self.cwd,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE if self.output is not None else None,
             )
         except OSError as exc:  # no such interpreter, or not executable
-            raise TemplateError(f"the fork template did not start ({self.python}: {exc.strerror})") from None
+            raise TemplateError(f"{self.name} did not start ({self.python}: {exc.strerror})") from None
         assert self.process.stdout is not None
-        ready = False
+        if self.process.stderr is not None:
+            self._output_task = asyncio.create_task(
+                forward_lines(self.process.stderr, self._on_output), name=f"output-{self.socket_path.name}"
+            )
+        ready = timed_out = False
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT)
+            line = await asyncio.wait_for(self.process.stdout.readline(), self.start_timeout)
             ready = line.strip() == b"ready"
             if not line:
                 # It is exiting: wait for its own exit code, which says why. A SIGTERM now would
                 # reap it behind asyncio's back (Popen.send_signal polls first): the code reads 255.
                 await asyncio.wait_for(self.process.wait(), 5)
         except TimeoutError:
-            pass  # not ready in time: stopped below
+            timed_out = True  # stopped below
         finally:
             if not ready:  # also when cancelled: a half-started template is not left running
                 await self.stop()
         if not ready:
-            raise TemplateError(f"the fork template did not start (exit code {self.process.returncode})")
+            why = f"not ready within {self.start_timeout:g} s" if timed_out else f"exit code {self.process.returncode}"
+            raise TemplateError(
+                f"{self.name} did not start ({why})" + "".join(f"\n{line}" for line in self.output_tail)
+            )
+
+    def _on_output(self, line: str) -> None:
+        self.output_tail.append(line)
+        if self.output is not None:
+            self.output(line)
 
     @property
     def alive(self) -> bool:
@@ -89,17 +132,29 @@ class ForkTemplate:
         conn.connect(str(self.socket_path))
         socket.send_fds(conn, [request], [output_fd, ready_fd])
 
+    def retire(self) -> None:
+        """Fork no more containers; exit once those forked from it have (a stop ends them too)."""
+        if self.alive:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGUSR1)
+
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
         try:
-            await asyncio.wait_for(self.process.wait(), 5)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-        with contextlib.suppress(OSError):
-            self.socket_path.unlink()
+            if self.process is None or self.process.returncode is not None:
+                return
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        finally:
+            if self._output_task is not None:  # its last lines first, which say why it stopped
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._output_task), 2)
+                self._output_task.cancel()
+            with contextlib.suppress(OSError):
+                self.socket_path.unlink()
 
 
 class TemplatePool:
@@ -114,6 +169,9 @@ class TemplatePool:
     restart, and a broken interpreter costs one start per `retry_after`, not one per container
     (each start imports FastAPI and gRPC; a hung one holds START_TIMEOUT). A template that died
     after a long life restarts at its next request.
+
+    A memory snapshot's template (`snapshot`) is kept under a key of its own, with the policy
+    that suits it: see there.
     """
 
     def __init__(self, directory: Path, *, enabled: bool = True, retry_after: float = RETRY_AFTER) -> None:
@@ -121,51 +179,97 @@ class TemplatePool:
         self.enabled = enabled  # False (`--no-fork`): no templates; every container starts fresh
         self.retry_after = retry_after
         self._starts: dict[str, _Start] = {}  # each key's latest start; earlier ones are dead
+        self._retired: list[asyncio.Task[ForkTemplate | TemplateError]] = []  # exiting once their containers have
         self._stopped = False
 
     async def get(self, key: str, python: str) -> ForkTemplate | None:
         """The running template for `key`, started with `python`; None: start the container fresh."""
         if not self.enabled or self._stopped:
             return None
+        what = f"image {key}" if key != OWN_ENVIRONMENT else "the worker's own environment"
+        what += "; its containers start as new processes meanwhile"
         start = self._starts.get(key)
         if start is None:
-            start = self._begin(key, python, restart=False)
+            start = self._begin(key, lambda path: ForkTemplate(path, python), what, restart=False)
         elif start.task.done():
-            template = None if start.task.cancelled() else start.task.result()
-            if template is not None and template.alive:
+            template = start.task.result()
+            if isinstance(template, ForkTemplate) and template.alive:
                 return template
             if time.monotonic() - start.began >= self.retry_after:
-                self._begin(key, python, restart=True)
+                self._begin(key, lambda path: ForkTemplate(path, python), what, restart=True)
             return None
         if start.restart:
             return None
-        return await asyncio.shield(start.task)  # a container given up on does not stop the start
+        result = await asyncio.shield(start.task)  # a container given up on does not stop the start
+        return result if isinstance(result, ForkTemplate) else None
 
-    def _begin(self, key: str, python: str, *, restart: bool) -> _Start:
-        task = asyncio.create_task(self._start(key, python), name=f"template-{key or 'worker'}")
+    async def snapshot(self, key: str, make: Callable[[Path], ForkTemplate], what: str) -> ForkTemplate | None:
+        """The running template of a memory snapshot, `key`, made by `make` (given its socket's
+        path) at its first request; None when templates are off (every hook then runs in the
+        container). TemplateError, saying why, while the key's last start failed (or its template
+        died) less than `retry_after` ago.
+
+        Every request waits for the start, and for a restart too: a container started fresh
+        instead would do the same work (import the app, run its snap=True hooks), and the hooks
+        run once per worker, not once per container that came meanwhile. A failure is given to
+        each request for `retry_after` seconds, so that a hook that raises costs one run per
+        `retry_after`, not one per container."""
+        if not self.enabled or self._stopped:
+            return None
+        start = self._starts.get(key)
+        if start is not None and start.task.done():
+            result = start.task.result()
+            if isinstance(result, ForkTemplate) and result.alive:
+                return result
+            if time.monotonic() - start.began < self.retry_after:
+                if isinstance(result, TemplateError):
+                    raise result
+                code = result.process.returncode if result.process is not None else None
+                raise TemplateError(f"its memory snapshot's template exited (code {code})")
+            start = None
+        if start is None:
+            start = self._begin(key, make, what, restart=False)
+        result = await asyncio.shield(start.task)
+        if isinstance(result, TemplateError):
+            raise result
+        return result
+
+    def retire(self, key: str) -> Callable[[], bool]:
+        """Forget `key`'s template: it forks no more and exits once its containers have. Returns
+        whether it has exited (or never started)."""
+        start = self._starts.pop(key, None)
+        if start is None:
+            return lambda: True
+        self._retired = [t for t in self._retired if not t.done() or _alive(t)]
+        self._retired.append(start.task)
+        start.task.add_done_callback(_retire_started)
+        task = start.task
+        return lambda: task.done() and not _alive(task)
+
+    def _begin(self, key: str, make: Callable[[Path], ForkTemplate], what: str, *, restart: bool) -> _Start:
+        task = asyncio.create_task(self._start(key, make, what), name=f"template-{key or 'worker'}")
         start = _Start(task, time.monotonic(), restart)
         self._starts[key] = start
         return start
 
-    async def _start(self, key: str, python: str) -> ForkTemplate | None:
+    async def _start(self, key: str, make: Callable[[Path], ForkTemplate], what: str) -> ForkTemplate | TemplateError:
         # Short names: a Unix socket path holds at most 107 bytes.
         name = f"t-{key[-12:]}.sock" if key != OWN_ENVIRONMENT else "template.sock"
-        template = ForkTemplate(self.directory / name, python)
-        what = f"image {key}" if key != OWN_ENVIRONMENT else "the worker's own environment"
+        template = make(self.directory / name)
         try:
             await template.start()
         except TemplateError as exc:
-            log.warning("%s (%s); its containers start as new processes meanwhile", exc, what)
-            return None
-        except Exception:
-            log.exception("the fork template for %s failed; its containers start as new processes", what)
-            return None
+            log.warning("%s (%s)", exc, what)
+            return exc
+        except Exception as exc:
+            log.exception("the fork template for %s failed", what)
+            return TemplateError(f"the fork template failed: {exc!r}")
         return template
 
     async def stop(self) -> None:
         """Stop every template, and start no more (requests waiting on a start are cancelled with it)."""
         self._stopped = True
-        tasks = [start.task for start in self._starts.values()]
+        tasks = [start.task for start in self._starts.values()] + self._retired
         for task in tasks:
             task.cancel()  # a start under way stops its process
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -174,9 +278,24 @@ class TemplatePool:
 
 @dataclass(frozen=True)
 class _Start:
-    task: asyncio.Task[ForkTemplate | None]  # the template, or None when it failed to start
+    task: asyncio.Task[ForkTemplate | TemplateError]  # the template, or why it did not start
     began: float  # time.monotonic()
     restart: bool  # requests do not wait for a restart: they start fresh until it is ready
+
+
+def _retire_started(task: asyncio.Task[ForkTemplate | TemplateError]) -> None:
+    if _alive(task):
+        template = task.result()
+        assert isinstance(template, ForkTemplate)
+        template.retire()
+
+
+def _alive(task: asyncio.Task[ForkTemplate | TemplateError]) -> bool:
+    """Whether a finished start gave a template that is still running."""
+    if task.cancelled():
+        return False
+    result = task.result()
+    return isinstance(result, ForkTemplate) and result.alive
 
 
 def _read_line(conn: socket.socket) -> bytes:

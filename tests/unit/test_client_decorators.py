@@ -284,7 +284,7 @@ def test_parameters_that_change_nothing_here_are_accepted(app: App) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("ephemeral_disk", 1024), ("volumes", {"/data": object()}), ("enable_memory_snapshot", True),
+    [("ephemeral_disk", 1024), ("volumes", {"/data": object()}),
      ("block_network", True), ("schedule", object()), ("env", {"K": "v"}), ("single_use_containers", True)],
 )  # fmt: skip
 def test_modal_parameters_stoker_lacks_are_not_supported_yet(app: App, option: str, value: object) -> None:

@@ -1,4 +1,4 @@
-"""The worker's fork-template pool: keyed by image, with the worker's own interpreter as a key.
+"""The worker's fork-template pool: keyed by image, with the worker's own interpreter as a key, and by memory snapshot.
 
 Unlike the other unit tests these start real template processes (`sys.executable -m
 worker.runtime.template`, a second or two each: it imports FastAPI and gRPC), since what is
@@ -143,3 +143,49 @@ def _children() -> list[int]:
         if int(ppid) == os.getpid() and state != "Z" and b"worker.runtime.template" in argv:
             found.append(int(entry.name))
     return found
+
+
+def test_a_snapshot_that_failed_gives_its_error_until_retry_after(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho 'the hook raised' >&2\nexit 1\n")  # as a template whose snap hook raised
+    python.chmod(0o755)
+    made: list[Path] = []
+
+    def make(socket_path: Path) -> ForkTemplate:
+        made.append(socket_path)
+        return ForkTemplate(socket_path, str(python), output=lambda line: None, name="the memory snapshot")
+
+    async def main() -> None:
+        pool = TemplatePool(tmp_path, retry_after=3600)
+        try:
+            for _ in range(2):  # the second request gets the first failure: no new start
+                with pytest.raises(
+                    TemplateError, match="the memory snapshot did not start \\(exit code 1\\)\nthe hook raised"
+                ):
+                    await pool.snapshot("s-broken", make, "app.Model")
+            assert len(made) == 1
+            pool.retry_after = 0
+            with pytest.raises(TemplateError):
+                await pool.snapshot("s-broken", make, "app.Model")  # past retry_after: tried anew, waited for
+            assert len(made) == 2
+        finally:
+            await pool.stop()
+
+    asyncio.run(main())
+
+
+def test_a_retired_template_exits_once_it_has_no_containers(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = TemplatePool(tmp_path)
+        try:
+            template = await pool.snapshot("s-live", lambda path: ForkTemplate(path), "app.Model")
+            assert template is not None and template.alive and template.process is not None
+            exited = pool.retire("s-live")
+            await asyncio.wait_for(template.process.wait(), 30)  # it had no container: it exits at once
+            assert exited() and not template.socket_path.exists()
+            again = await pool.snapshot("s-live", lambda path: ForkTemplate(path), "app.Model")
+            assert again is not None and again is not template  # a retired key starts anew
+        finally:
+            await pool.stop()
+
+    asyncio.run(main())

@@ -33,6 +33,7 @@ from worker.runtime.instance import serve_class
 from worker.runtime.lifespan import Lifespan
 from worker.runtime.retirement import Retirement
 from worker.runtime.served import Served, StartupError, serve_function
+from worker.runtime.snapshot import Snapshot, restore
 from worker.runtime.threads import still_running
 from worker.runtime.web_server import WebServerStartupError
 
@@ -55,10 +56,11 @@ def die_with_parent() -> None:
         pass
 
 
-async def load(target: Function | Cls) -> Served:
-    """What the container serves, ready for its first input; StartupError when it cannot be."""
+async def load(target: Function | Cls, snapped: object | None = None) -> Served:
+    """What the container serves, ready for its first input; StartupError when it cannot be.
+    `snapped`: the class's instance from the memory snapshot it was forked from."""
     try:
-        served = await serve_class(target) if isinstance(target, Cls) else serve_function(target)
+        served = await serve_class(target, snapped) if isinstance(target, Cls) else serve_function(target)
     except WebServerStartupError as exc:
         raise StartupError(str(exc)) from None
     # Everything alive now (the imports, the app) lives as long as the container: keep the cyclic
@@ -68,9 +70,9 @@ async def load(target: Function | Cls) -> Served:
     return served
 
 
-async def serve(target: Function | Cls) -> int:
+async def serve(target: Function | Cls, snapped: object | None = None) -> int:
     try:
-        served = await load(target)
+        served = await load(target, snapped)
     except StartupError as exc:
         log.error("%s", exc)  # the last line of output: the worker and the waiting callers see it
         return leave_abandoned_threads(1)
@@ -129,18 +131,28 @@ def leave_abandoned_threads(code: int) -> int:
     return code
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    die_with_parent()
-    if os.getppid() == 1:
-        sys.exit(1)  # the worker died before we could ask to die with it
+def load_target() -> Function | Cls:
+    """Import the app and find the function (or class) this container serves."""
     # The entry is imported as the module it was where it was deployed from (a package's module
     # keeps its package, so relative imports work); of several Apps in it, the one deployed.
     module = import_source(in_bundle(Path(os.environ[cenv.ENTRY]), Path.cwd()))
     target = find_function(find_app(module, name=os.environ.get(cenv.APP_NAME, "")), os.environ[cenv.FUNCTION])
     if os.environ.get(cenv.OPTIONS):  # a pool of with_options(): its concurrency and timeout are ours to keep
         target = in_pool(target, bytes.fromhex(os.environ[cenv.OPTIONS]))
-    sys.exit(run_on_fastest_loop(serve(target)))
+    return target
+
+
+def main(snapshot: Snapshot | None = None) -> None:
+    """Serve until stopped. `snapshot`: this process is a fork of a memory-snapshot template,
+    the app imported and its snap=True hooks run there."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    die_with_parent()
+    if os.getppid() == 1:
+        sys.exit(1)  # the worker died before we could ask to die with it
+    if snapshot is None:
+        sys.exit(run_on_fastest_loop(serve(load_target())))
+    restore()
+    sys.exit(run_on_fastest_loop(serve(snapshot.target, snapshot.instance)))
 
 
 if __name__ == "__main__":

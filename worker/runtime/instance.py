@@ -2,10 +2,11 @@
 hooks run before the first input, its methods served by name, its `@modal.exit` hooks run when
 the container stops.
 
-`@modal.enter(snap=True)` hooks run first, then the `snap=False` ones: memory snapshots are not
-taken yet, and without one that is Modal's order too (a snapshot would be taken between them).
-Together they may take the class's `startup_timeout`; past it the container fails as it does when
-a hook raises.
+`@modal.enter(snap=True)` hooks run first, then the `snap=False` ones. With
+`enable_memory_snapshot=True` the snap=True ones ran before, in the template the container was
+forked from (worker/runtime/snapshot.py); without it, both run here, in Modal's order. The hooks
+run here may take the class's `startup_timeout` together (the template's have their own);
+past it the container fails as it does when a hook raises.
 """
 
 from __future__ import annotations
@@ -34,20 +35,27 @@ log = logging.getLogger("stoker.container")
 EXIT_GRACE_SECONDS = 4.0
 
 
-async def serve_class(cls: Cls) -> Served:
-    """The instance, entered, and what it serves; StartupError when an enter hook raised."""
-    assert cls.user_cls is not None and cls.members is not None and cls.options is not None
-    spec = cls.to_proto()
-    values = wire_parameters.decode(list(spec.parameters), bytes.fromhex(os.environ.get(cenv.PARAMETERS, "")))
+def new_instance(cls: Cls) -> object:
+    """An instance of the class with this container's parameters set (cenv.PARAMETERS)."""
+    assert cls.user_cls is not None
+    values = wire_parameters.decode(list(cls.to_proto().parameters), bytes.fromhex(os.environ.get(cenv.PARAMETERS, "")))
     instance = cls.user_cls()
     for name, value in values.items():
         setattr(instance, name, value)
+    return instance
+
+
+async def run_enter_hooks(cls: Cls, instance: object, stages: tuple[str, ...]) -> None:
+    """The class's @modal.enter hooks of `stages` ("enter_snap": snap=True, "enter": the others),
+    in order, within its startup_timeout; StartupError when one raised (its traceback logged) or
+    they ran past it."""
+    assert cls.members is not None and cls.options is not None
     startup_timeout = cls.options.startup_timeout
     threads = Threads()
     running = ""
     try:
         async with asyncio.timeout(startup_timeout):
-            for stage in ("enter_snap", "enter"):
+            for stage in stages:
                 for hook in cls.members.hooks_of(stage):
                     running = f"{cls.name}.{hook.raw_f.__name__}"
                     try:
@@ -61,6 +69,14 @@ async def serve_class(cls: Cls) -> Served:
             f"the @modal.enter methods of {cls.name} ran longer than startup_timeout={startup_timeout:g} s "
             f"(in {running}); raise startup_timeout= on @app.cls if they need longer"
         ) from None
+
+
+async def serve_class(cls: Cls, snapped: object | None = None) -> Served:
+    """The instance, entered, and what it serves; StartupError when an enter hook raised.
+    `snapped`: an instance whose snap=True hooks ran in a memory snapshot this container forked from."""
+    assert cls.user_cls is not None and cls.members is not None and cls.options is not None
+    instance = snapped if snapped is not None else new_instance(cls)
+    await run_enter_hooks(cls, instance, ("enter",) if snapped is not None else ("enter_snap", "enter"))
     served = Served(cls.name, cls.options.max_inputs, cls.options.timeout)
     for info in cls.members.methods.values():
         bound = info.raw_f.__get__(instance, cls.user_cls)

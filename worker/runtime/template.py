@@ -8,6 +8,13 @@ the child becomes the container (worker.runtime.__main__.main) in its own sessio
 replies {"pid": N} and, when that child exits, {"exit": CODE} on the same connection.
 
 It holds no gRPC channel, server or event loop when it forks, and runs one thread.
+
+With `--snapshot` it is a memory snapshot of one function (worker/runtime/snapshot.py): started
+in the function's environment and code bundle, it imports the app and runs the class's
+`@modal.enter(snap=True)` hooks before it says ready, and its containers start from there. Its
+output (what the app prints, a hook's traceback) goes to stderr, which the worker forwards to the
+app's logs; stdout carries only the ready line. SIGUSR1 retires it: it forks no more and exits
+once its last container has.
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ import selectors
 import signal
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protos import container_env as cenv
+
+if TYPE_CHECKING:
+    from worker.runtime.snapshot import Snapshot
 
 MAX_REQUEST = 1024 * 1024
 
@@ -50,7 +60,7 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return json.loads(message), fds
 
 
-def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int) -> None:
+def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int, snapshot: Snapshot | None) -> None:
     """In the forked child: turn into the container process, never returning."""
     code = 1
     try:
@@ -66,9 +76,10 @@ def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int) ->
         sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
         from worker.runtime.__main__ import main
 
-        main()
+        main(snapshot)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -84,13 +95,17 @@ def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int) ->
 
 
 class Template:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, snapshot: Snapshot | None = None) -> None:
+        self.path = path
+        self.snapshot = snapshot  # what its containers start from; None: a fresh import of their app
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
         self.listener.listen(64)
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, socket.socket] = {}
         self.running = True
+        self.retiring = False  # SIGUSR1 came: fork no more, exit once the last child has
+        self.retired = False  # the listener is closed
         # SIGCHLD wakes the loop through this pipe instead of a thread.
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -101,23 +116,33 @@ class Template:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGUSR1, self._retire)
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
-        while self.running:
+        while self.running and not (self.retired and not self.children):
             for key, _ in self.selector.select():
-                if key.data == "accept":
+                if key.data == "accept" and not self.retiring:
                     conn, _ = self.listener.accept()
                     self._spawn(conn)
                 else:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self.wake_r, 4096)
                     self._reap()
+            if self.retiring and not self.retired:
+                self.retired = True
+                self.selector.unregister(self.listener)
+                self.listener.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
 
     def _stop(self, *_: object) -> None:
         self.running = False
+
+    def _retire(self, *_: object) -> None:
+        self.retiring = True  # the signal's byte on the wake-up pipe ends the select
 
     def _spawn(self, conn: socket.socket) -> None:
         fds: list[int] = []
@@ -129,7 +154,7 @@ class Template:
             if pid == 0:
                 self.listener.close()
                 conn.close()
-                _become_container(request, fds[0], fds[1])
+                _become_container(request, fds[0], fds[1], self.snapshot)
             self.children[pid] = conn
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         except Exception as exc:
@@ -162,9 +187,41 @@ def main() -> None:
     if os.getppid() == 1:
         sys.exit(1)
     preload()
-    template = Template(sys.argv[1])
-    print("ready", flush=True)  # the worker waits for this line on our stdout
+    snapshot = None
+    status = sys.stdout
+    if "--snapshot" in sys.argv[2:]:
+        status = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)  # what the app prints goes with its logs, not into the ready line's pipe
+        snapshot = _take_snapshot()
+    template = Template(sys.argv[1], snapshot)
+    print("ready", file=status, flush=True)  # the worker waits for this line on our stdout
+    if status is not sys.stdout:
+        status.close()
     template.serve()
+
+
+def _take_snapshot() -> Snapshot:
+    """Import the app and run its snap=True hooks; on failure, say why and exit 1."""
+    import gc
+    import logging
+
+    from worker.runtime.served import StartupError
+    from worker.runtime.snapshot import take
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        snapshot = take()
+    except StartupError:
+        sys.exit(1)  # said why already
+    except Exception:
+        import traceback
+
+        traceback.print_exc()  # the app failed to import: as a container's, its traceback ends the output
+        sys.exit(1)
+    # Everything alive now lives as long as the template: the collector never walks it again, in
+    # the template or in a container, so their shared pages stay shared.
+    gc.freeze()
+    return snapshot
 
 
 if __name__ == "__main__":
