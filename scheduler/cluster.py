@@ -459,9 +459,9 @@ class Cluster:
         pool's."""
         if fn.spec.min_containers:
             return
-        for parameters, pool in list(fn.pools.items()):
+        for key, pool in list(fn.pools.items()):
             if not pool.containers and not pool.queue:
-                del fn.pools[parameters]
+                del fn.pools[key]
                 self.functions.pop(pool.id, None)
 
     # ------------------------------------------------------------ workers

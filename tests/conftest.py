@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -324,6 +325,30 @@ def start_extra_ingress(cluster: Cluster, directory: Path) -> tuple[subprocess.P
             time.sleep(0.05)
     stop_process(process, signal.SIGTERM)
     raise AssertionError("the second ingress did not start:\n" + (directory / "ingress-2.log").read_text())
+
+
+def run_program(cluster: Cluster, code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a plain Python program against the cluster (it finds it through STOKER_SCHEDULER and
+    the client config, like any program on this machine), with `args` as its sys.argv[1:]."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def last_json(result: subprocess.CompletedProcess[str]) -> object:
+    """What a program printed last, as JSON; it must have exited 0."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def program_result(cluster: Cluster, code: str, *args: str) -> object:
+    """What the program printed last, as JSON; it must exit 0."""
+    return last_json(run_program(cluster, code, *args))
 
 
 def make_cluster(tmp_path: Path) -> Cluster:

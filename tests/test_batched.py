@@ -6,15 +6,12 @@ class method, and Modal's rules refused at deploy time."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, running_cluster
+from tests.conftest import Cluster, program_result, running_cluster
 
 
 @pytest.fixture(scope="module")
@@ -24,27 +21,13 @@ def batch_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         yield c
 
 
-def program(cluster: Cluster, code: str, *args: str) -> object:
-    """What a plain Python program run against the cluster printed last, as JSON."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def batch_sizes(log: Path) -> list[int]:
     return [int(line.split()[0]) for line in log.read_text().splitlines()]
 
 
 def test_concurrent_callers_are_served_in_batches(batch_cluster: Cluster, tmp_path: Path) -> None:
     log = tmp_path / "batches"
-    got = program(
+    got = program_result(
         batch_cluster,
         """
         import json, sys
@@ -67,7 +50,7 @@ def test_concurrent_callers_are_served_in_batches(batch_cluster: Cluster, tmp_pa
 
 def test_map_over_a_batched_function_keeps_input_order(batch_cluster: Cluster, tmp_path: Path) -> None:
     log = tmp_path / "batches"
-    got = program(
+    got = program_result(
         batch_cluster,
         """
         import json, sys
@@ -84,7 +67,7 @@ def test_map_over_a_batched_function_keeps_input_order(batch_cluster: Cluster, t
 
 
 def test_a_failing_batch_fails_each_of_its_callers(batch_cluster: Cluster) -> None:
-    got = program(
+    got = program_result(
         batch_cluster,
         """
         import json
@@ -111,7 +94,7 @@ def test_a_failing_batch_fails_each_of_its_callers(batch_cluster: Cluster) -> No
 
 
 def test_a_result_of_the_wrong_length_is_an_error(batch_cluster: Cluster) -> None:
-    got = program(
+    got = program_result(
         batch_cluster,
         """
         import json
@@ -131,7 +114,7 @@ def test_a_result_of_the_wrong_length_is_an_error(batch_cluster: Cluster) -> Non
 
 def test_a_batched_class_method(batch_cluster: Cluster, tmp_path: Path) -> None:
     log = tmp_path / "batches"
-    got = program(
+    got = program_result(
         batch_cluster,
         """
         import json, sys

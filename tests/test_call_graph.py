@@ -5,15 +5,12 @@ terminate_containers, and the ids of the input a container runs."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, alive, running_cluster, wait_until
+from tests.conftest import Cluster, alive, last_json, run_program, running_cluster, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -21,23 +18,6 @@ def graph_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     with running_cluster(tmp_path_factory.mktemp("graph")) as c:
         c.deploy("call_graph.py")
         yield c
-
-
-def program(cluster: Cluster, code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a plain Python program against the cluster, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def last_json(result: subprocess.CompletedProcess[str]) -> object:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 GRAPH_AS_JSON = """
@@ -56,7 +36,7 @@ def as_json(info):
 
 def test_a_spawned_call_graph_holds_the_calls_made_while_it_ran(graph_cluster: Cluster) -> None:
     got = last_json(
-        program(
+        run_program(
             graph_cluster,
             GRAPH_AS_JSON
             + """
@@ -90,7 +70,7 @@ print(json.dumps({"id": call.object_id, "result": result, "graph": [as_json(g) f
 
 def test_calls_of_a_map_and_of_async_code_are_children_too(graph_cluster: Cluster) -> None:
     got = last_json(
-        program(
+        run_program(
             graph_cluster,
             """
 import json
@@ -117,7 +97,7 @@ print(json.dumps({
 
 def test_input_ids_inside_and_outside_a_container(graph_cluster: Cluster) -> None:
     got = last_json(
-        program(
+        run_program(
             graph_cluster,
             """
 import json
@@ -170,7 +150,7 @@ print(json.dumps({"outcome": outcome, "status": graph[0].status.name, "unknown":
 
 
 def test_cancel_stops_a_running_spawned_call(graph_cluster: Cluster, tmp_path: Path) -> None:
-    result = program(graph_cluster, CANCEL, str(tmp_path), "waits_for_cancel", "keep")
+    result = run_program(graph_cluster, CANCEL, str(tmp_path), "waits_for_cancel", "keep")
     got = last_json(result)
     call_id = json.loads(result.stdout.splitlines()[0])["id"]
     assert isinstance(got, dict)
@@ -186,7 +166,7 @@ def test_cancel_stops_a_running_spawned_call(graph_cluster: Cluster, tmp_path: P
 
 
 def test_cancel_with_terminate_containers_stops_its_container(graph_cluster: Cluster, tmp_path: Path) -> None:
-    result = program(graph_cluster, CANCEL, str(tmp_path), "stuck", "terminate")
+    result = run_program(graph_cluster, CANCEL, str(tmp_path), "stuck", "terminate")
     got = last_json(result)
     assert isinstance(got, dict)
     assert got["outcome"].startswith("InputCancellation: ") and got["status"] == "TERMINATED"
@@ -198,7 +178,7 @@ def test_cancel_with_terminate_containers_stops_its_container(graph_cluster: Clu
 
 def test_a_cancelled_call_is_cancelled_from_aio_code_too(graph_cluster: Cluster, tmp_path: Path) -> None:
     got = last_json(
-        program(
+        run_program(
             graph_cluster,
             """
 import asyncio, json, os, sys

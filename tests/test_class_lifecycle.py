@@ -10,8 +10,17 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.conftest import APPS, Cluster, LineReader, alive, live_worker_pid, stoker_command, stop_process, wait_until
-from tests.test_function_calls import program_result
+from tests.conftest import (
+    APPS,
+    Cluster,
+    LineReader,
+    alive,
+    live_worker_pid,
+    program_result,
+    stoker_command,
+    stop_process,
+    wait_until,
+)
 
 
 def deploy_as(cluster: Cluster, tmp_path: Path, name: str) -> dict[str, str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Cluster, wait_until
-from tests.test_function_calls import program_result, run_program
+from tests.conftest import Cluster, program_result, run_program, wait_until
 
 
 @pytest.fixture(scope="module")

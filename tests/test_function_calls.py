@@ -4,10 +4,6 @@ programs run as subprocesses, as a user would run them."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +13,7 @@ import pytest
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
-from tests.conftest import Cluster, Serve, running_cluster, split_url, wait_until
+from tests.conftest import Cluster, Serve, program_result, run_program, running_cluster, split_url, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -30,26 +26,6 @@ def gpu_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def calls_app(gpu_cluster: Cluster) -> dict[str, str]:
     return gpu_cluster.deploy("calls.py")
-
-
-def run_program(cluster: Cluster, code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run a plain Python program against the cluster (it finds it through STOKER_SCHEDULER and
-    the client config, like any program on this machine)."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def program_result(cluster: Cluster, code: str) -> object:
-    """What the program printed last, as JSON; it must exit 0."""
-    result = run_program(cluster, code)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- the seed's examples

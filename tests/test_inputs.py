@@ -11,8 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import Cluster, wait_until
-from tests.test_function_calls import program_result
+from tests.conftest import Cluster, program_result, wait_until
 
 EXCEEDED = "exceeded its timeout of 1 s (set with timeout= on its decorator)"
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, alive, wait_until
-from tests.test_function_calls import program_result, run_program
+from tests.conftest import APPS, Cluster, alive, program_result, run_program, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import Cluster
-from tests.test_function_calls import program_result
+from tests.conftest import Cluster, program_result
 
 
 @pytest.fixture(scope="module")

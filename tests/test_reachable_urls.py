@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ingress.localhost_names import FIX, system_resolves
-from tests.conftest import Cluster
-from tests.test_function_calls import program_result
+from tests.conftest import Cluster, program_result
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, running_cluster
-from tests.test_function_calls import program_result, run_program
+from tests.conftest import Cluster, program_result, run_program, running_cluster
 
 
 @pytest.fixture(scope="module")

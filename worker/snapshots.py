@@ -35,6 +35,8 @@ from worker.redact import Redactor, secret_values
 from worker.template_client import ForkTemplate, TemplatePool
 
 MAX_PER_KEY = 4
+# What each container has of its own, never a template's (nor part of what a template depends on).
+CONTAINERS_OWN = frozenset({cenv.CONTAINER_ID, cenv.TOKEN, cenv.SCHEDULER, cenv.READY_FD})
 OUTPUT_SOURCE = "snapshot"  # what log lines of a template name as their container
 
 
@@ -129,15 +131,14 @@ def snapshot_identity(command: pb.StartContainer) -> str:
         digest.update(part.encode() + b"\0")
     digest.update(command.function.SerializeToString(deterministic=True))
     for name, value in sorted(command.env.items()):
-        if name != cenv.TOKEN:
+        if name not in CONTAINERS_OWN:
             digest.update(f"\0{name}={value}".encode())
     return f"s{digest.hexdigest()[:15]}"
 
 
 def template_environment(env: dict[str, str]) -> dict[str, str]:
     """A template's environment, from the environment its containers get (worker/containers.py)."""
-    own = {cenv.CONTAINER_ID, cenv.TOKEN, cenv.SCHEDULER, cenv.READY_FD}
-    kept = {name: value for name, value in env.items() if name not in own}
+    kept = {name: value for name, value in env.items() if name not in CONTAINERS_OWN}
     # No GPU: CUDA initialised in the template could not be used in a fork of it.
     kept["CUDA_VISIBLE_DEVICES"] = ""
     # GNU OpenMP hangs in a fork of a process whose parallel regions ran on several threads;
