@@ -22,3 +22,7 @@ class WorkerConfig:
     image_dir: Path | None = None  # where images are built; None: <work_dir>/images
     uv_cache_dir: str = ""  # where uv caches downloads for image builds; empty: uv's default
     image_build_timeout: float = 600.0  # seconds one image build may take before it fails
+    # Each container's network namespace on a bridge of this worker's (worker/network/).
+    container_network: bool = False
+    container_subnet: str = "10.88.0.0/16"  # the bridge's; two workers of one machine need two
+    container_bridge: str = ""  # the bridge's name; empty: derived from the worker id and work dir

@@ -21,6 +21,7 @@ from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError
 from worker.log_shipper import LogShipper
+from worker.network import ContainerNetwork, NetworkConfig, NetworkError
 from worker.snapshots import Snapshots
 from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplateError, TemplatePool
 
@@ -60,8 +61,11 @@ class WorkerServer:
         )
         self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
         self.snapshots = Snapshots(self.templates, config.work_dir / "snapshots", config, self._logs.add)
+        self.network: ContainerNetwork | None = None  # with --container-network: each container's address
 
     async def startup(self) -> None:
+        if self.config.container_network:
+            await self._start_network()
         self._gpus = gpus.inventory(self.config.gpus)
         self.snapshots.clear()
         for sub in ("bundles", "containers", "snapshots"):
@@ -77,6 +81,13 @@ class WorkerServer:
         log.info(
             "worker %s starting (scheduler %s, %d GPUs)", self.config.worker_id, self.config.scheduler, len(self._gpus)
         )
+
+    async def _start_network(self) -> None:
+        try:
+            self.network = ContainerNetwork(network_config(self.config))
+            await self.network.start()
+        except NetworkError as exc:
+            raise SystemExit(f"stoker worker: cannot start the container network: {exc}") from None
 
     async def _connect(self) -> None:
         self._stream_ended.clear()
@@ -266,6 +277,24 @@ class WorkerServer:
         await self.images.stop()
         await self.templates.stop()
         self.snapshots.clear()
+        if self.network is not None:
+            try:
+                await self.network.stop()
+            except NetworkError as exc:
+                log.warning("container network: %s", exc)
         if self._channel is not None:
             await self._channel.close(None)
         log.info("worker stopped")
+
+
+def network_config(config: WorkerConfig) -> NetworkConfig:
+    """The worker's container network: its containers may reach the scheduler, and nothing else
+    of this host's (worker/network/firewall.py)."""
+    return NetworkConfig(
+        worker_id=config.worker_id,
+        work_dir=str(config.work_dir),
+        subnet=config.container_subnet,
+        bridge=config.container_bridge,
+        advertise_host=config.advertise_host,
+        host_services=(config.scheduler,),
+    )

@@ -99,6 +99,19 @@ def worker(
     image_build_timeout: Annotated[
         float, typer.Option(min=1, envvar="STOKER_IMAGE_BUILD_TIMEOUT", help="Seconds one image build may take.")
     ] = WorkerConfig.image_build_timeout,
+    container_network: Annotated[
+        bool,
+        typer.Option(
+            envvar="STOKER_CONTAINER_NETWORK",
+            help="Give each container's network namespace an address on a bridge of this worker's (root).",
+        ),
+    ] = WorkerConfig.container_network,
+    container_subnet: Annotated[
+        str, typer.Option(envvar="STOKER_CONTAINER_SUBNET", help="The containers' subnet (one per worker).")
+    ] = WorkerConfig.container_subnet,
+    container_bridge: Annotated[
+        str, typer.Option(envvar="STOKER_CONTAINER_BRIDGE", help="The bridge's name. Default: from the worker.")
+    ] = WorkerConfig.container_bridge,
     cluster_secret: ClusterSecret = WorkerConfig.cluster_secret,
     log_level: LogLevel = "info",
 ) -> None:
@@ -117,6 +130,9 @@ def worker(
         image_dir=image_dir,
         uv_cache_dir=uv_cache_dir,
         image_build_timeout=image_build_timeout,
+        container_network=container_network,
+        container_subnet=container_subnet,
+        container_bridge=container_bridge,
         cluster_secret=cluster_secret,
     )
     if worker_id:  # else the config's default: the host name
