@@ -83,6 +83,7 @@ class App:
         memory: int | None = None,
         name: str | None = None,
         enable_memory_snapshot: bool = False,
+        block_network: bool = False,
         # Older Modal names, mapped onto the current ones.
         keep_warm: int | None = None,
         concurrency_limit: int | None = None,
@@ -134,6 +135,7 @@ class App:
                 batch_max_size=partial.batch.max_batch_size if partial.batch else 0,
                 batch_wait_ms=partial.batch.wait_ms if partial.batch else 0,
                 enable_memory_snapshot=bool(enable_memory_snapshot),
+                block_network=bool(block_network),
             )
             if fn_name in self.registered_functions or fn_name in self.registered_classes:
                 raise InvalidError(f"app {self.name!r} already has a function named {fn_name!r}")

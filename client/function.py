@@ -49,6 +49,7 @@ class FunctionOptions:
     batch_max_size: int = 0  # @modal.batched; 0: not batched
     batch_wait_ms: int = 0
     enable_memory_snapshot: bool = False  # containers fork from a template that ran the imports and snap=True hooks
+    block_network: bool = False  # its containers open no connection of their own
 
 
 def app_web_urls() -> dict[str, str]:
@@ -256,6 +257,7 @@ def spec_from_options(name: str, o: FunctionOptions) -> pb.FunctionSpec:
         retries=o.retries.to_proto() if o.retries is not None else None,
         startup_timeout=o.startup_timeout,
         enable_memory_snapshot=o.enable_memory_snapshot,
+        block_network=o.block_network,
     )
 
 

@@ -175,7 +175,7 @@ def module_view(full_name: str, home: ModuleType, package: ModuleType, names: fr
 # function does there and would do nothing here.
 FUNCTION_OPTIONS = _names(
     """
-    _experimental_restrict_output block_network env ephemeral_disk
+    _experimental_restrict_output env ephemeral_disk
     experimental_options i6pn is_generator max_inputs network_file_systems proxy
     restrict_modal_access schedule single_use_containers volumes
     """

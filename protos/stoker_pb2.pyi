@@ -241,6 +241,7 @@ class FunctionSpec(_message.Message):
     RETRIES_FIELD_NUMBER: _builtins.int
     STARTUP_TIMEOUT_FIELD_NUMBER: _builtins.int
     ENABLE_MEMORY_SNAPSHOT_FIELD_NUMBER: _builtins.int
+    BLOCK_NETWORK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     gpu: _builtins.str
     min_containers: _builtins.int
@@ -271,6 +272,10 @@ class FunctionSpec(_message.Message):
     enable_memory_snapshot: _builtins.bool
     """Containers fork from a worker's snapshot template, which imported the app and ran the
     @modal.enter(snap=True) hooks once (see StartContainer.snapshot_key).
+    """
+    block_network: _builtins.bool
+    """Modal's block_network: the container opens no connection of its own (loopback only for
+    anything it starts); the ingress and the scheduler still reach its Exchange server.
     """
     @_builtins.property
     def image(self) -> Global___ImageSpec: ...
@@ -324,10 +329,11 @@ class FunctionSpec(_message.Message):
         retries: Global___RetryPolicy | None = ...,
         startup_timeout: _builtins.float = ...,
         enable_memory_snapshot: _builtins.bool = ...,
+        block_network: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "retries", b"retries", "web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "enable_memory_snapshot", b"enable_memory_snapshot", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "startup_timeout", b"startup_timeout", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "block_network", b"block_network", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "enable_memory_snapshot", b"enable_memory_snapshot", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "startup_timeout", b"startup_timeout", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -84,7 +84,9 @@ def connect(host: object, port: int) -> str:
 
 
 def sh(*argv: str, check: bool = True) -> str:
-    return subprocess.run(argv, check=check, capture_output=True, text=True).stdout
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 0 or not check, f"{' '.join(argv)}: {done.stderr}"
+    return done.stdout
 
 
 def free_subnet() -> str:
@@ -148,6 +150,13 @@ class Outside:
         self.host_address = ipaddress.IPv4Address(f"198.18.{net}.1")
         self.address = ipaddress.IPv4Address(f"198.18.{net}.2")
         sh("ip", "netns", "add", self.netns)
+        try:
+            self._build()
+        except BaseException:
+            sh("ip", "netns", "del", self.netns, check=False)
+            raise
+
+    def _build(self) -> None:
         sh("ip", "link", "add", self.host_end, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
         sh("ip", "addr", "add", f"{self.host_address}/24", "dev", self.host_end)
         sh("ip", "link", "set", self.host_end, "up")
@@ -159,7 +168,9 @@ class Outside:
 
     def close(self) -> None:
         self.server.close()
-        sh("ip", "netns", "del", self.netns, check=False)  # takes the veth with it
+        # The veth now, not when the kernel gets round to the namespace: the next test makes one.
+        sh("ip", "link", "del", self.host_end, check=False)
+        sh("ip", "netns", "del", self.netns, check=False)
 
 
 @pytest.fixture

@@ -34,6 +34,12 @@ MAX_MESSAGE = 128 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 10.0
 # Seconds, after its containers have stopped, for their last output to reach the scheduler.
 LAST_WORDS_SECONDS = 3.0
+# Why a block_network=True container does not start here: containers still share the worker's
+# own network namespace (worker/network/ gives one an address once the sandbox makes it its own),
+# and the worker will not pretend to keep one off the network.
+BLOCK_NETWORK_UNSUPPORTED = (
+    "block_network=True is not supported yet on this worker: its containers share the host's network"
+)
 
 
 class WorkerServer:
@@ -207,6 +213,8 @@ class WorkerServer:
             if self.stopping:
                 reason = "its worker is stopping"
                 return
+            if command.function.block_network:
+                raise ContainerFailed(BLOCK_NETWORK_UNSUPPORTED)
             image: BuiltImage | None = None
             if command.image_id:
                 # A container never waits for a deploy's build: on a worker that joined later,

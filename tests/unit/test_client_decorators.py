@@ -277,7 +277,6 @@ def test_parameters_that_change_nothing_here_are_accepted(app: App) -> None:
         # Modal's features stoker lacks, at their defaults: nothing to refuse.
         volumes={},
         enable_memory_snapshot=False,
-        block_network=False,
     )
     assert fn.to_proto().name == "handler"
 
@@ -285,7 +284,7 @@ def test_parameters_that_change_nothing_here_are_accepted(app: App) -> None:
 @pytest.mark.parametrize(
     ("option", "value"),
     [("ephemeral_disk", 1024), ("volumes", {"/data": object()}),
-     ("block_network", True), ("schedule", object()), ("env", {"K": "v"}), ("single_use_containers", True)],
+     ("schedule", object()), ("env", {"K": "v"}), ("single_use_containers", True)],
 )  # fmt: skip
 def test_modal_parameters_stoker_lacks_are_not_supported_yet(app: App, option: str, value: object) -> None:
     with pytest.raises(InvalidError, match=rf"stoker does not support @app.function\({option}=\) yet"):
