@@ -227,6 +227,15 @@ def test_two_containers_listen_on_8000_each_at_its_own_address(make_network: Any
     assert b.connect(at_a.address, 8000).startswith("failed")
 
 
+def test_a_container_in_its_own_user_namespace_too_is_reachable(make_network: Any, peers: list[Peer]) -> None:
+    network = make_network()
+    # As the sandbox makes them: the network namespace belongs to the container's user namespace.
+    sandboxed = Peer(["unshare", "--user", "--map-root-user", "--net"], "sandboxed", 8000)
+    peers.append(sandboxed)
+    attachment = network.attach(sandboxed.pid)
+    assert connect(attachment.address, 8000) == f"ok sandboxed {network.gateway}"
+
+
 def test_containers_attached_at_once_get_distinct_working_addresses(make_network: Any, peers: list[Peer]) -> None:
     network = make_network()
     started = [start(peers, f"c{i}") for i in range(6)]

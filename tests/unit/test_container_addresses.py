@@ -78,3 +78,5 @@ def test_names_differ_per_worker_and_fit_linux_limits() -> None:
     assert len(one.chain("BLOCK")) <= 28
     assert mac_for(last_index, one.tag) != mac_for(2, one.tag)
     assert len(mac_for(2, one.tag).split(":")) == 6 and mac_for(2, one.tag).startswith("02:")
+    odd = NetworkNames.for_worker('w "x"; -j ACCEPT', "/d")
+    assert odd.comment == f"stoker worker w__x___-j_ACCEPT ({odd.tag})"  # nothing iptables-restore parses

@@ -99,7 +99,7 @@ async def create(names: NetworkNames, subnet: ipaddress.IPv4Network, gateway: ip
         f"link set {names.bridge} addrgenmode none\n"
         f"addr add {gateway}/{subnet.prefixlen} dev {names.bridge}\n",
     )
-    write_sysctl(f"net/ipv6/conf/{names.bridge}/disable_ipv6", "1")
+    write_sysctl(f"net/ipv6/conf/{names.bridge}/disable_ipv6", "1", if_present=True)  # absent: no IPv6 at all
     # A loopback-only host service (the scheduler) is reached through the gateway (DNAT to
     # 127.0.0.1): that needs loopback destinations routable from this bridge, and from it alone.
     write_sysctl(f"net/ipv4/conf/{names.bridge}/route_localnet", "1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 
 
@@ -28,8 +29,10 @@ def run_sync(argv: list[str], stdin: str = "", *, check: bool = True) -> str:
     return done.stdout
 
 
-def write_sysctl(path: str, value: str) -> None:
-    """Set a /proc/sys value (no process needed)."""
+def write_sysctl(path: str, value: str, *, if_present: bool = False) -> None:
+    """Set a /proc/sys value (no process needed); `if_present`: unless the kernel lacks it."""
+    if if_present and not os.path.exists(f"/proc/sys/{path}"):
+        return
     try:
         with open(f"/proc/sys/{path}", "w") as file:
             file.write(value)

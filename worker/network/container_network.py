@@ -109,6 +109,7 @@ class ContainerNetwork:
             for entry in published:
                 entry.reservation.close()
         self._state = _State()
+        self.pool = AddressPool(self.subnet)
         await self._remove_all()
         await self._restore_forwarding()
         self.started = False

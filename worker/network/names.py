@@ -4,6 +4,7 @@ machine never share one, and so that a restarted worker finds what its previous 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 IFNAME_MAX = 15  # Linux's limit on an interface name
@@ -34,7 +35,8 @@ class NetworkNames:
 
     @property
     def comment(self) -> str:
-        return f"stoker worker {self.worker} ({self.tag})"[:250]
+        worker = re.sub(r"[^A-Za-z0-9._:@-]", "_", self.worker)  # nothing iptables-restore would parse
+        return f"stoker worker {worker} ({self.tag})"[:250]
 
     @property
     def nft_table(self) -> str:
