@@ -1,4 +1,5 @@
-"""Which address each container gets on its worker's subnet (worker/network/addresses.py)."""
+"""Which address each container gets on its worker's subnet (worker/network/addresses.py), the
+names of a worker's network objects, and the name servers its containers are given."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from worker.network.addresses import AddressPool, Subnet
 from worker.network.commands import NetworkError
+from worker.network.dns import container_resolv_conf
 from worker.network.names import NetworkNames, mac_for
 
 
@@ -80,3 +82,9 @@ def test_names_differ_per_worker_and_fit_linux_limits() -> None:
     assert len(mac_for(2, one.tag).split(":")) == 6 and mac_for(2, one.tag).startswith("02:")
     odd = NetworkNames.for_worker('w "x"; -j ACCEPT', "/d")
     assert odd.comment == f"stoker worker w__x___-j_ACCEPT ({odd.tag})"  # nothing iptables-restore parses
+
+
+def test_a_containers_resolv_conf_drops_the_hosts_loopback_resolvers() -> None:
+    host = "# written by resolved\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.2\nsearch corp.example\n"
+    assert container_resolv_conf(host) == "# written by resolved\nnameserver 10.0.0.2\nsearch corp.example\n"
+    assert container_resolv_conf("nameserver 127.0.0.53\noptions edns0\n") == "options edns0\n"

@@ -14,6 +14,7 @@ How the worker uses it (container_network.py):
     env[SCHEDULER] = network.container_address(scheduler)   # the scheduler as containers see it
     attachment = await network.attach(pid, block_network=spec.block_network)
     address = await network.advertise(attachment, port)     # what the scheduler is told
+    resolv_conf = read_container_resolv_conf()   # the container's /etc/resolv.conf (dns.py)
     await network.detach(attachment)          # when the container is gone
     await network.stop()                      # at worker stop: bridge, veths, rules removed
 
@@ -28,5 +29,6 @@ scheduler reach its server, and it reaches nothing, the scheduler included.
 
 from worker.network.commands import NetworkError
 from worker.network.container_network import Attachment, ContainerNetwork, NetworkConfig
+from worker.network.dns import read_container_resolv_conf
 
-__all__ = ["Attachment", "ContainerNetwork", "NetworkConfig", "NetworkError"]
+__all__ = ["Attachment", "ContainerNetwork", "NetworkConfig", "NetworkError", "read_container_resolv_conf"]
