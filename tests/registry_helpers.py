@@ -209,6 +209,7 @@ class Registry:
 
     def __init__(self, work: Path, auth: dict[str, Any] | None = None) -> None:
         self.work = work
+        work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"

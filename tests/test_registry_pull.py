@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,8 +182,7 @@ def test_second_pull_downloads_no_blob(registry: Registry, image: Pushed, tmp_pa
 def test_a_digest_reference_pulls_that_manifest_and_is_served_from_the_cache_offline(
     tmp_path: Path,
 ) -> None:
-    registry = Registry(tmp_path / "own-registry").start() if (tmp_path / "own-registry").mkdir() is None else None
-    assert registry is not None
+    registry = Registry(tmp_path / "own-registry").start()  # stopped halfway through
     try:
         with httpx.Client() as client:
             pushed = push_image(client, registry.url, "pinned/img", "v1", [base_layer()], architecture=OURS)
@@ -359,7 +359,8 @@ def _bcrypt_htpasswd(user: str, password: str) -> str | None:
     method = getattr(crypt, "METHOD_BLOWFISH", None)
     if method is None or method not in crypt.methods:
         return None
-    return f"{user}:{crypt.crypt(password, crypt.mksalt(method))}"
+    hashed = crypt.crypt(password, crypt.mksalt(method, rounds=16))  # cost 4: the registry checks it on every request
+    return f"{user}:{hashed}"
 
 
 def test_basic_auth_with_configured_credentials(tmp_path: Path) -> None:
@@ -386,3 +387,58 @@ def test_basic_auth_with_configured_credentials(tmp_path: Path) -> None:
     finally:
         server.stop()
         shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minimal Debian bookworm root filesystem with python3: STOKER_TEST_ROOTFS names a ready one
+    (read only), else mmdebstrap builds one once per session."""
+    if os.environ.get("STOKER_TEST_ROOTFS"):
+        return Path(os.environ["STOKER_TEST_ROOTFS"])
+    if shutil.which("mmdebstrap") is None:
+        pytest.skip("needs mmdebstrap (or STOKER_TEST_ROOTFS) for a Debian root filesystem")
+    root = tmp_path_factory.mktemp("debian") / "rootfs"
+    subprocess.run(
+        ["mmdebstrap", "--variant=minbase", "--include=python3", "--quiet", "bookworm", str(root)],
+        check=True,
+        timeout=600,
+    )
+    return root
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="chroot needs root")
+def test_a_debian_root_filesystem_pulls_and_its_python_runs(
+    registry: Registry, debian_rootfs: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "base.tar"  # a plain tar layer, as `docker save` of a base image gives
+    subprocess.run(["tar", "-C", str(debian_rootfs), "--numeric-owner", "-cf", str(base), "."], check=True, timeout=120)
+    diff_id = (
+        "sha256:"
+        + subprocess.run(["sha256sum", str(base)], capture_output=True, text=True, check=True).stdout.split()[0]
+    )
+    top = make_layer(whiteout("etc/debian_version"), file("usr/local/bin/hello.py", "print('hello from the image')\n"))
+    with httpx.Client(timeout=120) as client:
+        push_image(
+            client,
+            registry.url,
+            "debian/python",
+            "bookworm",
+            [Layer(base.read_bytes(), diff_id, "application/vnd.oci.image.layer.v1.tar"), top],
+            architecture=OURS,
+            image_config={"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "WorkingDir": "/"},
+        )
+    root = tmp_path / "root"
+
+    pulled, _ = pull_into(f"{registry.host}/debian/python:bookworm", root)
+
+    assert os.readlink(root / "bin") == "usr/bin"  # merged /usr kept as symlinks
+    assert not (root / "etc/debian_version").exists()
+    assert stat.S_IMODE(os.stat(root / "usr/bin/su").st_mode) & stat.S_ISUID
+    ran = subprocess.run(
+        [shutil.which("chroot") or "/usr/sbin/chroot", str(root), "/usr/bin/python3", "/usr/local/bin/hello.py"],
+        env={"PATH": pulled.env["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (ran.returncode, ran.stdout) == (0, "hello from the image\n"), ran.stderr

@@ -50,14 +50,21 @@ class RegistryClient:
             raise BadLayer(f"registry {self._endpoint.name} served a manifest for {what} whose digest is {digest}")
         return FetchedManifest(body, content_type, digest)
 
-    async def blob(self, digest: str, destination: Path, what: str) -> None:
-        """Blob `digest` written to `destination`, which exists only once its content matched."""
+    async def blob(self, digest: str, size: int, destination: Path, what: str) -> None:
+        """Blob `digest` of `size` bytes (as its descriptor says) written to `destination`, which
+        exists only once its content matched; a registry sending more than `size` is cut off."""
         partial = destination.with_name(f"{destination.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
         hasher = hashlib.sha256()
+        received = 0
         try:
             async with self._get(f"blobs/{digest}", {}, what) as response:
                 with partial.open("wb") as out:
                     async for chunk in response.content.iter_chunked(CHUNK):
+                        received += len(chunk)
+                        if 0 < size < received:
+                            raise BadLayer(
+                                f"registry {self._endpoint.name} sent more than {size} bytes for {digest} of {what}"
+                            )
                         hasher.update(chunk)
                         out.write(chunk)
             got = "sha256:" + hasher.hexdigest()

@@ -63,7 +63,8 @@ class RegistryConfig:
             host, eq, user_password = entry.partition("=")
             username, colon, password = user_password.partition(":")
             if not (eq and colon and host and username):
-                raise ValueError(f"registry credential {entry.split(':')[0]!r}... is not host=user:password")
+                named = f" for {host!r}" if eq else ""  # never echo what may be a password
+                raise ValueError(f"a registry credential{named} is not host=user:password")
             found[registry_key(host)] = Credentials(username, password)
         return cls(
             mirror=mirror.rstrip("/"),

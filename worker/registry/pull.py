@@ -20,6 +20,7 @@ from worker.registry.config import RegistryConfig
 from worker.registry.endpoint import endpoint_for
 from worker.registry.errors import PlatformNotFound, RegistryError, UnsupportedImage
 from worker.registry.manifest import (
+    Descriptor,
     ImageIndex,
     ImageManifest,
     Platform,
@@ -74,10 +75,11 @@ async def pull(reference: str, dest: Path, config: RegistryConfig, output: Outpu
     with _blob_cache(config) as cache:
         cache.prepare()
         output(f"pulling {ref} from {endpoint.name}")
-        async with aiohttp.ClientSession(timeout=_TIMEOUT, trust_env=True) as session:
+        # Not trust_env: a ~/.netrc entry would clash with the Authorization a challenge gives.
+        async with aiohttp.ClientSession(timeout=_TIMEOUT, trust_env=False) as session:
             client = RegistryClient(session, endpoint, ref.repository)
             manifest, digest, platform = await _image_manifest(client, cache, ref, output)
-            config_path = await _fetch(client, cache, manifest.config.digest, f"the config of {ref}")
+            config_path = await _fetch(client, cache, manifest.config, f"the config of {ref}")
             image_config = parse_image_config(config_path.read_bytes(), str(ref))
             _check_platform(image_config.platform, platform, ref)
             for layer in manifest.layers:
@@ -141,10 +143,10 @@ async def _manifest(client: RegistryClient, cache: BlobCache, reference: str, wh
     return fetched.body, fetched.digest
 
 
-async def _fetch(client: RegistryClient, cache: BlobCache, digest: str, what: str) -> Path:
-    path = cache.path(digest)
+async def _fetch(client: RegistryClient, cache: BlobCache, blob: Descriptor, what: str) -> Path:
+    path = cache.path(blob.digest)
     if not path.is_file():
-        await client.blob(digest, path, what)
+        await client.blob(blob.digest, blob.size, path, what)
     return path
 
 
@@ -162,14 +164,14 @@ async def _pull_layers(
     gate = asyncio.Semaphore(max(1, concurrency))
     count = len(manifest.layers)
 
-    async def download(number: int, digest: str, size: int) -> Path:
-        label = f"layer {number}/{count} {_short(digest)} ({_size(size)})"
-        if cache.has(digest):
+    async def download(number: int, layer: Descriptor) -> Path:
+        label = f"layer {number}/{count} {_short(layer.digest)} ({_size(layer.size)})"
+        if cache.has(layer.digest):
             output(f"{label} already pulled")
-            return cache.path(digest)
+            return cache.path(layer.digest)
         async with gate:
             output(f"pulling {label}")
-            return await _fetch(client, cache, digest, f"layer {number} of {ref}")
+            return await _fetch(client, cache, layer, f"layer {number} of {ref}")
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -177,7 +179,7 @@ async def _pull_layers(
             for number, layer in enumerate(manifest.layers, 1):
                 if layer.digest not in downloads:  # one download for a layer the image repeats
                     downloads[layer.digest] = group.create_task(
-                        download(number, layer.digest, layer.size), name=f"registry-pull-{layer.digest[7:19]}"
+                        download(number, layer), name=f"registry-pull-{layer.digest[7:19]}"
                     )
             for number, layer in enumerate(manifest.layers, 1):
                 path = await downloads[layer.digest]
@@ -186,8 +188,8 @@ async def _pull_layers(
                 if stats.devices_skipped:
                     output(f"layer {number}/{count}: skipped {stats.devices_skipped} device nodes (not allowed here)")
     except ExceptionGroup as failed:  # one layer's own error reads better than a group of them
-        errors = [error for error in failed.exceptions if isinstance(error, RegistryError)] or list(failed.exceptions)
-        raise errors[0] from None
+        errors: list[Exception] = [error for error in failed.exceptions if isinstance(error, RegistryError)]
+        raise (errors or list(failed.exceptions))[0] from None
 
 
 def _check_free(dest: Path, ref: Reference) -> None:

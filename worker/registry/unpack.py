@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
+XATTR_PREFIX = "SCHILY.xattr."
 MAX_SYMLINK_HOPS = 40  # what Linux allows for one path
 CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -42,6 +43,7 @@ class LayerStats:
     members: int = 0
     devices_skipped: int = 0
     owners_kept_ours: int = 0  # chown refused (an id our user namespace does not map): left as ours
+    xattrs_skipped: int = 0
 
 
 def unpack_layer(layer: Path, root: Path, what: str) -> LayerStats:
@@ -116,6 +118,7 @@ class _Unpacker:
             if not os.path.lexists(path):
                 os.mkdir(path, 0o700)
             self._own(path, member)
+            self._set_xattrs(path, member)
             self.directories.append((target, member))
         elif member.isreg():
             self._write_file(archive, member, path)
@@ -132,6 +135,15 @@ class _Unpacker:
             log.debug("%s: skipping %s of tar type %r", self.what, member.name, member.type)
             return
         self._mark_written(target)
+
+    def _set_xattrs(self, target: str | int, member: tarfile.TarInfo) -> None:
+        # File capabilities (`security.capability`, e.g. ping's cap_net_raw) travel as PAX xattrs.
+        for key, value in member.pax_headers.items():
+            if key.startswith(XATTR_PREFIX):
+                try:
+                    os.setxattr(target, key[len(XATTR_PREFIX) :], value.encode("utf-8", "surrogateescape"))
+                except OSError:  # not allowed here (a user namespace) or not supported by this filesystem
+                    self.stats.xattrs_skipped += 1
 
     def finish_directories(self) -> None:
         # Last, and deepest first, so a read-only directory did not stop its own contents being written.
@@ -151,6 +163,7 @@ class _Unpacker:
             out.flush()  # before the time is set: a later write would move it
             self._own(out.fileno(), member)
             os.fchmod(out.fileno(), member.mode & 0o7777)  # after chown, which clears setuid bits
+            self._set_xattrs(out.fileno(), member)  # after chown too, which clears file capabilities
             os.utime(out.fileno(), (member.mtime, member.mtime))
 
     def _make_node(self, member: tarfile.TarInfo, path: str) -> bool:
