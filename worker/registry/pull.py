@@ -30,7 +30,7 @@ from worker.registry.manifest import (
     this_platform,
 )
 from worker.registry.reference import Reference, parse_reference
-from worker.registry.unpack import unpack_layer
+from worker.registry.unpack import LayerStats, unpack_layer
 
 Output = Callable[[str], None]
 
@@ -184,12 +184,21 @@ async def _pull_layers(
             for number, layer in enumerate(manifest.layers, 1):
                 path = await downloads[layer.digest]
                 output(f"unpacking layer {number}/{count} {_short(layer.digest)}")
-                stats = await asyncio.to_thread(unpack_layer, path, root, f"layer {number} of {ref}")
+                stats = await _unpack(path, root, f"layer {number} of {ref}")
                 if stats.devices_skipped:
                     output(f"layer {number}/{count}: skipped {stats.devices_skipped} device nodes (not allowed here)")
     except ExceptionGroup as failed:  # one layer's own error reads better than a group of them
         errors: list[Exception] = [error for error in failed.exceptions if isinstance(error, RegistryError)]
         raise (errors or list(failed.exceptions))[0] from None
+
+
+async def _unpack(layer: Path, root: Path, what: str) -> LayerStats:
+    work = asyncio.ensure_future(asyncio.to_thread(unpack_layer, layer, root, what))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])  # a thread cannot be stopped: let it finish before its directory is removed
+        raise
 
 
 def _check_free(dest: Path, ref: Reference) -> None:
