@@ -433,8 +433,10 @@ def test_a_debian_root_filesystem_pulls_and_its_python_runs(
         )
     root = tmp_path / "root"
 
-    pulled, _ = pull_into(f"{registry.host}/debian/python:bookworm", root)
+    pulled, lines = pull_into(f"{registry.host}/debian/python:bookworm", root)
 
+    progress = [line.rsplit(": ", 1)[1] for line in lines if line.startswith("layer 1/2 sha256:") and " of " in line]
+    assert [share.split(" of ")[1] for share in progress] == [f"{base.stat().st_size / (1 << 20):.1f} MiB"] * 3
     assert os.readlink(root / "bin") == "usr/bin"  # merged /usr kept as symlinks
     assert not (root / "etc/debian_version").exists()
     assert stat.S_IMODE(os.stat(root / "usr/bin/su").st_mode) & stat.S_ISUID

@@ -1,7 +1,9 @@
 """Pulling OCI and Docker images over the Docker Registry HTTP API v2 into a root filesystem directory.
 
 `pull(reference, dest, config, output)` is the one entry point; `RegistryConfig.from_flags` builds
-its config from the worker's flags."""
+its config from the worker's flags (a mirror URL for Docker Hub, a Docker config.json of
+credentials, `host=user:password` credentials, registries allowed over plain http, the blob cache).
+A mirror replaces Docker Hub outright: a pull never falls back from it to Hub."""
 
 from worker.registry.config import Credentials, RegistryConfig
 from worker.registry.errors import (

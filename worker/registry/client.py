@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +50,12 @@ class RegistryClient:
             raise BadLayer(f"registry {self._endpoint.name} served a manifest for {what} whose digest is {digest}")
         return FetchedManifest(body, content_type, digest)
 
-    async def blob(self, digest: str, size: int, destination: Path, what: str) -> None:
+    async def blob(
+        self, digest: str, size: int, destination: Path, what: str, progress: Callable[[int], None] | None = None
+    ) -> None:
         """Blob `digest` of `size` bytes (as its descriptor says) written to `destination`, which
-        exists only once its content matched; a registry sending more than `size` is cut off."""
+        exists only once its content matched; a registry sending more than `size` is cut off.
+        `progress` is told the bytes received so far after each chunk."""
         partial = destination.with_name(f"{destination.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
         hasher = hashlib.sha256()
         received = 0
@@ -67,6 +70,8 @@ class RegistryClient:
                             )
                         hasher.update(chunk)
                         out.write(chunk)
+                        if progress is not None:
+                            progress(received)
             got = "sha256:" + hasher.hexdigest()
             if got != digest:
                 raise BadLayer(f"registry {self._endpoint.name} served blob {digest} of {what} with content {got}")

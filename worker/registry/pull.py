@@ -47,6 +47,7 @@ _LAYER_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 }
+PROGRESS_FROM = 32 << 20  # a layer this large also reports each quarter downloaded
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
 
 
@@ -143,11 +144,29 @@ async def _manifest(client: RegistryClient, cache: BlobCache, reference: str, wh
     return fetched.body, fetched.digest
 
 
-async def _fetch(client: RegistryClient, cache: BlobCache, blob: Descriptor, what: str) -> Path:
+async def _fetch(
+    client: RegistryClient, cache: BlobCache, blob: Descriptor, what: str, progress: Callable[[int], None] | None = None
+) -> Path:
     path = cache.path(blob.digest)
     if not path.is_file():
-        await client.blob(blob.digest, blob.size, path, what)
+        await client.blob(blob.digest, blob.size, path, what, progress)
     return path
+
+
+def _quarters(label: str, size: int, output: Output) -> Callable[[int], None] | None:
+    """A progress callback that says how far a large download is at each quarter of it."""
+    if size < PROGRESS_FROM:
+        return None
+    said = 0
+
+    def progress(received: int) -> None:
+        nonlocal said
+        quarter = min(4, received * 4 // size)
+        if quarter > said and quarter < 4:
+            said = quarter
+            output(f"{label}: {_size(received)} of {_size(size)}")
+
+    return progress
 
 
 async def _pull_layers(
@@ -171,7 +190,7 @@ async def _pull_layers(
             return cache.path(layer.digest)
         async with gate:
             output(f"pulling {label}")
-            return await _fetch(client, cache, layer, f"layer {number} of {ref}")
+            return await _fetch(client, cache, layer, f"layer {number} of {ref}", _quarters(label, layer.size, output))
 
     try:
         async with asyncio.TaskGroup() as group:
