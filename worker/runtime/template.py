@@ -4,8 +4,10 @@ and the heavy imports (FastAPI alone takes ~400 ms to import; a fork takes ~20 m
 The worker starts one template (`python -m worker.runtime.template SOCKET`) and asks it for each
 container over a Unix socket: a JSON request carrying the container's working directory and
 environment, plus two file descriptors (its output pipe and its ready pipe). The template forks;
-the child becomes the container (worker.runtime.__main__.main) in its own session; the template
-replies {"pid": N} and, when that child exits, {"exit": CODE} on the same connection.
+the template replies {"pid": N}; the worker puts that pid in the container's cgroup and answers
+"go", and only then does the child become the container (worker.runtime.__main__.main) in its own
+session, so that none of the app's code runs outside its limits. When that child exits, the
+template sends {"exit": CODE} on the same connection.
 
 It holds no gRPC channel, server or event loop when it forks, and runs one thread.
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from worker.runtime.snapshot import Snapshot
 
 MAX_REQUEST = 1024 * 1024
+GO = b"go\n"  # the worker's answer to a fork's pid: the child may become the container
 
 
 def preload() -> None:
@@ -58,6 +61,19 @@ def preload() -> None:
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 2)
     return json.loads(message), fds
+
+
+def _wait_for_go(conn: socket.socket) -> None:
+    """In the forked child: wait until the worker says go (it put us in our cgroup); a worker
+    that hung up instead (it could not) ends us before any of the app's code ran."""
+    data = b""
+    while not data.endswith(b"\n") and len(data) < 16:
+        chunk = conn.recv(16)
+        if not chunk:
+            break
+        data += chunk
+    if data != GO:
+        os._exit(1)
 
 
 def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int, snapshot: Snapshot | None) -> None:
@@ -153,6 +169,7 @@ class Template:
             pid = os.fork()
             if pid == 0:
                 self.listener.close()
+                _wait_for_go(conn)
                 conn.close()
                 _become_container(request, fds[0], fds[1], self.snapshot)
             self.children[pid] = conn
