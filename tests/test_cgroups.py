@@ -224,3 +224,16 @@ def run_as_nobody(work_dir: Path, env: dict[str, str]) -> None:
         output.wait_for(lambda line: "worker " in line and " starting " in line, 60)  # and it goes on
     finally:
         stop_process(worker, signal.SIGTERM)
+
+
+def test_a_fresh_interpreter_starts_inside_its_cgroup_too(tmp_path: Path, layout: Layout) -> None:
+    worker_id = f"cgtest-{uuid.uuid4().hex[:8]}"
+    with running_cluster(tmp_path, STOKER_WORKER_ID=worker_id, STOKER_WORKER_FORK="0") as cluster:
+        cluster.deploy("cgroup_limits.py")
+        seen = outcome(cluster, "own_cgroup")["result"]
+        assert isinstance(seen, dict)
+        directory = cgroup_dir(layout, seen, "memory")
+        assert directory.parent == parents(layout, worker_id)["memory"]
+        assert seen["pid"] in (directory / "cgroup.procs").read_text().split()
+        over = outcome(cluster, "hog", "400")
+        assert "ran out of memory at 256 MiB" in str(over.get("error")), over
