@@ -2,8 +2,9 @@
 its caller and in `stoker app logs`; the limits and the pids limit are where the container's
 process is; its cgroup goes when it exits; a restarted worker removes what a previous run left.
 
-Real cgroups (this machine's: v1 controllers beside an empty cgroup2; the v2 files are tested in
-tests/unit/test_cgroup_files.py). Needs root and writable cgroups: skipped otherwise.
+Real cgroups: on this machine v1 controllers beside an empty cgroup2, whose cgroups still take
+processes, so the v2 half is tested here without limits (the last test) and its files in
+tests/unit/test_cgroup_files.py. Needs root and writable cgroups: skipped otherwise.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tests.conftest import (
     wait_until,
 )
 from worker import cgroups
-from worker.cgroups.layout import Layout
+from worker.cgroups.layout import Hierarchy, Layout, parse_mountinfo
 
 PIDS_LIMIT = 48
 
@@ -237,3 +238,30 @@ def test_a_fresh_interpreter_starts_inside_its_cgroup_too(tmp_path: Path, layout
         assert seen["pid"] in (directory / "cgroup.procs").read_text().split()
         over = outcome(cluster, "hog", "400")
         assert "ran out of memory at 256 MiB" in str(over.get("error")), over
+
+
+def test_the_v2_mechanics_on_a_real_cgroup2_without_controllers(layout: Layout) -> None:
+    """Where v1 holds the controllers, the cgroup2 beside it has none, but its cgroups still take
+    processes, kill them all (cgroup.kill) and go: the v2 half of ContainerCgroup, for real."""
+    _, unified = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    if unified is None or any(h.version == 2 for h in layout.hierarchies):
+        pytest.skip("no empty cgroup2 beside v1 controllers here (a v2 machine runs the tests above on v2)")
+    hierarchy = Hierarchy(unified, 2, frozenset())
+    worker = cgroups.WorkerCgroups(Layout((hierarchy,)), f"cgtest-{uuid.uuid4().hex[:8]}", pids_max=0)
+    worker.prepare()
+    cgroup = worker.container("ct-v2", cgroups.Limits(memory_limit_mib=64))
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        cgroup.attach(sleeper.pid)
+        assert f"0::/stoker/{worker.parent}/ct-v2" in Path(f"/proc/{sleeper.pid}/cgroup").read_text().splitlines()
+        assert cgroup.pids() == {sleeper.pid}
+        assert cgroup.oom_kills() is None, "no memory controller here: no counter, and no guess"
+        cgroup.remove()
+        assert sleeper.wait(10) == -signal.SIGKILL
+        assert not (unified / "stoker" / worker.parent / "ct-v2").exists()
+    finally:
+        if alive(sleeper.pid):
+            sleeper.kill()
+        sleeper.wait()
+        worker.remove()
+    assert not (unified / "stoker" / worker.parent).exists()

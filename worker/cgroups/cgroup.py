@@ -104,9 +104,11 @@ class ContainerCgroup:
 
     def remove(self) -> None:
         """Kill what is left in it, then remove it (blocking: call it off the event loop)."""
-        for directory in self.directories.values():
-            with contextlib.suppress(OSError):
-                (directory / "cgroup.kill").write_text("1")  # v2, kernel 5.14+: all at once
+        for hierarchy, directory in self.directories.items():
+            kill = directory / "cgroup.kill"  # v2, kernel 5.14+: everything in it at once
+            if hierarchy.version == 2 and kill.exists():
+                with contextlib.suppress(OSError):
+                    kill.write_text("1")
         for _ in range(REMOVE_ATTEMPTS):
             left = self.pids()
             if not left:

@@ -8,6 +8,7 @@ workers on one machine (tests run many, all named after the host) never clear ea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -57,13 +58,7 @@ class WorkerCgroups:
 
     def container(self, container_id: str, limits: Limits) -> ContainerCgroup:
         """A new cgroup for the container, its limits written (pids_max added); CgroupError."""
-        limits = Limits(
-            cpu_request=limits.cpu_request,
-            cpu_limit=limits.cpu_limit,
-            memory_request_mib=limits.memory_request_mib,
-            memory_limit_mib=limits.memory_limit_mib,
-            pids_max=self.pids_max,
-        )
+        limits = dataclasses.replace(limits, pids_max=self.pids_max)
         cgroup = ContainerCgroup(
             container_id, {h: self.directory(h) / container_id for h in self.layout.hierarchies}, limits
         )
