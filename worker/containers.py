@@ -167,7 +167,7 @@ class ContainerProcess:
         await self._drain_output()
         if self.cgroup is not None and self.cgroup.out_of_memory(code):
             # In its logs too, where `stoker app logs` shows it beside what it printed last.
-            self._output_line(f"stoker: the container {self.id} {self.exit_reason(code)}; the kernel killed it")
+            self._output_line(f"stoker: the container {self.id} {self.exit_reason(code)}, and the kernel killed it")
         return code
 
     def exit_reason(self, code: int) -> str:

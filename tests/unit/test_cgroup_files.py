@@ -132,6 +132,8 @@ def test_v2_memory_events_tell_an_oom_kill_from_other_deaths(tmp_path: Path) -> 
     assert cgroup.exit_reason(-signal.SIGKILL) == "ran out of memory at 256 MiB"
     assert cgroup.exit_reason(3) == "exited with code 3", "it went on, and exited on its own"
     assert cgroup.exit_reason(0) == ""
+    unlimited = ContainerCgroup("ct-1", cgroup.directories, Limits())
+    assert unlimited.exit_reason(-signal.SIGKILL) == "ran out of memory (the machine's: it has no limit of its own)"
 
 
 def test_v1_without_an_oom_kill_counter_reads_the_limit_hits(tmp_path: Path) -> None:

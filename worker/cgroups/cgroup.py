@@ -99,7 +99,7 @@ class ContainerCgroup:
         if self.out_of_memory(exit_code):
             if self.limits.memory_limit_mib:
                 return f"ran out of memory at {self.limits.memory_limit_mib} MiB"
-            return "was killed by the kernel's out-of-memory killer (the machine ran out of memory)"
+            return "ran out of memory (the machine's: it has no limit of its own)"
         return f"exited with code {exit_code}" if exit_code else ""
 
     def remove(self) -> None:
