@@ -13,6 +13,7 @@ from client.exceptions import InvalidError
 from client.function import Function, FunctionOptions
 from client.image import Image
 from client.partial import PartialFunction
+from client.resources import cpu_pair, memory_pair
 from client.retries import Retries, parse_retries
 from client.secret import Secret
 from protos.overrides import MAX_TIMEOUT  # Modal's bound on timeout= and startup_timeout=
@@ -79,8 +80,8 @@ class App:
         timeout: float | None = None,
         startup_timeout: float | None = None,
         retries: int | Retries | None = None,
-        cpu: float | None = None,
-        memory: int | None = None,
+        cpu: float | tuple[float, float] | None = None,
+        memory: int | tuple[int, int] | None = None,
         name: str | None = None,
         enable_memory_snapshot: bool = False,
         block_network: bool = False,
@@ -111,6 +112,10 @@ class App:
                 )
             fn_name = name or partial.raw_f.__name__
             per_input = _timeout("timeout", timeout, 300.0)
+            cpu_request, cpu_limit = cpu_pair(cpu, decorator.removesuffix("()")) if cpu is not None else (0.0, 0.0)
+            memory_request, memory_limit = (
+                memory_pair(memory, decorator.removesuffix("()")) if memory is not None else (0, 0)
+            )
             max_inputs = partial.max_inputs or allow_concurrent_inputs or 1
             if partial.batch is not None and max_inputs > 1:  # allow_concurrent_inputs=, Modal's old @concurrent
                 raise InvalidError(
@@ -130,8 +135,10 @@ class App:
                 retries=parse_retries(retries, f"{decorator.removesuffix('()')} {fn_name}"),
                 max_inputs=max_inputs,
                 target_inputs=partial.target_inputs or 0,
-                cpu=float(cpu or 0.0),
-                memory_mib=int(memory or 0),
+                cpu=cpu_request,
+                cpu_limit=cpu_limit,
+                memory_mib=memory_request,
+                memory_limit_mib=memory_limit,
                 batch_max_size=partial.batch.max_batch_size if partial.batch else 0,
                 batch_wait_ms=partial.batch.wait_ms if partial.batch else 0,
                 enable_memory_snapshot=bool(enable_memory_snapshot),

@@ -44,8 +44,10 @@ class FunctionOptions:
     retries: Retries | None = None
     max_inputs: int = 1
     target_inputs: int = 0
-    cpu: float = 0.0
-    memory_mib: int = 0
+    cpu: float = 0.0  # cores requested
+    cpu_limit: float = 0.0  # cores at most; 0: no limit
+    memory_mib: int = 0  # requested
+    memory_limit_mib: int = 0  # past it the container is killed; 0: no limit
     batch_max_size: int = 0  # @modal.batched; 0: not batched
     batch_wait_ms: int = 0
     enable_memory_snapshot: bool = False  # containers fork from a template that ran the imports and snap=True hooks
@@ -251,7 +253,9 @@ def spec_from_options(name: str, o: FunctionOptions) -> pb.FunctionSpec:
         max_inputs=o.max_inputs,
         target_inputs=o.target_inputs,
         cpu=o.cpu,
+        cpu_limit=o.cpu_limit,
         memory_mib=o.memory_mib,
+        memory_limit_mib=o.memory_limit_mib,
         batch_max_size=o.batch_max_size,
         batch_wait_ms=o.batch_wait_ms,
         retries=o.retries.to_proto() if o.retries is not None else None,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from client import modal_names
 from client.exceptions import InvalidError
 from client.partial import concurrent
+from client.resources import cpu_pair, memory_pair
 from client.retries import Retries, parse_retries
 from client.secret import Secret
 from protos import overrides as wire_overrides
@@ -71,10 +72,11 @@ class Configurable:
             IGNORED,
         )
         o = pb.FunctionOverrides()
+        # A number or a pair replaces the function's request and limit both (no limit: 0).
         if cpu is not None:
-            o.cpu = _number("cpu", cpu)
+            o.cpu, o.cpu_limit = cpu_pair(cpu, "with_options")
         if memory is not None:
-            o.memory_mib = int(_number("memory", memory))  # MiB, as @app.function(memory=)
+            o.memory_mib, o.memory_limit_mib = memory_pair(memory, "with_options")  # MiB, as @app.function(memory=)
         if gpu is not None:
             o.gpu = gpu if isinstance(gpu, str) else ",".join(gpu)
         given = [*(secrets or ()), *([Secret.from_dict(env)] if env else [])]
@@ -135,10 +137,6 @@ def options_with(options: FunctionOptions, o: pb.FunctionOverrides) -> FunctionO
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, tuple):
-        raise InvalidError(
-            f"stoker does not support a (request, limit) pair for with_options({name}=) yet; give one number"
-        )
     whole = name not in ("cpu", "scaledown_window", "timeout")
     if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
         raise InvalidError(f"with_options({name}={value!r}): {name} must be {'an integer' if whole else 'a number'}")

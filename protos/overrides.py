@@ -16,7 +16,9 @@ from protos import stoker_pb2 as pb
 # The fields that FunctionOverrides, FunctionSpec and the SDK's FunctionOptions name alike.
 Scalar = Literal[
     "cpu",
+    "cpu_limit",
     "memory_mib",
+    "memory_limit_mib",
     "gpu",
     "max_containers",
     "buffer_containers",
@@ -47,6 +49,14 @@ def check(o: pb.FunctionOverrides) -> None:
             raise bad(name, "a positive number")
     if o.HasField("memory_mib") and o.memory_mib <= 0:
         raise bad("memory_mib", "a positive number of MiB")
+    pairs: tuple[tuple[Scalar, Scalar], ...] = (("cpu", "cpu_limit"), ("memory_mib", "memory_limit_mib"))
+    for request, limit in pairs:
+        if o.HasField(limit) and getattr(o, limit) and not getattr(o, limit) >= getattr(o, request):
+            shown = "memory" if request == "memory_mib" else request
+            raise OverrideError(
+                f"with_options({shown}=({getattr(o, request)!r}, {getattr(o, limit)!r})): the limit must be at "
+                "least the request"
+            )
     names = ("max_containers", "buffer_containers")
     for name in names:
         if o.HasField(name) and getattr(o, name) < 0:
@@ -107,8 +117,10 @@ def apply(spec: pb.FunctionSpec, o: pb.FunctionOverrides) -> pb.FunctionSpec:
 
 def describe(o: pb.FunctionOverrides) -> str:
     """`gpu='A10G', max_inputs=4`, for `stoker status` (secret names, never values)."""
-    # target_inputs=0 (with_concurrency() without one) means "max_inputs": nothing to say.
-    shown = [name for name in SCALARS if o.HasField(name) and (name != "target_inputs" or o.target_inputs)]
+    # target_inputs=0 (with_concurrency() without one) means "max_inputs", and a limit of 0 none:
+    # nothing to say.
+    unsaid_when_zero = ("target_inputs", "cpu_limit", "memory_limit_mib")
+    shown = [name for name in SCALARS if o.HasField(name) and (name not in unsaid_when_zero or getattr(o, name))]
     parts = [f"{name}={getattr(o, name)!r}" for name in shown]
     if o.HasField("retries"):
         parts.append(f"retries={o.retries.max_retries}")

@@ -241,6 +241,8 @@ class FunctionSpec(_message.Message):
     RETRIES_FIELD_NUMBER: _builtins.int
     STARTUP_TIMEOUT_FIELD_NUMBER: _builtins.int
     ENABLE_MEMORY_SNAPSHOT_FIELD_NUMBER: _builtins.int
+    CPU_LIMIT_FIELD_NUMBER: _builtins.int
+    MEMORY_LIMIT_MIB_FIELD_NUMBER: _builtins.int
     BLOCK_NETWORK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     gpu: _builtins.str
@@ -273,6 +275,12 @@ class FunctionSpec(_message.Message):
     """Containers fork from a worker's snapshot template, which imported the app and ran the
     @modal.enter(snap=True) hooks once (see StartContainer.snapshot_key).
     """
+    cpu_limit: _builtins.float
+    """Hard limits beside the requests cpu and memory_mib (Modal's `cpu=(request, limit)` and
+    `memory=(request, limit)`): a CPU quota in cores, and memory past which the kernel kills the
+    container. 0: none.
+    """
+    memory_limit_mib: _builtins.int
     block_network: _builtins.bool
     """Modal's block_network: the container opens no connection of its own (loopback only for
     anything it starts); the ingress and the scheduler still reach its Exchange server.
@@ -329,11 +337,13 @@ class FunctionSpec(_message.Message):
         retries: Global___RetryPolicy | None = ...,
         startup_timeout: _builtins.float = ...,
         enable_memory_snapshot: _builtins.bool = ...,
+        cpu_limit: _builtins.float = ...,
+        memory_limit_mib: _builtins.int = ...,
         block_network: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "retries", b"retries", "web", b"web"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "block_network", b"block_network", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "enable_memory_snapshot", b"enable_memory_snapshot", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "startup_timeout", b"startup_timeout", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_max_size", b"batch_max_size", "batch_wait_ms", b"batch_wait_ms", "block_network", b"block_network", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "cpu_limit", b"cpu_limit", "enable_memory_snapshot", b"enable_memory_snapshot", "gpu", b"gpu", "image", b"image", "is_generator", b"is_generator", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_limit_mib", b"memory_limit_mib", "memory_mib", b"memory_mib", "methods", b"methods", "min_containers", b"min_containers", "name", b"name", "parameters", b"parameters", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "startup_timeout", b"startup_timeout", "target_inputs", b"target_inputs", "timeout", b"timeout", "web", b"web"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2273,6 +2283,8 @@ class FunctionOverrides(_message.Message):
     MAX_INPUTS_FIELD_NUMBER: _builtins.int
     TARGET_INPUTS_FIELD_NUMBER: _builtins.int
     RETRIES_FIELD_NUMBER: _builtins.int
+    CPU_LIMIT_FIELD_NUMBER: _builtins.int
+    MEMORY_LIMIT_MIB_FIELD_NUMBER: _builtins.int
     cpu: _builtins.float
     memory_mib: _builtins.int
     gpu: _builtins.str
@@ -2284,6 +2296,9 @@ class FunctionOverrides(_message.Message):
     timeout: _builtins.float
     max_inputs: _builtins.int
     target_inputs: _builtins.int
+    cpu_limit: _builtins.float
+    """Set (0 included: no limit) with cpu / memory_mib: with_options(cpu=...) replaces the pair."""
+    memory_limit_mib: _builtins.int
     @_builtins.property
     def secret_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -2308,21 +2323,27 @@ class FunctionOverrides(_message.Message):
         max_inputs: _builtins.int | None = ...,
         target_inputs: _builtins.int | None = ...,
         retries: Global___RetryPolicy | None = ...,
+        cpu_limit: _builtins.float | None = ...,
+        memory_limit_mib: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "retries", b"retries", "scaledown_window", b"scaledown_window", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_cpu_limit", b"_cpu_limit", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_limit_mib", b"_memory_limit_mib", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "cpu_limit", b"cpu_limit", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_limit_mib", b"memory_limit_mib", "memory_mib", b"memory_mib", "retries", b"retries", "scaledown_window", b"scaledown_window", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_mib", b"memory_mib", "replace_secrets", b"replace_secrets", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers", "_cpu", b"_cpu", "_cpu_limit", b"_cpu_limit", "_gpu", b"_gpu", "_max_containers", b"_max_containers", "_max_inputs", b"_max_inputs", "_memory_limit_mib", b"_memory_limit_mib", "_memory_mib", b"_memory_mib", "_scaledown_window", b"_scaledown_window", "_target_inputs", b"_target_inputs", "_timeout", b"_timeout", "buffer_containers", b"buffer_containers", "cpu", b"cpu", "cpu_limit", b"cpu_limit", "gpu", b"gpu", "max_containers", b"max_containers", "max_inputs", b"max_inputs", "memory_limit_mib", b"memory_limit_mib", "memory_mib", b"memory_mib", "replace_secrets", b"replace_secrets", "retries", b"retries", "scaledown_window", b"scaledown_window", "secret_env", b"secret_env", "secret_names", b"secret_names", "target_inputs", b"target_inputs", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer_containers: _TypeAlias = _typing.Literal["buffer_containers"]  # noqa: Y015
     _WhichOneofArgType__buffer_containers: _TypeAlias = _typing.Literal["_buffer_containers", b"_buffer_containers"]  # noqa: Y015
     _WhichOneofReturnType__cpu: _TypeAlias = _typing.Literal["cpu"]  # noqa: Y015
     _WhichOneofArgType__cpu: _TypeAlias = _typing.Literal["_cpu", b"_cpu"]  # noqa: Y015
+    _WhichOneofReturnType__cpu_limit: _TypeAlias = _typing.Literal["cpu_limit"]  # noqa: Y015
+    _WhichOneofArgType__cpu_limit: _TypeAlias = _typing.Literal["_cpu_limit", b"_cpu_limit"]  # noqa: Y015
     _WhichOneofReturnType__gpu: _TypeAlias = _typing.Literal["gpu"]  # noqa: Y015
     _WhichOneofArgType__gpu: _TypeAlias = _typing.Literal["_gpu", b"_gpu"]  # noqa: Y015
     _WhichOneofReturnType__max_containers: _TypeAlias = _typing.Literal["max_containers"]  # noqa: Y015
     _WhichOneofArgType__max_containers: _TypeAlias = _typing.Literal["_max_containers", b"_max_containers"]  # noqa: Y015
     _WhichOneofReturnType__max_inputs: _TypeAlias = _typing.Literal["max_inputs"]  # noqa: Y015
     _WhichOneofArgType__max_inputs: _TypeAlias = _typing.Literal["_max_inputs", b"_max_inputs"]  # noqa: Y015
+    _WhichOneofReturnType__memory_limit_mib: _TypeAlias = _typing.Literal["memory_limit_mib"]  # noqa: Y015
+    _WhichOneofArgType__memory_limit_mib: _TypeAlias = _typing.Literal["_memory_limit_mib", b"_memory_limit_mib"]  # noqa: Y015
     _WhichOneofReturnType__memory_mib: _TypeAlias = _typing.Literal["memory_mib"]  # noqa: Y015
     _WhichOneofArgType__memory_mib: _TypeAlias = _typing.Literal["_memory_mib", b"_memory_mib"]  # noqa: Y015
     _WhichOneofReturnType__scaledown_window: _TypeAlias = _typing.Literal["scaledown_window"]  # noqa: Y015
@@ -2336,11 +2357,15 @@ class FunctionOverrides(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu) -> _WhichOneofReturnType__cpu | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_limit) -> _WhichOneofReturnType__cpu_limit | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__gpu) -> _WhichOneofReturnType__gpu | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_containers) -> _WhichOneofReturnType__max_containers | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_inputs) -> _WhichOneofReturnType__max_inputs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_limit_mib) -> _WhichOneofReturnType__memory_limit_mib | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_mib) -> _WhichOneofReturnType__memory_mib | None: ...
     @_typing.overload

@@ -25,6 +25,7 @@ class ContainerLost(Exception):
     def __init__(self, reached: bool, detail: str = "") -> None:
         super().__init__(detail or "the container stopped during the call")
         self.reached = reached
+        self.stream_broke = not detail  # else the container ended the call, and is still there
 
 
 class CallLink(ExchangeLink):

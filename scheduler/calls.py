@@ -33,6 +33,9 @@ from scheduler.spawned import SpawnedCalls, SpawnedCancelled, TooManySpawned
 log = logging.getLogger(__name__)
 
 PLACE_ATTEMPTS = 3  # a call whose container was never reached is placed again, this many times in all
+# Seconds a call whose container stopped during it waits for the worker to say why (it reports a
+# container's exit after its last output, a moment after the call's stream broke).
+EXIT_REASON_WAIT = 5.0
 # The gRPC status a call gets when no slot can be placed for it; an HTTP request gets the
 # ingress's mapping of the same reasons (ingress/scheduler_link.py).
 GRPC_STATUS: dict[pb.Refusal.ValueType, grpc.StatusCode] = {
@@ -71,6 +74,13 @@ class ContainerStopped(AppError):
     def __init__(self, fn: FunctionState, message: str) -> None:
         super().__init__(grpc.StatusCode.INTERNAL, message)
         self.fn = fn
+
+
+async def exit_reason(container: Container) -> str:
+    """Why `container` exited, once its worker says (within EXIT_REASON_WAIT); "" when it has not."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(container.exited.wait(), EXIT_REASON_WAIT)
+    return container.exit_reason
 
 
 class Calls:
@@ -270,9 +280,10 @@ class Calls:
                 return
             except ContainerLost as lost:
                 if lost.reached or attempt == PLACE_ATTEMPTS:
+                    why = (lost.stream_broke and await exit_reason(container)) or str(lost)
                     raise ContainerStopped(
                         fn,
-                        f"the container {container.id} running {fn.spec.name!r} stopped during the call ({lost}); "
+                        f"the container {container.id} running {fn.spec.name!r} stopped during the call ({why}); "
                         "the app's logs may say why",
                     ) from None
                 unreachable = True

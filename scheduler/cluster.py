@@ -502,6 +502,8 @@ class Cluster:
         container = self.containers.pop(container_id, None)
         if container is None:
             return
+        container.exit_reason = reason
+        container.exited.set()
         fn = container.function
         fn.containers.pop(container_id, None)
         container.worker.containers.discard(container_id)

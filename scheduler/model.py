@@ -93,6 +93,11 @@ class Container:
     in_flight: int = 0
     idle_since: float = field(default_factory=time.monotonic)
     gpu_indices: tuple[int, ...] = ()
+    # Set when its worker said it exited, and why ("": it stopped as asked): a call it was
+    # running fails with the why ("ran out of memory at 256 MiB"), which comes a moment after
+    # the call's stream broke.
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    exit_reason: str = ""
 
 
 @dataclass(eq=False)

@@ -187,7 +187,10 @@ def test_bad_options_say_what_was_wrong(gpu_cluster: Cluster, urls: dict[str, st
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "InvalidError: with_options(timeout=0.0): timeout must be from 1 to 86400 seconds (24 hours)"
-    assert lines[1] == "InvalidError: with_options(cpu='lots'): cpu must be a number"
+    assert lines[1] == (
+        "InvalidError: with_options(cpu='lots'): cpu must be a number of cores (the request) or a "
+        "(request, limit) pair of them, above 0"
+    )
     assert lines[2] == "InvalidError: with_options(max_containers=-1): max_containers must be at least 0"
     assert lines[3] == "InvalidError: max_inputs must be at least 1, got 0"
     assert lines[4] == "InvalidError: target_inputs must be between 1 and max_inputs (2)"

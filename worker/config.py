@@ -22,6 +22,8 @@ class WorkerConfig:
     image_dir: Path | None = None  # where images are built; None: <work_dir>/images
     uv_cache_dir: str = ""  # where uv caches downloads for image builds; empty: uv's default
     image_build_timeout: float = 600.0  # seconds one image build may take before it fails
+    # Processes and threads one container may have at once (its cgroup's pids.max); 0: no limit.
+    container_pids_limit: int = 4096
     # Each container's network namespace on a bridge of this worker's (worker/network/).
     container_network: bool = False
     container_subnet: str = "10.88.0.0/16"  # the bridge's; two workers of one machine need two

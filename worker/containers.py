@@ -3,7 +3,9 @@
 A container is forked from the pre-imported template of its image (or of the worker's own
 environment) when the worker gave it one that is running (fast), else started as a fresh
 interpreter. Either way it is its own session and process group, with the code bundle as working
-directory, and it writes its serving address to a ready pipe.
+directory, and it writes its serving address to a ready pipe. Given a cgroup, it is in it before
+any of the app's code runs: a forked child waits for the worker to attach it (the template's "go"),
+a fresh interpreter is started by a shell that enters the cgroup and then execs it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
+from worker.cgroups import ContainerCgroup
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
 from worker.inherited_env import inherited_environment
@@ -51,6 +54,7 @@ class ContainerProcess:
         image: BuiltImage | None,
         template: ForkTemplate | None,
         on_output: Callable[[pb.LogLine], None],
+        cgroup: ContainerCgroup | None = None,
     ) -> None:
         self.command = command
         self.id = command.container_id
@@ -58,6 +62,7 @@ class ContainerProcess:
         self.config = config
         self.image = image  # None: the worker's own environment
         self.template = template  # one started with the image's interpreter; None: start fresh
+        self.cgroup = cgroup  # its limits; None: the worker runs containers without
         self.pid = 0
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         self._exit: asyncio.Future[int] | None = None
@@ -71,15 +76,17 @@ class ContainerProcess:
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
         if self.template is not None and self.template.alive:
             try:
-                self.pid, conn = await self.template.fork(self.directory, env, output_fd, ready_fd)
+                before_start = self.cgroup.attach if self.cgroup is not None else None
+                self.pid, conn = await self.template.fork(self.directory, env, output_fd, ready_fd, before_start)
                 self._exit = asyncio.ensure_future(wait_exit(conn))
                 return
             except TemplateError as exc:
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
+        command = [str(self.image.python) if self.image is not None else sys.executable, "-m", "worker.runtime"]
+        if self.cgroup is not None:
+            command = entering_cgroup(self.cgroup, command)
         process = await asyncio.create_subprocess_exec(
-            str(self.image.python) if self.image is not None else sys.executable,
-            "-m",
-            "worker.runtime",
+            *command,
             cwd=self.directory,
             env={**env, cenv.READY_FD: str(ready_fd)},
             stdin=asyncio.subprocess.DEVNULL,
@@ -119,7 +126,7 @@ class ContainerProcess:
         if not done:
             raise ContainerFailed(f"not ready within {ready_timeout:g} s")
         code = self._exit.result() if self._exit.done() else -1
-        raise ContainerFailed(f"exited with code {code} before serving:\n" + self.tail())
+        raise ContainerFailed(f"{self.exit_reason(code) or 'exited with code 0'} before serving:\n" + self.tail())
 
     def tail(self) -> str:
         return "\n".join(self.output_tail)
@@ -158,7 +165,17 @@ class ContainerProcess:
         assert self._exit is not None
         code = await self._exit
         await self._drain_output()
+        if self.cgroup is not None and self.cgroup.out_of_memory(code):
+            # In its logs too, where `stoker app logs` shows it beside what it printed last.
+            self._output_line(f"stoker: the container {self.id} {self.exit_reason(code)}, and the kernel killed it")
         return code
+
+    def exit_reason(self, code: int) -> str:
+        """Why it exited with `code`, for ContainerExited.reason: "" when it stopped cleanly,
+        "ran out of memory at N MiB" when its cgroup's OOM killer ended it."""
+        if self.cgroup is not None:
+            return self.cgroup.exit_reason(code)
+        return f"exited with code {code}" if code else ""
 
     async def stop(self, grace: float) -> None:
         """SIGTERM the process group, SIGKILL what is left after `grace` seconds."""
@@ -208,6 +225,13 @@ def container_environment(
         }
     )
     return env
+
+
+def entering_cgroup(cgroup: ContainerCgroup, command: list[str]) -> list[str]:
+    """`command`, run by a shell that first writes its own pid into the cgroup: exec keeps the pid,
+    so the interpreter starts inside its limits. Exit code 125: the cgroup refused it."""
+    script = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+    return ["/bin/sh", "-c", script, "sh", *map(str, cgroup.procs_files), "--", *command]
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

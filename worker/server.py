@@ -16,7 +16,7 @@ from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.bundle import extract_bundle
 from protos.channels import CLUSTER_SECRET_HEADER, scheduler_aio_channel, stay_connected
-from worker import gpus
+from worker import cgroups, gpus
 from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError
@@ -67,13 +67,45 @@ class WorkerServer:
         )
         self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
         self.snapshots = Snapshots(self.templates, config.work_dir / "snapshots", config, self._logs.add)
+        self.cgroups: cgroups.WorkerCgroups | None = None  # None: containers run without limits
         self.network: ContainerNetwork | None = None  # with --container-network: each container's address
+
+    async def _open_cgroups(self) -> cgroups.WorkerCgroups | None:
+        """The worker's cgroups, with what a previous run left removed; None (and a warning) when
+        this machine will not give it any."""
+        try:
+            cgroups.check()
+            worker_cgroups = cgroups.WorkerCgroups(
+                cgroups.detect(),
+                cgroups.parent_name(self.config.worker_id, self.config.work_dir),
+                self.config.container_pids_limit,
+            )
+            removed = await asyncio.to_thread(worker_cgroups.prepare)
+        except (cgroups.CgroupsUnusable, cgroups.CgroupError) as exc:
+            log.warning("containers run without cpu, memory or pids limits: %s", exc)
+            return None
+        if removed:
+            log.info("removed %d containers' cgroups that a previous run of this worker left", removed)
+        return worker_cgroups
+
+    def _cgroup(self, command: pb.StartContainer) -> cgroups.ContainerCgroup | None:
+        if self.cgroups is None:
+            return None
+        spec = command.function
+        limits = cgroups.Limits(
+            cpu_request=spec.cpu,
+            cpu_limit=spec.cpu_limit,
+            memory_request_mib=spec.memory_mib,
+            memory_limit_mib=spec.memory_limit_mib,
+        )
+        return self.cgroups.container(command.container_id, limits)
 
     async def startup(self) -> None:
         if self.config.container_network:
             await self._start_network()
         self._gpus = gpus.inventory(self.config.gpus)
         self.snapshots.clear()
+        self.cgroups = await self._open_cgroups()
         for sub in ("bundles", "containers", "snapshots"):
             (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
         await self._template(None)  # warm now, so the first container forks at once
@@ -207,6 +239,7 @@ class WorkerServer:
         outbox = self._outbox
         directory = self.config.work_dir / "containers" / command.container_id
         container: ContainerProcess | None = None
+        cgroup: cgroups.ContainerCgroup | None = None
         code = -1
         reason = ""
         try:
@@ -226,15 +259,21 @@ class WorkerServer:
                 template = await self._snapshot(command, image)
             else:
                 template = await self._template(image)
-            container = ContainerProcess(command, directory, self.config, image, template, on_output=self._logs.add)
+            cgroup = self._cgroup(command)
+            container = ContainerProcess(
+                command, directory, self.config, image, template, on_output=self._logs.add, cgroup=cgroup
+            )
             self.containers[container.id] = container
             extract_bundle(await self._bundle(command.bundle_hash), directory)
             address = await container.start()
             outbox.put_nowait(pb.WorkerMessage(started=pb.ContainerStarted(container_id=container.id, address=address)))
             code = await container.wait()
-            reason = f"exited with code {code}" if code else ""
+            reason = container.exit_reason(code)
             if code not in (0, -15):
                 log.warning("container %s exited with code %d:\n%s", container.id, code, container.tail())
+        except cgroups.CgroupError as exc:
+            reason = f"its cgroup could not be made: {exc}"
+            log.error("container %s: %s", command.container_id, reason)
         except ImageBuildError as exc:
             reason = f"its image could not be built: {exc}"
             log.error("container %s: %s", command.container_id, reason)
@@ -249,6 +288,12 @@ class WorkerServer:
             if container is not None:
                 await container.stop(grace=1)
                 container.remove_directory()
+            if cgroup is not None:
+                try:
+                    await asyncio.to_thread(cgroup.remove)  # what its app left running goes with it
+                except cgroups.CgroupError as exc:
+                    log.warning("container %s: %s", command.container_id, exc)
+            if container is not None:
                 # Its last lines go before the news that it exited: the scheduler forgets a stopped
                 # app's lines once its last container is gone.
                 await self._logs.handed_over(LAST_WORDS_SECONDS)
@@ -285,6 +330,8 @@ class WorkerServer:
         await self.images.stop()
         await self.templates.stop()
         self.snapshots.clear()
+        if self.cgroups is not None:
+            await asyncio.to_thread(self.cgroups.remove)
         if self.network is not None:
             try:
                 await self.network.stop()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from worker.inherited_env import inherited_environment
 from worker.output import forward_lines
+from worker.runtime.template import GO
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,17 @@ class ForkTemplate:
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    async def fork(self, cwd: Path, env: dict[str, str], output_fd: int, ready_fd: int) -> tuple[int, socket.socket]:
-        """Fork a container; return its pid and the connection on which its exit code arrives."""
+    async def fork(
+        self,
+        cwd: Path,
+        env: dict[str, str],
+        output_fd: int,
+        ready_fd: int,
+        before_start: Callable[[int], None] | None = None,
+    ) -> tuple[int, socket.socket]:
+        """Fork a container; return its pid and the connection on which its exit code arrives.
+        `before_start(pid)` runs while the child waits, before any of the app's code (it puts the
+        child in its cgroup); when it raises, the child exits at once and so does the error."""
         request = json.dumps({"cwd": str(cwd), "env": env}).encode()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -126,7 +136,19 @@ class ForkTemplate:
         if "pid" not in reply:
             conn.close()
             raise TemplateError(f"the fork template failed: {reply.get('error', reply)}")
-        return int(reply["pid"]), conn
+        pid = int(reply["pid"])
+        try:
+            if before_start is not None:
+                before_start(pid)
+        except BaseException:
+            conn.close()  # the child reads the end of the connection, not GO, and exits
+            raise
+        try:
+            conn.sendall(GO)
+        except OSError as exc:
+            conn.close()
+            raise TemplateError(f"the fork template failed: {exc}") from None
+        return pid, conn
 
     def _handshake(self, conn: socket.socket, request: bytes, output_fd: int, ready_fd: int) -> None:
         conn.connect(str(self.socket_path))

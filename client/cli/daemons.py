@@ -99,6 +99,12 @@ def worker(
     image_build_timeout: Annotated[
         float, typer.Option(min=1, envvar="STOKER_IMAGE_BUILD_TIMEOUT", help="Seconds one image build may take.")
     ] = WorkerConfig.image_build_timeout,
+    container_pids_limit: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar="STOKER_CONTAINER_PIDS_LIMIT", help="Processes and threads per container. 0: no limit."
+        ),
+    ] = WorkerConfig.container_pids_limit,
     container_network: Annotated[
         bool,
         typer.Option(
@@ -130,6 +136,7 @@ def worker(
         image_dir=image_dir,
         uv_cache_dir=uv_cache_dir,
         image_build_timeout=image_build_timeout,
+        container_pids_limit=container_pids_limit,
         container_network=container_network,
         container_subnet=container_subnet,
         container_bridge=container_bridge,

@@ -4,8 +4,10 @@ and the heavy imports (FastAPI alone takes ~400 ms to import; a fork takes ~20 m
 The worker starts one template (`python -m worker.runtime.template SOCKET`) and asks it for each
 container over a Unix socket: a JSON request carrying the container's working directory and
 environment, plus two file descriptors (its output pipe and its ready pipe). The template forks;
-the child becomes the container (worker.runtime.__main__.main) in its own session; the template
-replies {"pid": N} and, when that child exits, {"exit": CODE} on the same connection.
+the template replies {"pid": N}; the worker puts that pid in the container's cgroup and answers
+"go", and only then does the child become the container (worker.runtime.__main__.main) in its own
+session, so that none of the app's code runs outside its limits. When that child exits, the
+template sends {"exit": CODE} on the same connection.
 
 It holds no gRPC channel, server or event loop when it forks, and runs one thread.
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from worker.runtime.snapshot import Snapshot
 
 MAX_REQUEST = 1024 * 1024
+GO = b"go\n"  # the worker's answer to a fork's pid: the child may become the container
 
 
 def preload() -> None:
@@ -58,6 +61,19 @@ def preload() -> None:
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 2)
     return json.loads(message), fds
+
+
+def _wait_for_go(conn: socket.socket) -> None:
+    """In the forked child: wait until the worker says go (it put us in our cgroup); a worker
+    that hung up instead (it could not) ends us before any of the app's code ran."""
+    data = b""
+    while not data.endswith(b"\n") and len(data) < 16:
+        chunk = conn.recv(16)
+        if not chunk:
+            break
+        data += chunk
+    if data != GO:
+        os._exit(1)
 
 
 def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int, snapshot: Snapshot | None) -> None:
@@ -111,12 +127,15 @@ class Template:
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
 
-    def serve(self) -> None:
+    def handle_signals(self) -> None:
+        """Before the worker hears "ready": a SIGUSR1 (retire) sent at once must not kill us."""
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGUSR1, self._retire)
+
+    def serve(self) -> None:
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
         while self.running and not (self.retired and not self.children):
@@ -153,6 +172,7 @@ class Template:
             pid = os.fork()
             if pid == 0:
                 self.listener.close()
+                _wait_for_go(conn)
                 conn.close()
                 _become_container(request, fds[0], fds[1], self.snapshot)
             self.children[pid] = conn
@@ -194,6 +214,7 @@ def main() -> None:
         os.dup2(2, 1)  # what the app prints goes with its logs, not into the ready line's pipe
         snapshot = _take_snapshot()
     template = Template(sys.argv[1], snapshot)
+    template.handle_signals()
     print("ready", file=status, flush=True)  # the worker waits for this line on our stdout
     if status is not sys.stdout:
         status.close()
