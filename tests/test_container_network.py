@@ -58,9 +58,10 @@ class Peer:
         assert self.process.stdout is not None
         return self.process.stdout.readline().strip()
 
-    def connect(self, host: object, port: int) -> str:
+    def connect(self, host: object, port: int, *, over: str = "connect") -> str:
+        """Connect (over="udp": send a datagram) to host:port from the peer's namespace."""
         assert self.process.stdin is not None
-        self.process.stdin.write(f"connect {host} {port}\n")
+        self.process.stdin.write(f"{over} {host} {port}\n")
         self.process.stdin.flush()
         return self._line()
 
@@ -256,6 +257,7 @@ def test_a_container_reaches_the_outside_world_with_the_hosts_address(
     a = start(peers, "a")
     network.attach(a.pid)
     assert a.connect(outside.address, 9000) == f"ok outside {outside.host_address}"
+    assert a.connect(outside.address, 9000, over="udp") == f"ok outside {outside.host_address}"  # DNS's way
 
 
 def test_block_network_leaves_only_replies_to_the_ingress(
@@ -268,6 +270,7 @@ def test_block_network_leaves_only_replies_to_the_ingress(
     network.attach(free.pid)
     at_blocked = network.attach(blocked.pid, block_network=True)
     assert blocked.connect(outside.address, 9000).startswith("failed")
+    assert blocked.connect(outside.address, 9000, over="udp").startswith("failed")
     assert free.connect(outside.address, 9000) == f"ok outside {outside.host_address}"
     # The ingress (on the host) still reaches the blocked container's server.
     assert connect(at_blocked.address, 8000) == f"ok blocked {network.gateway}"
