@@ -3,7 +3,7 @@
 Real images, built by the worker with uv from PyPI: one pins protobuf 4.25 (older than the
 runtime's, without the `runtime_version` the runtime's generated code imports), one grpcio 1.60.
 Each app serves a web endpoint that calls its other functions from inside its container
-(`.remote()`, `.spawn()`, `from_name`, a generator, a class forked from a memory snapshot) and
+(`.remote()`, `.spawn()`, `from_name`, a generator, a class, one forked from a memory snapshot) and
 a @web_server, on a worker that forks containers from templates and on one that starts each
 as a new interpreter.
 """
@@ -53,10 +53,11 @@ def assert_calls_worked(got: dict[str, Any]) -> None:
     assert got["spawned"] == 10
     assert got["from_name"] == 4
     assert got["stream"] == [0, 1, 2]
+    assert got["plain"]["value"] == 12
     # Nothing of grpc, google.* or protos was imported after the app's own imports, in the
     # endpoint's container while it made every kind of call, nor in the others.
     assert got["late_imports"] == []
-    for seen in (got["here"], got["remote"], got["snapped"]["at_snapshot"], got["snapped"]["now"]):
+    for seen in (got["here"], got["remote"], got["plain"], got["snapped"]["at_snapshot"], got["snapped"]["now"]):
         assert seen["late_imports"] == [], seen
         assert seen["foreign"] == [], seen  # every module of the pinned package is the image's
         assert seen["message"] == {"answer": 42.0}  # the app's own protobuf works

@@ -1,5 +1,5 @@
 # The functions of the isolation_* apps: a web endpoint that calls the others from inside its
-# container (.remote(), .spawn(), from_name, a generator, a class from a memory snapshot) and
+# container (.remote(), .spawn(), from_name, a generator, a class, one from a memory snapshot) and
 # reports what each container saw (isolation_probe.py); and a @web_server whose server process
 # reports what a subprocess of the image sees.
 import subprocess
@@ -43,6 +43,12 @@ def define(name, pins, pinned, port, python_version=None):
         def seen(self):
             return {"at_snapshot": self.loaded, "now": isolation_probe.seen(pinned)}
 
+    @app.cls(image=image)
+    class Plain:
+        @modal.method()
+        def triple(self, x):
+            return {"value": 3 * x, **isolation_probe.seen(pinned)}
+
     @app.function(image=image)
     @modal.fastapi_endpoint()
     def report():
@@ -53,6 +59,7 @@ def define(name, pins, pinned, port, python_version=None):
             "from_name": modal.Function.from_name(name, "double").remote(2)["value"],
             "stream": list(count.remote_gen(3)),
             "snapped": modal.Cls.from_name(name, "Snapped")().seen.remote(),
+            "plain": Plain().triple.remote(4),
             "late_imports": list(isolation_probe.late),
         }
 

@@ -23,9 +23,18 @@ pin other versions of the same packages (streamlit 1.35 pins protobuf 4.25, whos
    finds its own version, while stoker's modules keep the module objects they already hold. A
    group the app lacks stays, so such an app's `import grpc` shares the runtime's one copy (as
    the fallback would give it) instead of loading a second copy of the same extension modules.
+4. Module objects alone are not enough: gRPC and protobuf import lazily *by name* inside their
+   functions (`insecure_channel` runs `from grpc import _channel`), which would find the app's
+   `grpc` in sys.modules. So `builtins.__import__` becomes `_import`, which gives an import
+   statement run in a hidden module's or a stoker module's namespace the runtime's module of
+   that name (loading one it never imported from the private paths, into `hidden`), and passes
+   every other import to Python's own (about 0.6 us more per import statement run).
 
 `google` is a namespace package: a hidden protobuf takes `google` itself along, so the app's
-`import google.x` builds the namespace again from its own `sys.path`. The SDK (`client`) and the
+`import google.x` builds the namespace again from its own `sys.path`. What C code imports while
+called from Python (upb's `google.protobuf.descriptor_pb2`) goes through `__import__` with the
+calling frame's globals, so it follows the same rule. Cython's function-level imports would not
+(they skip `__import__`), but gRPC's Cython module binds `grpc` at its own import, before hiding. The SDK (`client`) and the
 runtime (`worker`) stay in `sys.modules`: the app holds the SDK as `modal`, and their modules
 import one another lazily. A fork template isolates once, before it forks; its containers inherit
 the result. Without cenv.RUNTIME_PATH (the worker's own environment, where the app's packages
@@ -43,6 +52,7 @@ import importlib.util
 import os
 import pkgutil
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -85,6 +95,8 @@ hidden: dict[str, ModuleType] = {}  # what left sys.modules, by name (stoker's m
 _hidden_tops: set[str] = set()  # their top-level names
 _private_namespaces: set[int] = set()  # id() of the globals of the hidden modules and of stoker's own
 _private_paths: list[str] = []
+_isolated = False
+_loading = threading.RLock()  # a runtime module imported for the first time after isolate()
 
 
 class PrivateFinder(importlib.abc.MetaPathFinder):
@@ -109,9 +121,11 @@ def paths_from(variable: str) -> list[str]:
 def isolate() -> None:
     """Import the runtime from its private paths, then hide what the app brings its own of
     (see the module's docstring). Idempotent."""
+    global _isolated
     private = paths_from(cenv.RUNTIME_PATH)
-    if not private or hidden:
+    if not private or _isolated:
         return
+    _isolated = True
     fallback = paths_from(cenv.RUNTIME_FALLBACK_PATH)
     sys.path.extend(p for p in fallback if p not in sys.path)
     with _routed(private):
@@ -155,19 +169,16 @@ def _import_all(name: str) -> None:
 
 
 def provides(paths: Sequence[str], dotted: str) -> bool:
-    """Whether a module `dotted` ("google.protobuf") is importable from `paths` alone."""
-    top, _, rest = dotted.partition(".")
-    spec = importlib.machinery.PathFinder.find_spec(top, list(paths))
-    if spec is None:
-        return False
-    if not rest:
-        return True
-    locations = spec.submodule_search_locations
-    return locations is not None and provides_within(list(locations), dotted)
-
-
-def provides_within(locations: list[str], dotted: str) -> bool:
-    return importlib.machinery.PathFinder.find_spec(dotted, locations) is not None
+    """Whether a module `dotted` ("grpc", "google.protobuf") is importable from `paths` alone."""
+    search = list(paths)
+    name = ""
+    for part in dotted.split("."):
+        name = f"{name}.{part}" if name else part
+        spec = importlib.machinery.PathFinder.find_spec(name, search)
+        if spec is None:
+            return False
+        search = list(spec.submodule_search_locations or [])
+    return True
 
 
 def _hide(group: Group) -> None:
@@ -220,6 +231,11 @@ def _private_module(name: str) -> ModuleType:
     module = hidden.get(name)
     if module is not None:
         return module
+    with _loading:
+        return hidden.get(name) or _load_private(name)
+
+
+def _load_private(name: str) -> ModuleType:
     parent_name, _, child = name.rpartition(".")
     parent = _private_module(parent_name) if parent_name else None
     search = list(getattr(parent, "__path__", ())) if parent is not None else _private_paths
