@@ -13,8 +13,9 @@ pin other versions of the same packages (streamlit 1.35 pins protobuf 4.25, whos
 2. `isolate()`, before the app is imported, puts a finder first on `sys.meta_path` that resolves
    the runtime's own top-level names (ROUTED) from the private paths, and imports the runtime:
    the SDK (`client`, which the app gets as `modal`), every module of worker/runtime, gRPC and
-   protobuf with every submodule of theirs (PRELOADED), so that nothing of them is imported
-   lazily later, when the name may be the app's. Everything else those modules import (FastAPI,
+   protobuf with their submodules (PRELOADED), so that none is first imported later, in each
+   container after the fork (point 4 would load it from the private paths, but once per
+   container) or under a name the app's package holds by then. Everything else those modules import (FastAPI,
    Starlette, pydantic, a2wsgi, cloudpickle, uvicorn: the packages the app and the runtime share
    by design) is found on the ordinary `sys.path`: the image's copy when it has one, else the
    fallback.
@@ -34,11 +35,13 @@ pin other versions of the same packages (streamlit 1.35 pins protobuf 4.25, whos
 `import google.x` builds the namespace again from its own `sys.path`. What C code imports while
 called from Python (upb's `google.protobuf.descriptor_pb2`) goes through `__import__` with the
 calling frame's globals, so it follows the same rule. Cython's function-level imports would not
-(they skip `__import__`), but gRPC's Cython module binds `grpc` at its own import, before hiding. The SDK (`client`) and the
-runtime (`worker`) stay in `sys.modules`: the app holds the SDK as `modal`, and their modules
-import one another lazily. A fork template isolates once, before it forks; its containers inherit
-the result. Without cenv.RUNTIME_PATH (the worker's own environment, where the app's packages
-are the worker's) `isolate()` does nothing.
+(they skip `__import__`), but gRPC's Cython module binds `grpc` at its own import, before hiding.
+
+The SDK (`client`) and the runtime (`worker`) stay in `sys.modules`: the app holds the SDK as
+`modal`, and their modules import one another lazily (so an app's own top-level `client` or
+`worker` package still collides with them). A fork template isolates once, before it forks; its
+containers inherit the result. Without cenv.RUNTIME_PATH (the worker's own environment, where
+the app's packages are the worker's) `isolate()` does nothing.
 """
 
 from __future__ import annotations
@@ -68,9 +71,13 @@ ROUTED = frozenset(
 # Packages whose every submodule is imported up front, so none is imported lazily later (gRPC's
 # `_channel`, `_server`, `experimental`; protobuf's `json_format`, `descriptor_pb2`,
 # `symbol_database`, its well-known types...). Submodules named by SKIPPED are never used at run
-# time (benchmarks and test helpers, which pull in unittest; the C++ backend; gRPC's legacy APIs).
+# time (benchmarks and test helpers, which pull in unittest; protoc's plugin interface and the C++
+# backend; gRPC's legacy APIs; stoker's CLI and its code generator).
 PRELOADED = ("client", "worker.runtime", "grpc", "google.protobuf", "protos")
-SKIPPED = ("benchmark", "_test", "testing", "testdata", ".pyext", "grpc.beta", "grpc.framework", "client.cli")
+SKIPPED = (
+    *("benchmark", "_test", "testing", "testdata", "google.protobuf.compiler", ".pyext"),
+    *("grpc.beta", "grpc.framework", "client.cli", "protos.generate"),
+)
 
 
 @dataclass(frozen=True)
@@ -157,15 +164,18 @@ def _routed(private: Sequence[str]) -> Iterator[None]:
 
 
 def _import_all(name: str) -> None:
+    """Import the package `name` and its submodules, never descending into a SKIPPED one
+    (pkgutil.walk_packages would import those packages to look inside them)."""
     package = importlib.import_module(name)
-    if not hasattr(package, "__path__"):
-        return
-    for module in pkgutil.walk_packages(package.__path__, name + ".", onerror=lambda _: None):
+    for module in pkgutil.iter_modules(getattr(package, "__path__", []), name + "."):
         if any(part in module.name for part in SKIPPED) or module.name.endswith(".__main__"):
             continue
         # An optional part whose own dependency is missing (gRPC's gevent support) is never used.
         with contextlib.suppress(ImportError):
-            importlib.import_module(module.name)
+            if module.ispkg:
+                _import_all(module.name)
+            else:
+                importlib.import_module(module.name)
 
 
 def provides(paths: Sequence[str], dotted: str) -> bool:
