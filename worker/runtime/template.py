@@ -114,12 +114,16 @@ class Template:
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
 
-    def serve(self) -> None:
+    def handle_signals(self) -> None:
+        """Before it says ready: a SIGUSR1 (retire) sent right after the ready line would
+        otherwise kill it, leaving its socket behind."""
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGUSR1, self._retire)
+
+    def serve(self) -> None:
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
         while self.running and not (self.retired and not self.children):
@@ -198,6 +202,7 @@ def main() -> None:
         os.dup2(2, 1)  # what the app prints goes with its logs, not into the ready line's pipe
         snapshot = _take_snapshot()
     template = Template(sys.argv[1], snapshot)
+    template.handle_signals()
     print("ready", file=status, flush=True)  # the worker waits for this line on our stdout
     if status is not sys.stdout:
         status.close()
