@@ -1,5 +1,5 @@
 """The event loop stoker's processes run on: the daemons (client/cli/daemon.py) and the
-containers (worker/runtime/__main__.py)."""
+containers (worker/runtime/container.py)."""
 
 from __future__ import annotations
 

@@ -23,6 +23,12 @@ BIND_HOST = "STOKER_BIND_HOST"  # where the container's gRPC server listens
 ADVERTISE_HOST = "STOKER_ADVERTISE_HOST"  # how ingresses and the scheduler reach it
 SCHEDULER = "STOKER_SCHEDULER"  # where the container's code sends function calls
 READY_FD = "STOKER_READY_FD"  # a pipe on which the container writes its address once it serves
+# Where the container runtime imports its own gRPC, protobuf and stoker modules from, apart from
+# the app's packages (worker/runtime/isolation.py); and where the packages it shares with the app
+# (FastAPI, pydantic...) are found when the image lacks them, after the image's own. os.pathsep-
+# separated paths, as the container sees them.
+RUNTIME_PATH = "STOKER_RUNTIME_PATH"
+RUNTIME_FALLBACK_PATH = "STOKER_RUNTIME_FALLBACK_PATH"
 
 # Read by every process that opens a channel to the scheduler; the worker passes it on.
 TLS_CA = "STOKER_TLS_CA"  # a PEM file: when set, channels to the scheduler use TLS

@@ -4,9 +4,16 @@ container of that spec, and one build shared by everyone who needs it at the sam
 An image lives in `<image dir>/<image id>/` (by default the image dir is `<work dir>/images`) and
 counts as built once its marker file is there (a build cut short leaves no marker and is redone).
 Interpreters are local only: uv runs with downloads disabled, so `python_version` must name the
-worker's own Python or another one uv finds on the machine. The stoker runtime stays importable
-inside the image through a `.pth` file that appends the worker's import paths after the image's
-own site-packages, so the image's packages win where both have one.
+worker's own Python or another one uv finds on the machine.
+
+The stoker runtime reaches the image in two ways (worker/runtime/isolation.py). Its private paths
+(cenv.RUNTIME_PATH), where its gRPC, protobuf and stoker's own modules are imported from, never
+the image's: stoker's source and, for the worker's own Python, the worker's site-packages; for an
+image of another Python, the runtime's requirements installed for that Python into the image's
+own RUNTIME_DIR (`uv pip install --target`), never resolved together with the app's pins. And
+the same paths as a shared fallback (cenv.RUNTIME_FALLBACK_PATH, and a `.pth` file that appends
+them after the image's own site-packages), where FastAPI, pydantic and the other packages the
+app and the runtime share are found when the image has none of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MARKER = ".stoker-built"
 PTH_NAME = "_stoker_runtime.pth"
+RUNTIME_DIR = "stoker-runtime"  # an image of another Python: the runtime's requirements, for that Python
 ERROR_TAIL_LINES = 25
 RUNTIME_PACKAGES = ("client", "protos", "worker")  # what a container imports of stoker
 
@@ -54,10 +62,31 @@ class BuiltImage:
     def python(self) -> Path:
         return self.root / "bin" / "python"
 
+    @property
+    def same_python(self) -> bool:
+        """Whether the image's Python is the worker's version (then the worker's packages load in it)."""
+        return (self.root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}").is_dir()
+
+    @property
+    def runtime_paths(self) -> tuple[str, ...]:
+        """Where the container runtime imports its own gRPC, protobuf and stoker modules from."""
+        own = self.root / RUNTIME_DIR  # first: stoker's own source may sit in the worker's site-packages
+        return tuple(([str(own)] if own.is_dir() else []) + runtime_paths(self.same_python))
+
+    def runtime_environment(self) -> dict[str, str]:
+        """What tells the container runtime its private and its fallback paths (both the same here)."""
+        paths = os.pathsep.join(self.runtime_paths)
+        return {cenv.RUNTIME_PATH: paths, cenv.RUNTIME_FALLBACK_PATH: paths}
+
     def environment(self, base: dict[str, str]) -> dict[str, str]:
-        """What a process running in this image sees, as an activated venv would set it."""
+        """What a process running in this image sees, as an activated venv would set it, and where
+        the container runtime finds itself."""
         path = base.get("PATH", os.defpath)
-        return {"VIRTUAL_ENV": str(self.root), "PATH": f"{self.root / 'bin'}{os.pathsep}{path}"}
+        return {
+            "VIRTUAL_ENV": str(self.root),
+            "PATH": f"{self.root / 'bin'}{os.pathsep}{path}",
+            **self.runtime_environment(),
+        }
 
 
 @dataclass
@@ -156,10 +185,17 @@ class ImageBuilder:
         await self._run([uv.find_uv_bin(), "venv", "--python", python, str(image.root)], emit)
         packages = list(spec.pip_packages)
         if not same_python:
-            # The worker's compiled packages (grpcio…) do not load in another Python: install the
-            # runtime's own requirements too, resolved together with the image's packages.
-            packages += _runtime_requirements()
-        _write_runtime_pth(image, same_python)
+            # The worker's compiled packages (grpcio…) do not load in another Python: the runtime's
+            # own requirements, for the image's Python, in a directory of their own, so the app's
+            # pins (an old protobuf) never meet the runtime's in one resolution.
+            requirements = _runtime_requirements()
+            emit(f"$ uv pip install --target {RUNTIME_DIR} " + " ".join(requirements))
+            target = str(image.root / RUNTIME_DIR)
+            await self._run(
+                [uv.find_uv_bin(), "pip", "install", "--python", str(image.python), "--target", target, *requirements],
+                emit,
+            )
+        _write_runtime_pth(image)
         if packages:
             emit("$ uv pip install " + " ".join(packages))
             await self._run([uv.find_uv_bin(), "pip", "install", "--python", str(image.python), *packages], emit)
@@ -265,10 +301,11 @@ def runtime_paths(same_python: bool) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def _write_runtime_pth(image: BuiltImage, same_python: bool) -> None:
-    # A .pth line appends its directory to sys.path after the venv's own site-packages.
+def _write_runtime_pth(image: BuiltImage) -> None:
+    # A .pth line appends its directory to sys.path after the venv's own site-packages: the
+    # fallback for every process of the image, the app's own subprocesses too.
     for site_packages in (image.root / "lib").glob("python*/site-packages"):
-        (site_packages / PTH_NAME).write_text("\n".join(runtime_paths(same_python)) + "\n")
+        (site_packages / PTH_NAME).write_text("\n".join(image.runtime_paths) + "\n")
 
 
 def _runtime_requirements() -> list[str]:

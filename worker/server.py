@@ -20,6 +20,7 @@ from worker import cgroups, gpus
 from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError
+from worker.inherited_env import inherited_environment
 from worker.log_shipper import LogShipper
 from worker.network import ContainerNetwork, NetworkConfig, NetworkError
 from worker.snapshots import Snapshots
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 128 * 1024 * 1024
 
 # Seconds a stopping worker gives its containers: their inputs in flight drain (up to 5 s), then
-# their @modal.exit hooks run (up to 4 s): worker/runtime/__main__.py. As the scheduler's stop.
+# their @modal.exit hooks run (up to 4 s): worker/runtime/container.py. As the scheduler's stop.
 SHUTDOWN_GRACE_SECONDS = 10.0
 # Seconds, after its containers have stopped, for their last output to reach the scheduler.
 LAST_WORDS_SECONDS = 3.0
@@ -226,7 +227,10 @@ class WorkerServer:
         """The template a container of `image` (None: the worker's own environment) forks from."""
         if image is None:
             return await self.templates.get(OWN_ENVIRONMENT, sys.executable)
-        return await self.templates.get(image.id, str(image.python))
+        # Its containers' runtime imports itself from the image's runtime paths before it forks.
+        return await self.templates.get(
+            image.id, str(image.python), env=inherited_environment() | image.runtime_environment()
+        )
 
     async def _snapshot(self, command: pb.StartContainer, image: BuiltImage | None) -> ForkTemplate | None:
         """The memory snapshot `command`'s container forks from; ContainerFailed when it failed."""

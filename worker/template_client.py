@@ -204,21 +204,22 @@ class TemplatePool:
         self._retired: list[asyncio.Task[ForkTemplate | TemplateError]] = []  # exiting once their containers have
         self._stopped = False
 
-    async def get(self, key: str, python: str) -> ForkTemplate | None:
-        """The running template for `key`, started with `python`; None: start the container fresh."""
+    async def get(self, key: str, python: str, env: dict[str, str] | None = None) -> ForkTemplate | None:
+        """The running template for `key`, started with `python` (and `env`, by default the one
+        every app's process inherits); None: start the container fresh."""
         if not self.enabled or self._stopped:
             return None
         what = f"image {key}" if key != OWN_ENVIRONMENT else "the worker's own environment"
         what += "; its containers start as new processes meanwhile"
         start = self._starts.get(key)
         if start is None:
-            start = self._begin(key, lambda path: ForkTemplate(path, python), what, restart=False)
+            start = self._begin(key, lambda path: ForkTemplate(path, python, env=env), what, restart=False)
         elif start.task.done():
             template = start.task.result()
             if isinstance(template, ForkTemplate) and template.alive:
                 return template
             if time.monotonic() - start.began >= self.retry_after:
-                self._begin(key, lambda path: ForkTemplate(path, python), what, restart=True)
+                self._begin(key, lambda path: ForkTemplate(path, python, env=env), what, restart=True)
             return None
         if start.restart:
             return None

@@ -48,7 +48,7 @@ def take() -> Snapshot:
     """In the template: import the app (from its environment and working directory, as a
     container does) and run the class's snap=True hooks. StartupError (logged) when a hook raised
     or they ran past the class's startup_timeout."""
-    from worker.runtime.__main__ import leave_abandoned_threads, load_target
+    from worker.runtime.container import leave_abandoned_threads, load_target
     from worker.runtime.instance import new_instance, run_enter_hooks
     from worker.runtime.served import StartupError
 

@@ -5,7 +5,7 @@ The worker starts one template (`python -m worker.runtime.template SOCKET`) and 
 container over a Unix socket: a JSON request carrying the container's working directory and
 environment, plus two file descriptors (its output pipe and its ready pipe). The template forks;
 the template replies {"pid": N}; the worker puts that pid in the container's cgroup and answers
-"go", and only then does the child become the container (worker.runtime.__main__.main) in its own
+"go", and only then does the child become the container (worker.runtime.container.main) in its own
 session, so that none of the app's code runs outside its limits. When that child exits, the
 template sends {"exit": CODE} on the same connection.
 
@@ -31,6 +31,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from protos import container_env as cenv
+from worker.runtime import isolation
 
 if TYPE_CHECKING:
     from worker.runtime.snapshot import Snapshot
@@ -40,16 +41,18 @@ GO = b"go\n"  # the worker's answer to a fork's pid: the child may become the co
 
 
 def preload() -> None:
-    """Import what every container needs, once, before any fork."""
+    """Import what every container needs, once, before any fork: the runtime from its private
+    paths (gRPC, protobuf, the SDK: isolation.py), then what it shares with the app, from the
+    image when the image has it."""
+    isolation.isolate()
     import a2wsgi  # noqa: F401
     import fastapi
     import fastapi.routing  # noqa: F401
-    import grpc  # noqa: F401
     import pydantic  # noqa: F401
     import starlette.applications  # noqa: F401
 
     import client  # noqa: F401
-    import worker.runtime.__main__
+    import worker.runtime.container
     import worker.runtime.exchange
     import worker.runtime.forward
     import worker.runtime.web  # noqa: F401
@@ -93,7 +96,7 @@ def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int, sn
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)
-        from worker.runtime.__main__ import main
+        from worker.runtime.container import main
 
         main(snapshot)
         code = 0
@@ -201,7 +204,8 @@ class Template:
 
 
 def main() -> None:
-    from worker.runtime.__main__ import die_with_parent
+    isolation.isolate()  # first: nothing may import gRPC or protobuf before it
+    from worker.runtime.container import die_with_parent
 
     die_with_parent()
     if os.getppid() == 1:
