@@ -22,3 +22,15 @@ class WorkerConfig:
     image_dir: Path | None = None  # where images are built; None: <work_dir>/images
     uv_cache_dir: str = ""  # where uv caches downloads for image builds; empty: uv's default
     image_build_timeout: float = 600.0  # seconds one image build may take before it fails
+    # Sandboxes (worker/sandbox/). Interim: on only with a base root filesystem to root them in;
+    # the image's own layers replace it once images are root filesystems.
+    sandbox_rootfs: Path | None = None
+    insecure_no_sandbox: bool = False  # containers run on the host, as the worker's user
+    sandbox_uid_base: int = 100_000  # uid 0 in a sandbox is this host uid (65536 of them mapped)
+    sandbox_device_dir: Path = Path("/dev")  # where the device nodes a sandbox may get are
+    sandbox_network: str = "host"  # host | none (loopback only) | private (own address: not yet)
+    sandbox_seccomp: bool = True
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox_rootfs is not None and not self.insecure_no_sandbox

@@ -28,6 +28,9 @@ from worker.images import BuiltImage
 from worker.inherited_env import inherited_environment
 from worker.output import forward_lines
 from worker.redact import Redactor, secret_values
+from worker.sandbox.launch import launcher_command
+from worker.sandbox.layout import CODE_DIR
+from worker.sandbox.spec import SandboxSpec, forked_rooting
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class ContainerProcess:
         image: BuiltImage | None,
         template: ForkTemplate | None,
         on_output: Callable[[pb.LogLine], None],
+        sandbox: SandboxSpec | None = None,
     ) -> None:
         self.command = command
         self.id = command.container_id
@@ -64,22 +68,30 @@ class ContainerProcess:
         self._output_task: asyncio.Task[None] | None = None
         self.on_output = on_output  # each line it prints, secrets hidden, for the scheduler
         self._redact = Redactor(secret_values(command.env))
+        # Its own sandbox (the code bundle, `directory`, at CODE_DIR in it); None: on the host.
+        self.sandbox = sandbox
+        self.code_dir = Path(CODE_DIR) if sandbox is not None else directory  # as the container sees it
 
     def _environment(self) -> dict[str, str]:
-        return container_environment(self.command, self.config, self.image, self.directory)
+        return container_environment(self.command, self.config, self.image, self.code_dir)
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
-        if self.template is not None and self.template.alive:
+        template = self.template
+        if template is not None and template.alive and (template.sandbox is None) == (self.sandbox is None):
             try:
-                self.pid, conn = await self.template.fork(self.directory, env, output_fd, ready_fd)
+                plan = None
+                if self.sandbox is not None and template.sandbox is not None:
+                    plan = forked_rooting(self.sandbox, template.sandbox)
+                self.pid, conn = await template.fork(self.code_dir, env, output_fd, ready_fd, plan)
                 self._exit = asyncio.ensure_future(wait_exit(conn))
                 return
-            except TemplateError as exc:
+            except (TemplateError, ValueError) as exc:  # ValueError: its sandbox cannot come from the template's
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
+        program = [str(self.image.python) if self.image is not None else sys.executable, "-m", "worker.runtime"]
+        if self.sandbox is not None:
+            program = launcher_command(self.sandbox, program)
         process = await asyncio.create_subprocess_exec(
-            str(self.image.python) if self.image is not None else sys.executable,
-            "-m",
-            "worker.runtime",
+            *program,
             cwd=self.directory,
             env={**env, cenv.READY_FD: str(ready_fd)},
             stdin=asyncio.subprocess.DEVNULL,
@@ -175,13 +187,13 @@ class ContainerProcess:
         _signal_group(self.pid, signal.SIGKILL)
 
     def remove_directory(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.sandbox.state_dir if self.sandbox is not None else self.directory, ignore_errors=True)
 
 
 def container_environment(
     command: pb.StartContainer, config: WorkerConfig, image: BuiltImage | None, directory: Path
 ) -> dict[str, str]:
-    """The environment of `command`'s container, whose code bundle is at `directory`."""
+    """The environment of `command`'s container, whose code bundle it sees at `directory`."""
     env = inherited_environment()  # as its template's: fresh and forked containers see the same
     env.update(command.env)
     if image is not None:

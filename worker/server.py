@@ -21,6 +21,8 @@ from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError
 from worker.log_shipper import LogShipper
+from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir
+from worker.sandbox.spec import SandboxSpec
 from worker.snapshots import Snapshots
 from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplateError, TemplatePool
 
@@ -33,6 +35,22 @@ MAX_MESSAGE = 128 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 10.0
 # Seconds, after its containers have stopped, for their last output to reach the scheduler.
 LAST_WORDS_SECONDS = 3.0
+
+
+def sandbox_layout(config: WorkerConfig) -> SandboxLayout | None:
+    if not config.sandboxed or config.sandbox_rootfs is None:
+        return None
+    network = config.sandbox_network
+    if network not in ("host", "none"):
+        raise ValueError(f"--sandbox-network {network!r}: use host or none (private is not supported yet)")
+    return SandboxLayout(
+        rootfs=config.sandbox_rootfs,
+        directory=config.work_dir / "sandbox",
+        uid_base=config.sandbox_uid_base,
+        device_dir=config.sandbox_device_dir,
+        network="host" if network == "host" else "none",
+        seccomp=config.sandbox_seccomp,
+    )
 
 
 class WorkerServer:
@@ -59,11 +77,22 @@ class WorkerServer:
             config.image_build_timeout,
         )
         self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
-        self.snapshots = Snapshots(self.templates, config.work_dir / "snapshots", config, self._logs.add)
+        self.sandboxes = sandbox_layout(config)  # None: containers run on the host
+        self.snapshots = Snapshots(
+            self.templates, config.work_dir / "snapshots", config, self._logs.add, sandboxes=self.sandboxes
+        )
 
     async def startup(self) -> None:
         self._gpus = gpus.inventory(self.config.gpus)
         self.snapshots.clear()
+        if self.sandboxes is not None:
+            self.sandboxes.clear()
+            self.sandboxes.gpu_indices = [gpu.index for gpu in self._gpus]
+        elif self.config.insecure_no_sandbox:
+            log.warning(
+                "--insecure-no-sandbox: containers run on this host as the worker's user, and can read "
+                "what it can (other containers' files, the worker's state)"
+            )
         for sub in ("bundles", "containers", "snapshots"):
             (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
         await self._template(None)  # warm now, so the first container forks at once
@@ -175,9 +204,13 @@ class WorkerServer:
 
     async def _template(self, image: BuiltImage | None) -> ForkTemplate | None:
         """The template a container of `image` (None: the worker's own environment) forks from."""
-        if image is None:
-            return await self.templates.get(OWN_ENVIRONMENT, sys.executable)
-        return await self.templates.get(image.id, str(image.python))
+        key, python = (OWN_ENVIRONMENT, sys.executable) if image is None else (image.id, str(image.python))
+        layout = self.sandboxes
+
+        def sandbox() -> SandboxSpec | None:
+            return layout.template(key, image.root if image else None) if layout is not None else None
+
+        return await self.templates.get(key, python, sandbox)
 
     async def _snapshot(self, command: pb.StartContainer, image: BuiltImage | None) -> ForkTemplate | None:
         """The memory snapshot `command`'s container forks from; ContainerFailed when it failed."""
@@ -207,7 +240,17 @@ class WorkerServer:
                 template = await self._snapshot(command, image)
             else:
                 template = await self._template(image)
-            container = ContainerProcess(command, directory, self.config, image, template, on_output=self._logs.add)
+            sandbox: SandboxSpec | None = None
+            if self.sandboxes is not None:
+                forks_from = template.sandbox if template is not None and template.alive else None
+                sandbox = self.sandboxes.container(
+                    command.container_id, image.root if image else None, list(command.gpu_indices), forks_from
+                )
+                prepare_container_dir(sandbox)
+                directory = bundle_dir(sandbox.state_dir)
+            container = ContainerProcess(
+                command, directory, self.config, image, template, on_output=self._logs.add, sandbox=sandbox
+            )
             self.containers[container.id] = container
             extract_bundle(await self._bundle(command.bundle_hash), directory)
             address = await container.start()
