@@ -137,13 +137,15 @@ class Template:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
-
-    def serve(self) -> None:
+        # Caught from now, before the worker hears "ready": a retire (SIGUSR1) coming between
+        # that line and serve() would otherwise kill the template with its default action.
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGUSR1, self._retire)
+
+    def serve(self) -> None:
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
         while self.running and not (self.retired and not self.children):
