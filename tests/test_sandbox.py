@@ -43,8 +43,10 @@ def sandbox_rootfs() -> Path:
             check=True,
             capture_output=True,
         )
-        shutil.rmtree(ROOTFS_CACHE, ignore_errors=True)
-        building.rename(ROOTFS_CACHE)
+        try:
+            building.rename(ROOTFS_CACHE)
+        except OSError:  # another test session built it meanwhile
+            shutil.rmtree(building, ignore_errors=True)
     return ROOTFS_CACHE
 
 
@@ -229,3 +231,15 @@ def test_insecure_no_sandbox_starts_with_a_warning(tmp_path: Path, sandbox_rootf
 def test_the_sandbox_tests_run_as_root() -> None:
     # Everything above needs host root (idmapped mounts, uid maps): say so rather than skip.
     assert os.geteuid() == 0, f"{sys.argv[0]}: run these tests as root"
+
+
+@pytest.mark.parametrize("sandboxed_cluster", [True], ids=["forked"], indirect=True)
+def test_a_memory_snapshot_forks_sandboxed_containers(sandboxed_cluster: Cluster) -> None:
+    response = sandboxed_cluster.get(sandboxed_cluster.deploy("sandbox_snapshot.py")["Snapped.info"])
+    assert response.status_code == 200, response.text
+    found = response.json()
+    containers = {c.container_id for c in sandboxed_cluster.status().containers if c.app_name == "sandbox-snapshot"}
+    assert found["hostname"] in containers and found["snapped_on"] not in containers  # the template's own
+    assert found["pid"] == 1 and found["snapped_pid"] == 1  # each its own PID namespace's init
+    assert found["cwd"] == "/app" and found["tmp"] == []  # its own /tmp, not the template's
+    assert ".stoker-sandbox" not in found["root"]

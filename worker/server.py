@@ -309,6 +309,8 @@ class WorkerServer:
         await self.images.stop()
         await self.templates.stop()
         self.snapshots.clear()
+        if self.sandboxes is not None:
+            self.sandboxes.clear()  # what stopped containers and templates left
         if self._channel is not None:
             await self._channel.close(None)
         log.info("worker stopped")

@@ -42,7 +42,7 @@ class SandboxLayout:
         """A fork template's sandbox: with every GPU's nodes (each child keeps only its own), its
         containers' state dirs inside its own, and a memory snapshot's code `bundle` at CODE_DIR."""
         name = f"t-{(key or 'worker')[-12:]}-{next(self._count)}"
-        binds = binds_for(image_root)
+        binds = [*binds_for(image_root), *_host_network_files()]  # it is on the host's network
         if bundle is not None:
             binds.append(Bind(str(bundle), CODE_DIR))
         return SandboxSpec(
@@ -70,7 +70,7 @@ class SandboxLayout:
             state_dir=state_dir,
             hostname=container_id,
             workdir=CODE_DIR,
-            binds=[*binds_for(image_root), Bind(str(bundle_dir(state_dir)), CODE_DIR)],
+            binds=[*binds_for(image_root), *self._network_files(), Bind(str(bundle_dir(state_dir)), CODE_DIR)],
             devices=self._devices(gpu_indices),
             device_dir=self.device_dir,
             uid_base=self.uid_base,
@@ -78,10 +78,18 @@ class SandboxLayout:
             seccomp="container" if self.seccomp else "off",
         )
 
+    def _network_files(self) -> list[Bind]:
+        return _host_network_files() if self.network == "host" else []
+
     def _devices(self, gpu_indices: list[int]) -> list[str]:
         if not gpu_indices:
             return []
         return [f"nvidia{i}" for i in gpu_indices] + list(NVIDIA_CONTROL_DEVICES)
+
+
+def _host_network_files() -> list[Bind]:
+    """On the host's network, the host's resolver and hosts file, as Docker gives them."""
+    return [Bind(path, path) for path in ("/etc/resolv.conf", "/etc/hosts") if os.path.isfile(path)]
 
 
 def bundle_dir(state_dir: Path) -> Path:
