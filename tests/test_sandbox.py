@@ -123,6 +123,7 @@ def test_a_container_finds_nothing_of_the_cluster(sandboxed_cluster: Cluster) ->
     env = found["os_environ"]
     assert env["PROBE_VALUE"] == OWN_VALUE and env["STOKER_TOKEN"].startswith("call.")
     assert "STOKER_CLUSTER_SECRET" not in env
+    assert env["HOME"] == "/root"  # the image's home, not the worker's
     readable = {pid: text for pid, text in found["environs"].items() if text is not None}
     assert str(found["pid"]) in readable  # the scan works: it reads its own
     assert [pid for pid, text in readable.items() if any(h in text for h in hidden)] == []

@@ -29,7 +29,7 @@ from worker.inherited_env import inherited_environment
 from worker.output import forward_lines
 from worker.redact import Redactor, secret_values
 from worker.sandbox.launch import launcher_command
-from worker.sandbox.layout import CODE_DIR
+from worker.sandbox.layout import CODE_DIR, inside_environment
 from worker.sandbox.spec import SandboxSpec, forked_rooting
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
@@ -73,7 +73,8 @@ class ContainerProcess:
         self.code_dir = Path(CODE_DIR) if sandbox is not None else directory  # as the container sees it
 
     def _environment(self) -> dict[str, str]:
-        return container_environment(self.command, self.config, self.image, self.code_dir)
+        env = container_environment(self.command, self.config, self.image, self.code_dir)
+        return inside_environment(env) if self.sandbox is not None else env
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
         template = self.template

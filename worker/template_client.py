@@ -20,6 +20,7 @@ from pathlib import Path
 from worker.inherited_env import inherited_environment
 from worker.output import forward_lines
 from worker.sandbox.launch import launcher_command
+from worker.sandbox.layout import inside_environment
 from worker.sandbox.spec import Rooting, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class ForkTemplate:
         self.start_timeout = start_timeout
         # Its own sandbox, from which its containers make theirs; None: it runs on the host.
         self.sandbox = sandbox
+        if sandbox is not None:
+            self.env = inside_environment(self.env)
         self.process: asyncio.subprocess.Process | None = None
         self.output_tail: collections.deque[str] = collections.deque(maxlen=30)
         self._output_task: asyncio.Task[None] | None = None

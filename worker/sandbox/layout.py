@@ -87,6 +87,14 @@ class SandboxLayout:
         return [f"nvidia{i}" for i in gpu_indices] + list(NVIDIA_CONTROL_DEVICES)
 
 
+def inside_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` (built for a process on the host) as a sandbox's root sees things: its home is
+    the image's /root, and the host's TMPDIR is not there."""
+    inside = {name: value for name, value in env.items() if name != "TMPDIR"}
+    inside.update({"HOME": "/root", "USER": "root", "LOGNAME": "root"})
+    return inside
+
+
 def _host_network_files() -> list[Bind]:
     """On the host's network, the host's resolver and hosts file, as Docker gives them."""
     return [Bind(path, path) for path in ("/etc/resolv.conf", "/etc/hosts") if os.path.isfile(path)]
