@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, LineReader, base_env, running_cluster, stoker_command
+from tests.conftest import Cluster, LineReader, base_env, running_cluster, stoker_command, wait_until
 
 OWN_VALUE = "own-s3cret-5a7c"
 UID_BASE = 100_000
@@ -244,3 +244,16 @@ def test_a_memory_snapshot_forks_sandboxed_containers(sandboxed_cluster: Cluster
     assert found["pid"] == 1 and found["snapped_pid"] == 1  # each its own PID namespace's init
     assert found["cwd"] == "/app" and found["tmp"] == []  # its own /tmp, not the template's
     assert ".stoker-sandbox" not in found["root"]
+
+
+def test_a_stopped_container_exits_cleanly_and_leaves_nothing(sandboxed_cluster: Cluster) -> None:
+    found = _probe(sandboxed_cluster, [])
+    container_id = found["hostname"]
+    state_dirs = list((sandboxed_cluster.state_dir / "worker" / "sandbox").glob(f"**/{container_id}"))
+    assert state_dirs and _host_view_of(found["pid_ns"])
+    assert sandboxed_cluster.stoker("app", "stop", "sandbox-probe").returncode == 0
+    # SIGTERM reached its PID 1 through the relays; it drained and exited 0, which the worker saw.
+    assert wait_until(lambda: not _host_view_of(found["pid_ns"]), 30), "its processes are gone"
+    assert wait_until(lambda: not any(p.exists() for p in state_dirs), 30), "its state dir is removed"
+    assert sandboxed_cluster.output is not None
+    assert f"container {container_id} exited with code" not in sandboxed_cluster.output.text()
