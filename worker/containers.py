@@ -3,7 +3,9 @@
 A container is forked from the pre-imported template of its image (or of the worker's own
 environment) when the worker gave it one that is running (fast), else started as a fresh
 interpreter. Either way it is its own session and process group, with the code bundle as working
-directory, and it writes its serving address to a ready pipe.
+directory, and it writes its serving address to a ready pipe. With sandboxes on, it runs in its
+own (worker/sandbox/): forked, the template's child enters it; fresh, the sandbox launcher starts
+it; the pid the worker signals is then the relay's that leads its group.
 """
 
 from __future__ import annotations
