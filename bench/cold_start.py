@@ -1,6 +1,6 @@
 """Cold start: time from request to first response byte when no container is warm.
 
-    python bench/cold_start.py [--reps 15]
+    python bench/cold_start.py [--reps 15] [--sandbox ROOTFS]
 
 Measures, in one run on this machine:
   stoker (fork)     a `stoker up` cluster; containers forked from the worker's template
@@ -8,6 +8,9 @@ Measures, in one run on this machine:
   naive subprocess  `python` importing FastAPI and serving the same endpoint with uvicorn,
                     started per request, without stoker (the baseline)
   stoker (warm)     a request to a warm container, for scale
+With --sandbox ROOTFS (a Debian root filesystem), also: stoker sandboxed (fork) and (no fork),
+each container in its own sandbox (worker/sandbox/) rooted in ROOTFS, beside the runs above,
+which are what `--insecure-no-sandbox` gives.
 Each stoker cold start redeploys the app (a new version has no containers) and then times one
 request. Prints medians and p95 in milliseconds and ratios to the naive baseline.
 """
@@ -94,12 +97,18 @@ def naive_cold(reps: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=15, help="cold starts per variant (at least 10)")
-    reps = max(10, parser.parse_args().reps)
+    parser.add_argument("--sandbox", metavar="ROOTFS", help="also run with sandboxes rooted in ROOTFS")
+    args = parser.parse_args()
+    reps = max(10, args.reps)
 
     results: dict[str, list[float]] = {}
     results["naive subprocess"] = naive_cold(reps)
     results["stoker (fork)"], results["stoker (warm)"] = stoker_cold({}, reps)
     results["stoker (no fork)"], _ = stoker_cold({"STOKER_WORKER_FORK": "0"}, reps)
+    if args.sandbox:
+        sandboxed = {"STOKER_SANDBOX_ROOTFS": args.sandbox}
+        results["sandboxed (fork)"], results["sandboxed (warm)"] = stoker_cold(sandboxed, reps)
+        results["sandboxed (no fork)"], _ = stoker_cold({**sandboxed, "STOKER_WORKER_FORK": "0"}, reps)
 
     base = statistics.median(results["naive subprocess"])
     print(f"cold start, request to first byte, {reps} repetitions, {os.cpu_count()} cores")

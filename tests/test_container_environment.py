@@ -3,10 +3,11 @@ workspace token is in its own environment block, its os.environ, its fork templa
 any other environment block it can read, except the cluster's own daemons' (below); its own
 secrets and its call credential are there.
 
-Known gap, until containers get their own PID namespace (the sandbox step): a container runs as
-the worker's user, so it can read /proc/<pid>/environ of the worker and ingress, which hold the
-cluster secret (STOKER_CLUSTER_SECRET is how `stoker up` hands it to them). The test checks that
-only those daemons show it, and does not pretend they do not.
+Known gap, without a sandbox (these clusters run none; tests/test_sandbox.py covers sandboxed
+ones, whose PID namespace shows no daemon): a container runs as the worker's user, so it can read
+/proc/<pid>/environ of the worker and ingress, which hold the cluster secret
+(STOKER_CLUSTER_SECRET is how `stoker up` hands it to them). The test checks that only those
+daemons show it, and does not pretend they do not.
 """
 
 from __future__ import annotations

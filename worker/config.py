@@ -28,3 +28,15 @@ class WorkerConfig:
     container_network: bool = False
     container_subnet: str = "10.88.0.0/16"  # the bridge's; two workers of one machine need two
     container_bridge: str = ""  # the bridge's name; empty: derived from the worker id and work dir
+    # Sandboxes (worker/sandbox/). Interim: on only with a base root filesystem to root them in;
+    # the image's own layers replace it once images are root filesystems.
+    sandbox_rootfs: Path | None = None
+    insecure_no_sandbox: bool = False  # containers run on the host, as the worker's user
+    sandbox_uid_base: int = 100_000  # uid 0 in a sandbox is this host uid (65536 of them mapped)
+    sandbox_device_dir: Path = Path("/dev")  # where the device nodes a sandbox may get are
+    sandbox_network: str = "host"  # host | none (loopback only) | private (own address: not yet)
+    sandbox_seccomp: bool = True
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox_rootfs is not None and not self.insecure_no_sandbox

@@ -5,7 +5,9 @@ environment) when the worker gave it one that is running (fast), else started as
 interpreter. Either way it is its own session and process group, with the code bundle as working
 directory, and it writes its serving address to a ready pipe. Given a cgroup, it is in it before
 any of the app's code runs: a forked child waits for the worker to attach it (the template's "go"),
-a fresh interpreter is started by a shell that enters the cgroup and then execs it.
+a fresh interpreter is started by a shell that enters the cgroup and then execs it. With sandboxes
+on, it runs in its own (worker/sandbox/): forked, the template's child enters it; fresh, the
+sandbox launcher starts it; the pid the worker signals is then the relay's that leads its group.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from worker.images import BuiltImage
 from worker.inherited_env import inherited_environment
 from worker.output import forward_lines
 from worker.redact import Redactor, secret_values
+from worker.sandbox.launch import launcher_command
+from worker.sandbox.layout import CODE_DIR, inside_environment
+from worker.sandbox.spec import SandboxSpec, forked_rooting
 from worker.template_client import ForkTemplate, TemplateError, wait_exit
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ class ContainerProcess:
         template: ForkTemplate | None,
         on_output: Callable[[pb.LogLine], None],
         cgroup: ContainerCgroup | None = None,
+        sandbox: SandboxSpec | None = None,
     ) -> None:
         self.command = command
         self.id = command.container_id
@@ -69,24 +75,34 @@ class ContainerProcess:
         self._output_task: asyncio.Task[None] | None = None
         self.on_output = on_output  # each line it prints, secrets hidden, for the scheduler
         self._redact = Redactor(secret_values(command.env))
+        # Its own sandbox (the code bundle, `directory`, at CODE_DIR in it); None: on the host.
+        self.sandbox = sandbox
+        self.code_dir = Path(CODE_DIR) if sandbox is not None else directory  # as the container sees it
 
     def _environment(self) -> dict[str, str]:
-        return container_environment(self.command, self.config, self.image, self.directory)
+        env = container_environment(self.command, self.config, self.image, self.code_dir)
+        return inside_environment(env) if self.sandbox is not None else env
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
-        if self.template is not None and self.template.alive:
+        template = self.template
+        if template is not None and template.alive and (template.sandbox is None) == (self.sandbox is None):
             try:
+                plan = None
+                if self.sandbox is not None and template.sandbox is not None:
+                    plan = forked_rooting(self.sandbox, template.sandbox)
                 before_start = self.cgroup.attach if self.cgroup is not None else None
-                self.pid, conn = await self.template.fork(self.directory, env, output_fd, ready_fd, before_start)
+                self.pid, conn = await template.fork(self.code_dir, env, output_fd, ready_fd, plan, before_start)
                 self._exit = asyncio.ensure_future(wait_exit(conn))
                 return
-            except TemplateError as exc:
+            except (TemplateError, ValueError) as exc:  # ValueError: its sandbox cannot come from the template's
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
-        command = [str(self.image.python) if self.image is not None else sys.executable, "-m", "worker.runtime"]
-        if self.cgroup is not None:
-            command = entering_cgroup(self.cgroup, command)
+        program = [str(self.image.python) if self.image is not None else sys.executable, "-m", "worker.runtime"]
+        if self.sandbox is not None:
+            program = launcher_command(self.sandbox, program)
+        if self.cgroup is not None:  # outermost: the launcher and the sandbox's processes are in it too
+            program = entering_cgroup(self.cgroup, program)
         process = await asyncio.create_subprocess_exec(
-            *command,
+            *program,
             cwd=self.directory,
             env={**env, cenv.READY_FD: str(ready_fd)},
             stdin=asyncio.subprocess.DEVNULL,
@@ -192,13 +208,13 @@ class ContainerProcess:
         _signal_group(self.pid, signal.SIGKILL)
 
     def remove_directory(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.sandbox.state_dir if self.sandbox is not None else self.directory, ignore_errors=True)
 
 
 def container_environment(
     command: pb.StartContainer, config: WorkerConfig, image: BuiltImage | None, directory: Path
 ) -> dict[str, str]:
-    """The environment of `command`'s container, whose code bundle is at `directory`."""
+    """The environment of `command`'s container, whose code bundle it sees at `directory`."""
     env = inherited_environment()  # as its template's: fresh and forked containers see the same
     env.update(command.env)
     if image is not None:

@@ -23,6 +23,8 @@ from worker.images import BuiltImage, ImageBuilder, ImageBuildError
 from worker.inherited_env import inherited_environment
 from worker.log_shipper import LogShipper
 from worker.network import ContainerNetwork, NetworkConfig, NetworkError
+from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir
+from worker.sandbox.spec import SandboxSpec
 from worker.snapshots import Snapshots
 from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplateError, TemplatePool
 
@@ -41,6 +43,22 @@ LAST_WORDS_SECONDS = 3.0
 BLOCK_NETWORK_UNSUPPORTED = (
     "block_network=True is not supported yet on this worker: its containers share the host's network"
 )
+
+
+def sandbox_layout(config: WorkerConfig) -> SandboxLayout | None:
+    if not config.sandboxed or config.sandbox_rootfs is None:
+        return None
+    network = config.sandbox_network
+    if network not in ("host", "none"):
+        raise ValueError(f"--sandbox-network {network!r}: use host or none (private is not supported yet)")
+    return SandboxLayout(
+        rootfs=config.sandbox_rootfs,
+        directory=config.work_dir / "sandbox",
+        uid_base=config.sandbox_uid_base,
+        device_dir=config.sandbox_device_dir,
+        network="host" if network == "host" else "none",
+        seccomp=config.sandbox_seccomp,
+    )
 
 
 class WorkerServer:
@@ -67,7 +85,10 @@ class WorkerServer:
             config.image_build_timeout,
         )
         self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
-        self.snapshots = Snapshots(self.templates, config.work_dir / "snapshots", config, self._logs.add)
+        self.sandboxes = sandbox_layout(config)  # None: containers run on the host
+        self.snapshots = Snapshots(
+            self.templates, config.work_dir / "snapshots", config, self._logs.add, sandboxes=self.sandboxes
+        )
         self.cgroups: cgroups.WorkerCgroups | None = None  # None: containers run without limits
         self.network: ContainerNetwork | None = None  # with --container-network: each container's address
 
@@ -107,6 +128,14 @@ class WorkerServer:
         self._gpus = gpus.inventory(self.config.gpus)
         self.snapshots.clear()
         self.cgroups = await self._open_cgroups()
+        if self.sandboxes is not None:
+            self.sandboxes.clear()
+            self.sandboxes.gpu_indices = [gpu.index for gpu in self._gpus]
+        elif self.config.insecure_no_sandbox:
+            log.warning(
+                "--insecure-no-sandbox: containers run on this host as the worker's user, and can read "
+                "what it can (other containers' files, the worker's state)"
+            )
         for sub in ("bundles", "containers", "snapshots"):
             (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
         await self._template(None)  # warm now, so the first container forks at once
@@ -225,12 +254,15 @@ class WorkerServer:
 
     async def _template(self, image: BuiltImage | None) -> ForkTemplate | None:
         """The template a container of `image` (None: the worker's own environment) forks from."""
-        if image is None:
-            return await self.templates.get(OWN_ENVIRONMENT, sys.executable)
-        # Its containers' runtime imports itself from the image's runtime paths before it forks.
-        return await self.templates.get(
-            image.id, str(image.python), env=inherited_environment() | image.runtime_environment()
-        )
+        key, python = (OWN_ENVIRONMENT, sys.executable) if image is None else (image.id, str(image.python))
+        # An image's template imports its containers' runtime from the image's runtime paths.
+        env = None if image is None else inherited_environment() | image.runtime_environment()
+        layout = self.sandboxes
+
+        def sandbox() -> SandboxSpec | None:
+            return layout.template(key, image.root if image else None) if layout is not None else None
+
+        return await self.templates.get(key, python, env, sandbox)
 
     async def _snapshot(self, command: pb.StartContainer, image: BuiltImage | None) -> ForkTemplate | None:
         """The memory snapshot `command`'s container forks from; ContainerFailed when it failed."""
@@ -263,9 +295,23 @@ class WorkerServer:
                 template = await self._snapshot(command, image)
             else:
                 template = await self._template(image)
-            cgroup = self._cgroup(command)
+            sandbox: SandboxSpec | None = None
+            if self.sandboxes is not None:
+                forks_from = template.sandbox if template is not None and template.alive else None
+                sandbox = self.sandboxes.container(
+                    command.container_id, image.root if image else None, list(command.gpu_indices), forks_from
+                )
+                prepare_container_dir(sandbox)
+                directory = bundle_dir(sandbox.state_dir)
             container = ContainerProcess(
-                command, directory, self.config, image, template, on_output=self._logs.add, cgroup=cgroup
+                command,
+                directory,
+                self.config,
+                image,
+                template,
+                on_output=self._logs.add,
+                cgroup=self._cgroup(command),
+                sandbox=sandbox,
             )
             self.containers[container.id] = container
             extract_bundle(await self._bundle(command.bundle_hash), directory)
@@ -341,6 +387,8 @@ class WorkerServer:
                 await self.network.stop()
             except NetworkError as exc:
                 log.warning("container network: %s", exc)
+        if self.sandboxes is not None:
+            self.sandboxes.clear()  # what stopped containers and templates left
         if self._channel is not None:
             await self._channel.close(None)
         log.info("worker stopped")

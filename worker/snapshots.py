@@ -32,6 +32,7 @@ from worker.config import WorkerConfig
 from worker.containers import READY_MARGIN, container_environment
 from worker.images import BuiltImage
 from worker.redact import Redactor, secret_values
+from worker.sandbox.layout import CODE_DIR, SandboxLayout
 from worker.template_client import ForkTemplate, TemplatePool
 
 MAX_PER_KEY = 4
@@ -42,9 +43,15 @@ OUTPUT_SOURCE = "snapshot"  # what log lines of a template name as their contain
 
 class Snapshots:
     def __init__(
-        self, pool: TemplatePool, directory: Path, config: WorkerConfig, on_output: Callable[[pb.LogLine], None]
+        self,
+        pool: TemplatePool,
+        directory: Path,
+        config: WorkerConfig,
+        on_output: Callable[[pb.LogLine], None],
+        sandboxes: SandboxLayout | None = None,
     ) -> None:
         self.pool = pool
+        self.sandboxes = sandboxes  # each template in its own sandbox; None: on the host
         self.directory = directory  # each template's code bundle, in a folder named by its identity
         self.config = config
         self.on_output = on_output  # what templates print, for the scheduler (the app's logs)
@@ -73,7 +80,10 @@ class Snapshots:
             self._drop(next(iter(kept)), kept)
 
         def make(socket_path: Path) -> ForkTemplate:
-            env = container_environment(command, self.config, image, directory)
+            sandbox = None
+            if self.sandboxes is not None:  # the bundle at CODE_DIR, as in its containers
+                sandbox = self.sandboxes.template(identity, image.root if image else None, bundle=directory)
+            env = container_environment(command, self.config, image, Path(CODE_DIR) if sandbox else directory)
             return ForkTemplate(
                 socket_path,
                 str(image.python) if image is not None else sys.executable,
@@ -84,6 +94,7 @@ class Snapshots:
                 # As a container's: its snap=True hooks bound themselves by startup_timeout.
                 start_timeout=max(self.config.container_ready_timeout, command.function.startup_timeout + READY_MARGIN),
                 name="the memory snapshot's template",
+                sandbox=sandbox,
             )
 
         return await self.pool.snapshot(identity, make, f"{command.app_name}.{command.function.name}")

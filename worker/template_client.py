@@ -7,8 +7,10 @@ import collections
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +20,9 @@ from pathlib import Path
 from worker.inherited_env import inherited_environment
 from worker.output import forward_lines
 from worker.runtime.template import GO
+from worker.sandbox.launch import launcher_command
+from worker.sandbox.layout import inside_environment
+from worker.sandbox.spec import Rooting, SandboxSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ class ForkTemplate:
         output: Callable[[str], None] | None = None,
         start_timeout: float = START_TIMEOUT,
         name: str = "the fork template",
+        sandbox: SandboxSpec | None = None,
     ) -> None:
         self.name = name  # what its errors call it
         self.socket_path = socket_path
@@ -60,27 +66,40 @@ class ForkTemplate:
         self.cwd = cwd
         self.output = output
         self.start_timeout = start_timeout
+        # Its own sandbox, from which its containers make theirs; None: it runs on the host.
+        self.sandbox = sandbox
+        if sandbox is not None:
+            self.env = inside_environment(self.env)
         self.process: asyncio.subprocess.Process | None = None
         self.output_tail: collections.deque[str] = collections.deque(maxlen=30)
         self._output_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
+        command = [self.python, "-m", "worker.runtime.template", str(self.socket_path), *self.args]
+        listener: socket.socket | None = None
+        if self.sandbox is not None:
+            # Bound here, outside the sandbox, and handed over: the template cannot see this path.
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(self.socket_path))
+            listener.listen(64)
+            command[3] = f"fd:{listener.fileno()}"
+            command = launcher_command(self.sandbox, command)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "worker.runtime.template",
-                str(self.socket_path),
-                *self.args,
+                *command,
                 env=self.env,
-                cwd=self.cwd,
+                cwd=self.cwd if self.sandbox is None else None,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE if self.output is not None else None,
+                pass_fds=(listener.fileno(),) if listener is not None else (),
             )
         except OSError as exc:  # no such interpreter, or not executable
             raise TemplateError(f"{self.name} did not start ({self.python}: {exc.strerror})") from None
+        finally:
+            if listener is not None:
+                listener.close()
         assert self.process.stdout is not None
         if self.process.stderr is not None:
             self._output_task = asyncio.create_task(
@@ -116,20 +135,34 @@ class ForkTemplate:
 
     async def fork(
         self,
-        cwd: Path,
+        cwd: Path | str,
         env: dict[str, str],
         output_fd: int,
         ready_fd: int,
+        sandbox: Rooting | None = None,
         before_start: Callable[[int], None] | None = None,
     ) -> tuple[int, socket.socket]:
-        """Fork a container; return its pid and the connection on which its exit code arrives.
-        `before_start(pid)` runs while the child waits, before any of the app's code (it puts the
-        child in its cgroup); when it raises, the child exits at once and so does the error."""
-        request = json.dumps({"cwd": str(cwd), "env": env}).encode()
+        """Fork a container (into its own sandbox, `sandbox`, made from the template's); return
+        its pid and the connection on which its exit code arrives. `before_start(pid)` runs while
+        the child waits, before any of the app's code (it puts the child in its cgroup); when it
+        raises, the child exits at once and so does the error."""
+        fields: dict[str, object] = {"cwd": str(cwd), "env": env}
+        if sandbox is not None:
+            fields["sandbox"] = sandbox.to_json()
+        request = json.dumps(fields).encode()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if sandbox is not None:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         try:
             await asyncio.to_thread(self._handshake, conn, request, output_fd, ready_fd)
-            reply = json.loads(await asyncio.to_thread(_read_line, conn))
+            line, sender = await asyncio.to_thread(_read_reply, conn)
+            reply = json.loads(line)
+            if sandbox is not None and "pid" in reply:
+                # The template's pid namespace is its own: the child sent its pid as the kernel
+                # translates it for us.
+                if sender is None:
+                    raise ValueError("the forked child sent no credentials")
+                reply["pid"] = sender
         except (OSError, ValueError) as exc:
             conn.close()
             raise TemplateError(f"the fork template failed: {exc}") from None
@@ -177,6 +210,8 @@ class ForkTemplate:
                 self._output_task.cancel()
             with contextlib.suppress(OSError):
                 self.socket_path.unlink()
+            if self.sandbox is not None and self.process is not None and self.process.returncode is not None:
+                shutil.rmtree(self.sandbox.state_dir, ignore_errors=True)  # its containers died with it
 
 
 class TemplatePool:
@@ -204,22 +239,33 @@ class TemplatePool:
         self._retired: list[asyncio.Task[ForkTemplate | TemplateError]] = []  # exiting once their containers have
         self._stopped = False
 
-    async def get(self, key: str, python: str, env: dict[str, str] | None = None) -> ForkTemplate | None:
+    async def get(
+        self,
+        key: str,
+        python: str,
+        env: dict[str, str] | None = None,
+        sandbox: Callable[[], SandboxSpec | None] = lambda: None,
+    ) -> ForkTemplate | None:
         """The running template for `key`, started with `python` (and `env`, by default the one
-        every app's process inherits); None: start the container fresh."""
+        every app's process inherits; in a new sandbox `sandbox()`, at each start); None: start
+        the container fresh."""
         if not self.enabled or self._stopped:
             return None
         what = f"image {key}" if key != OWN_ENVIRONMENT else "the worker's own environment"
         what += "; its containers start as new processes meanwhile"
         start = self._starts.get(key)
         if start is None:
-            start = self._begin(key, lambda path: ForkTemplate(path, python, env=env), what, restart=False)
+            start = self._begin(
+                key, lambda path: ForkTemplate(path, python, env=env, sandbox=sandbox()), what, restart=False
+            )
         elif start.task.done():
             template = start.task.result()
             if isinstance(template, ForkTemplate) and template.alive:
                 return template
             if time.monotonic() - start.began >= self.retry_after:
-                self._begin(key, lambda path: ForkTemplate(path, python, env=env), what, restart=True)
+                self._begin(
+                    key, lambda path: ForkTemplate(path, python, env=env, sandbox=sandbox()), what, restart=True
+                )
             return None
         if start.restart:
             return None
@@ -321,14 +367,19 @@ def _alive(task: asyncio.Task[ForkTemplate | TemplateError]) -> bool:
     return isinstance(result, ForkTemplate) and result.alive
 
 
-def _read_line(conn: socket.socket) -> bytes:
+def _read_reply(conn: socket.socket) -> tuple[bytes, int | None]:
+    """The first line on `conn`, and the pid of its sender when it sent credentials."""
     data = b""
+    sender: int | None = None
     while not data.endswith(b"\n"):
-        chunk = conn.recv(4096)
+        chunk, ancillary, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(12))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 12:
+                sender = struct.unpack("3i", payload[:12])[0]
         if not chunk:
             break
         data += chunk
-    return data
+    return data, sender
 
 
 async def wait_exit(conn: socket.socket) -> int:

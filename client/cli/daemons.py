@@ -118,11 +118,32 @@ def worker(
     container_bridge: Annotated[
         str, typer.Option(envvar="STOKER_CONTAINER_BRIDGE", help="The bridge's name. Default: from the worker.")
     ] = WorkerConfig.container_bridge,
+    sandbox_rootfs: Annotated[
+        Path | None,
+        typer.Option(envvar="STOKER_SANDBOX_ROOTFS", help="Root filesystem of every container's sandbox (interim)."),
+    ] = WorkerConfig.sandbox_rootfs,
+    insecure_no_sandbox: Annotated[
+        bool,
+        typer.Option(envvar="STOKER_INSECURE_NO_SANDBOX", help="Run containers on the host, with no sandbox."),
+    ] = WorkerConfig.insecure_no_sandbox,
+    sandbox_uid_base: Annotated[
+        int, typer.Option(min=1, envvar="STOKER_SANDBOX_UID_BASE", help="Host uid of uid 0 in a sandbox.")
+    ] = WorkerConfig.sandbox_uid_base,
+    sandbox_device_dir: Annotated[
+        Path, typer.Option(envvar="STOKER_SANDBOX_DEVICE_DIR", help="Device nodes sandboxes get theirs from.")
+    ] = WorkerConfig.sandbox_device_dir,
+    sandbox_network: Annotated[
+        str, typer.Option(envvar="STOKER_SANDBOX_NETWORK", help="host, or none (loopback only).")
+    ] = WorkerConfig.sandbox_network,
+    sandbox_seccomp: Annotated[
+        bool, typer.Option(envvar="STOKER_SANDBOX_SECCOMP", help="Filter system calls in sandboxes.")
+    ] = WorkerConfig.sandbox_seccomp,
     cluster_secret: ClusterSecret = WorkerConfig.cluster_secret,
     log_level: LogLevel = "info",
 ) -> None:
     """Run a worker: containers and GPUs of this machine."""
     from client.cli.daemon import configure_logging, run
+    from worker.sandbox.preflight import SandboxUnavailable, check
     from worker.server import WorkerServer
 
     configure_logging(log_level)
@@ -140,10 +161,24 @@ def worker(
         container_network=container_network,
         container_subnet=container_subnet,
         container_bridge=container_bridge,
+        sandbox_rootfs=sandbox_rootfs,
+        insecure_no_sandbox=insecure_no_sandbox,
+        sandbox_uid_base=sandbox_uid_base,
+        sandbox_device_dir=sandbox_device_dir,
+        sandbox_network=sandbox_network,
+        sandbox_seccomp=sandbox_seccomp,
         cluster_secret=cluster_secret,
     )
     if worker_id:  # else the config's default: the host name
         config = replace(config, worker_id=worker_id)
+    if sandbox_network not in ("host", "none"):
+        raise typer.BadParameter("host or none (private is not supported yet)", param_hint="--sandbox-network")
+    if config.sandboxed:
+        try:
+            check(config.work_dir / "sandbox-preflight", config.sandbox_rootfs)
+        except SandboxUnavailable as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
     run(WorkerServer(config))
 
 

@@ -55,7 +55,8 @@ def preload() -> None:
     import worker.runtime.container
     import worker.runtime.exchange
     import worker.runtime.forward
-    import worker.runtime.web  # noqa: F401
+    import worker.runtime.web
+    import worker.sandbox.enter  # noqa: F401  (a sandboxed template's children enter their own)
 
     with contextlib.suppress(ImportError):  # containers run on it when it is there
         import uvloop  # noqa: F401
@@ -79,11 +80,35 @@ def _wait_for_go(conn: socket.socket) -> None:
         os._exit(1)
 
 
+def _enter_sandbox(plan: str, conn: socket.socket, output_fd: int) -> None:
+    """In the forked child of a sandboxed template: tell the worker our pid, then enter the
+    container's own namespaces and root (worker/sandbox/enter.py); returns in its PID 1.
+
+    The pid travels as the kernel's SCM_CREDENTIALS, which it translates into the worker's PID
+    namespace: the template has its own, so the pid it sees is not the one the worker signals."""
+    import struct
+
+    from worker.sandbox import libc
+    from worker.sandbox.enter import enter
+    from worker.sandbox.spec import Rooting
+
+    os.setsid()  # the group the worker stops: this relay and the sandbox's processes
+    os.dup2(output_fd, 2)  # why a sandbox could not be built goes with the container's output
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    credentials = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
+    reply = json.dumps({"pid": os.getpid()}).encode() + b"\n"
+    conn.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, credentials)])
+    _wait_for_go(conn)  # in our cgroup first: the sandbox's processes are forked from us
+    conn.close()
+    enter(Rooting.from_json(plan), new_mount_namespace=True)
+
+
 def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int, snapshot: Snapshot | None) -> None:
     """In the forked child: turn into the container process, never returning."""
     code = 1
     try:
-        os.setsid()
+        if "sandbox" not in request:  # a sandbox's relay made the session already
+            os.setsid()
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.close(output_fd)
@@ -117,9 +142,12 @@ class Template:
     def __init__(self, path: str, snapshot: Snapshot | None = None) -> None:
         self.path = path
         self.snapshot = snapshot  # what its containers start from; None: a fresh import of their app
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
-        self.listener.listen(64)
+        if path.startswith("fd:"):  # bound by the worker, outside this template's sandbox
+            self.listener = socket.socket(fileno=int(path[3:]))
+        else:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(path)
+            self.listener.listen(64)
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, socket.socket] = {}
         self.running = True
@@ -154,8 +182,9 @@ class Template:
                 self.retired = True
                 self.selector.unregister(self.listener)
                 self.listener.close()
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path)
+                if not self.path.startswith("fd:"):  # the worker's to remove, then
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
@@ -174,12 +203,21 @@ class Template:
                 raise ValueError(f"expected 2 file descriptors, got {len(fds)}")
             pid = os.fork()
             if pid == 0:
-                self.listener.close()
-                _wait_for_go(conn)
-                conn.close()
+                try:
+                    self.listener.close()
+                    if "sandbox" in request:
+                        _enter_sandbox(request["sandbox"], conn, fds[0])
+                    else:
+                        _wait_for_go(conn)
+                    conn.close()
+                except BaseException as exc:  # never back into the template's loop
+                    with contextlib.suppress(OSError):
+                        os.write(fds[0], f"the sandbox could not be built: {exc}\n".encode())
+                    os._exit(1)
                 _become_container(request, fds[0], fds[1], self.snapshot)
             self.children[pid] = conn
-            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            if "sandbox" not in request:  # else the child said it, as the worker sees it
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         except Exception as exc:
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps({"error": repr(exc)}).encode() + b"\n")

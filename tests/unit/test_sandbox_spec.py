@@ -1,0 +1,118 @@
+"""worker/sandbox: how a container forked from a template finds its layers, binds and devices in
+the template's view, and what the seccomp filter denies (installed for real in a child)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.sandbox import seccomp
+from worker.sandbox.layout import CODE_DIR, SandboxLayout
+from worker.sandbox.spec import PRIVATE_PATH, STAGE_PATH, Bind, SandboxSpec, forked_rooting, mounted_rooting
+
+
+def _layout(tmp_path: Path, devices: Path) -> SandboxLayout:
+    return SandboxLayout(
+        rootfs=tmp_path / "rootfs", directory=tmp_path / "sandbox", uid_base=200_000, device_dir=devices
+    )
+
+
+@pytest.fixture
+def devices(tmp_path: Path) -> Path:
+    directory = tmp_path / "dev"
+    directory.mkdir()
+    for name in ("null", "zero", "nvidia0", "nvidia1", "nvidiactl"):
+        (directory / name).write_text(name)
+    return directory
+
+
+def test_a_forked_container_sees_its_own_state_dir_and_the_templates_layers(tmp_path: Path, devices: Path) -> None:
+    layout = _layout(tmp_path, devices)
+    layout.gpu_indices = [0, 1]
+    template = layout.template("im-0123456789abcdef", image_root=None)
+    container = layout.container("ct-1", None, [1], template)
+    assert container.state_dir == template.state_dir / "containers" / "ct-1"
+    plan = forked_rooting(container, template)
+    assert plan.lowers == [f"{PRIVATE_PATH}/lower/0"]
+    assert plan.upper == f"{PRIVATE_PATH}/containers/ct-1/upper"
+    assert plan.root == f"{PRIVATE_PATH}/containers/ct-1/root"
+    bundle = next(b for b in plan.binds if b.target == CODE_DIR)
+    assert bundle.source == f"{PRIVATE_PATH}/containers/ct-1/bundle" and bundle.read_only
+    # Host binds the template has are taken from its own view, at their own paths.
+    assert all(b.source == b.target for b in plan.binds if b.target != CODE_DIR)
+    # Only its own GPU's node, the control node, and the basic nodes the device dir has.
+    assert sorted(name for _, name in plan.devices) == ["null", "nvidia1", "nvidiactl", "zero"]
+    assert plan.hostname == "ct-1" and plan.seccomp == "container" and plan.private == ""
+
+
+def test_a_container_cannot_fork_from_a_template_missing_what_it_needs(tmp_path: Path, devices: Path) -> None:
+    layout = _layout(tmp_path, devices)
+    template = layout.template("im-1", image_root=None)  # no GPUs on the worker when it started
+    with pytest.raises(ValueError, match="no device nodes nvidia0"):
+        forked_rooting(layout.container("ct-2", None, [0], template), template)
+    outside = SandboxSpec(
+        [tmp_path / "rootfs"],
+        template.container_dir("ct-3"),
+        "ct-3",
+        binds=[Bind("/elsewhere", "/x")],
+        device_dir=devices,
+    )
+    with pytest.raises(ValueError, match="not visible"):
+        forked_rooting(outside, template)
+    with pytest.raises(ValueError, match="layers"):
+        forked_rooting(
+            SandboxSpec([tmp_path / "other"], template.container_dir("c"), "c", device_dir=devices), template
+        )
+
+
+def test_a_sandbox_started_from_the_host_builds_from_its_stage(tmp_path: Path, devices: Path) -> None:
+    spec = _layout(tmp_path, devices).container("ct-4", None, [], None)
+    plan = mounted_rooting(spec)
+    assert plan.lowers == [f"{STAGE_PATH}/lower/0"] and plan.upper == f"{STAGE_PATH}/upper"
+    assert all(source.startswith(STAGE_PATH + "/dev/") for source, _ in plan.devices)
+    assert all(b.source.startswith(STAGE_PATH + "/binds/") for b in plan.binds)
+
+
+def test_the_seccomp_program_is_well_formed() -> None:
+    for arch in seccomp.SYSCALLS:
+        for profile in ("container", "template"):
+            program = seccomp.program(profile, arch)
+            assert len(program) < 4096  # the kernel's BPF_MAXINSNS
+            assert program[-1] == (seccomp.BPF_RET_K, 0, 0, seccomp.SECCOMP_RET_ALLOW)
+            assert all(jt <= 255 and jf <= 255 for _, jt, jf, _ in program)
+
+
+FILTERED = """
+import ctypes, json, os, sys, threading
+from worker.sandbox import seccomp
+from worker.sandbox.libc import machine
+libc = ctypes.CDLL(None, use_errno=True)
+seccomp.install(sys.argv[1])
+def errno_of(result):
+    return 0 if result >= 0 else ctypes.get_errno()
+out = {
+    "mount": errno_of(libc.mount(b"none", b"/nonexistent", b"tmpfs", 0, None)),
+    "unshare_user": errno_of(libc.unshare(0x10000000)),
+    "keyctl": errno_of(libc.syscall(seccomp.SYSCALLS[machine()]["keyctl"], 0)),
+}
+t = threading.Thread(target=lambda: None); t.start(); t.join()  # threads still start (clone3 -> clone)
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+out["fork"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("profile", ["container", "template"])
+def test_the_filter_denies_with_eperm_and_lets_the_rest_run(profile: str) -> None:
+    done = subprocess.run([sys.executable, "-c", FILTERED, profile], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["unshare_user"] == 1 and result["keyctl"] == 1 and result["fork"] == 7
+    # A template's children mount their own root; a container may not.
+    assert result["mount"] == (1 if profile == "container" else 2)  # EPERM, or ENOENT from the kernel

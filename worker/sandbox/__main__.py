@@ -1,0 +1,5 @@
+import sys
+
+from worker.sandbox.launch import main
+
+main(sys.argv[1:])
