@@ -295,6 +295,7 @@ class WorkerServer:
                 template = await self._snapshot(command, image)
             else:
                 template = await self._template(image)
+            cgroup = self._cgroup(command)
             sandbox: SandboxSpec | None = None
             if self.sandboxes is not None:
                 forks_from = template.sandbox if template is not None and template.alive else None
@@ -310,7 +311,7 @@ class WorkerServer:
                 image,
                 template,
                 on_output=self._logs.add,
-                cgroup=self._cgroup(command),
+                cgroup=cgroup,
                 sandbox=sandbox,
             )
             self.containers[container.id] = container
