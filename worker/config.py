@@ -22,3 +22,6 @@ class WorkerConfig:
     image_dir: Path | None = None  # where images are built; None: <work_dir>/images
     uv_cache_dir: str = ""  # where uv caches downloads for image builds; empty: uv's default
     image_build_timeout: float = 600.0  # seconds one image build may take before it fails
+    # Where else to look for interpreters an image's python_version may copy (each holds
+    # installations: <dir>/<version>/bin/python3, as pyenv's versions directory does).
+    python_dirs: tuple[Path, ...] = ()

@@ -23,6 +23,7 @@ from typing import Any
 
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
+from worker import image_launch
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
 from worker.inherited_env import inherited_environment
@@ -76,10 +77,12 @@ class ContainerProcess:
                 return
             except TemplateError as exc:
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
+        if self.image is not None:
+            argv = image_launch.container_argv(self.image, self.config.work_dir, self.id, self.directory)
+        else:
+            argv = [sys.executable, "-m", "worker.runtime"]
         process = await asyncio.create_subprocess_exec(
-            str(self.image.python) if self.image is not None else sys.executable,
-            "-m",
-            "worker.runtime",
+            *argv,
             cwd=self.directory,
             env={**env, cenv.READY_FD: str(ready_fd)},
             stdin=asyncio.subprocess.DEVNULL,
@@ -176,6 +179,7 @@ class ContainerProcess:
 
     def remove_directory(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(image_launch.own_dir(self.config.work_dir, self.id), ignore_errors=True)
 
 
 def container_environment(
@@ -185,12 +189,13 @@ def container_environment(
     env = inherited_environment()  # as its template's: fresh and forked containers see the same
     env.update(command.env)
     if image is not None:
-        env.update(image.environment(env))  # its venv's bin first on PATH
+        env.update(image.environment(env))  # the image's PATH, the runtime on PYTHONPATH, its env steps
+        if image.workdir:
+            env[cenv.WORKDIR] = image.workdir
     else:
         # `python` in commands the app runs (a @web_server's `python -m http.server`) is the
         # container's own interpreter, the one with the app's packages.
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
-    env.update(command.function.image.env)
     env.update(
         {
             "PYTHONUNBUFFERED": "1",

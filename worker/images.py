@@ -1,63 +1,79 @@
-"""Images, built on the worker as uv virtual environments: one per image id, reused by every
-container of that spec, and one build shared by everyone who needs it at the same time.
+"""Images, built on the worker as Debian root filesystems in layers (worker/rootfs/): one per
+image id, reused by every container of that spec, and one build shared by everyone who needs it
+at the same time.
 
-An image lives in `<image dir>/<image id>/` (by default the image dir is `<work dir>/images`) and
-counts as built once its marker file is there (a build cut short leaves no marker and is redone).
-Interpreters are local only: uv runs with downloads disabled, so `python_version` must name the
-worker's own Python or another one uv finds on the machine. The stoker runtime stays importable
-inside the image through a `.pth` file that appends the worker's import paths after the image's
-own site-packages, so the image's packages win where both have one.
+An image is its base layer (a Debian suite, built once per worker and image dir), a layer with
+another Python when the base lacks the version asked for, and one layer per step that changes
+files; env and workdir steps only change what later steps and containers see. Layers are shared
+between images that begin alike, and kept across restarts (worker/rootfs/layers.py). The stoker
+runtime reaches the image's containers as read-only mounts (worker/rootfs/runtime.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import importlib
-import importlib.metadata
+import hashlib
 import logging
 import os
-import shutil
-import signal
-import site
-import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import uv
+from typing import Any
 
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
+from protos.image_steps import describe, step_key, steps_of
+from worker.rootfs import base
+from worker.rootfs.enter import Bind, Enter
+from worker.rootfs.inside import STANDARD_PATH, Inside
+from worker.rootfs.layers import LayerStore, Pruned, layer_id
+from worker.rootfs.process import ImageBuildError, Output
+from worker.rootfs.python import DEFAULT_PYTHON_DIRS, install_python, version_matches
+from worker.rootfs.runtime import RUNTIME_PATHS, ensure_runtime, runtime_binds
+from worker.rootfs.steps import run_step
+
+__all__ = ["BuiltImage", "ImageBuildError", "ImageBuilder", "version_matches"]
 
 log = logging.getLogger(__name__)
 
-MARKER = ".stoker-built"
-PTH_NAME = "_stoker_runtime.pth"
-ERROR_TAIL_LINES = 25
-RUNTIME_PACKAGES = ("client", "protos", "worker")  # what a container imports of stoker
+MODULES_PATH = "/root"  # add_local_python_source puts modules here; containers import from it, as on Modal
 
-Output = Callable[[str], None]
-
-
-class ImageBuildError(Exception):
-    """The image could not be built; the message carries the installer's own error."""
+FetchBlob = Callable[[str], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
 class BuiltImage:
     id: str
-    root: Path
-
-    @property
-    def python(self) -> Path:
-        return self.root / "bin" / "python"
+    layers: tuple[Path, ...]  # lowest first
+    python: str  # inside the image
+    env: Mapping[str, str] = field(default_factory=dict)  # its env steps, in order
+    workdir: str = ""  # its last workdir step; empty: none
+    runtime_paths: tuple[str, ...] = RUNTIME_PATHS  # inside: where the stoker runtime is mounted
+    runtime_dir: Path = Path()  # on the worker: the runtime's dependencies for its Python
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
-        """What a process running in this image sees, as an activated venv would set it."""
-        path = base.get("PATH", os.defpath)
-        return {"VIRTUAL_ENV": str(self.root), "PATH": f"{self.root / 'bin'}{os.pathsep}{path}"}
+        """What a process running in this image sees on top of `base`: the image's own PATH,
+        the stoker runtime importable, and the image's env."""
+        pythonpath = [*self.runtime_paths, MODULES_PATH]
+        return {"PATH": STANDARD_PATH, "HOME": "/root", "PYTHONPATH": os.pathsep.join(pythonpath), **self.env}
+
+    def binds(self) -> list[Bind]:
+        return runtime_binds(self.runtime_dir)
+
+    def enter(self, own: Path, cwd: str, binds: Sequence[Bind] = ()) -> Enter:
+        """How a container enters the image: its layers under `own/upper`, where what the
+        container writes goes (and is deleted with `own`)."""
+        for name in ("upper", "work", "root"):
+            (own / name).mkdir(parents=True, exist_ok=True)
+        return Enter(
+            lower=[str(p) for p in self.layers],
+            upper=str(own / "upper"),
+            work=str(own / "work"),
+            root=str(own / "root"),
+            cwd=cwd,
+            binds=[*self.binds(), *binds],
+        )
 
 
 @dataclass
@@ -68,16 +84,42 @@ class _Build:
 
 
 class ImageBuilder:
-    def __init__(self, root: Path, worker_id: str, cache_dir: str = "", timeout: float = 600.0) -> None:
-        self.root = root.absolute()  # containers run elsewhere: VIRTUAL_ENV must not be relative
+    def __init__(
+        self,
+        root: Path,
+        worker_id: str,
+        cache_dir: str = "",
+        timeout: float = 600.0,
+        fetch_blob: FetchBlob | None = None,
+        python_dirs: Sequence[Path] = DEFAULT_PYTHON_DIRS,
+        debian_mirror: str = "",
+    ) -> None:
+        self.root = root.absolute()
+        self.store = LayerStore(self.root)
         self.worker_id = worker_id
         self.cache_dir = cache_dir
         self.timeout = timeout
+        self.fetch_blob = fetch_blob or _no_blobs
+        self.python_dirs = python_dirs
+        self.debian_mirror = debian_mirror
         self._builds: dict[str, _Build] = {}
+        self._layers_in_use: dict[str, set[str]] = {}  # by builds under way, which a prune keeps
 
     def built(self, image_id: str) -> BuiltImage | None:
-        image = BuiltImage(image_id, self.root / image_id)
-        return image if (image.root / MARKER).exists() else None
+        record = self.store.image(image_id)
+        if record is None or any(self.store.meta(layer) is None for layer in record["layer_ids"]):
+            return None
+        runtime = Path(record["runtime_dir"])
+        if not runtime.with_name(runtime.name + ".done").exists():
+            return None
+        return BuiltImage(
+            id=image_id,
+            layers=tuple(self.store.path(layer) for layer in record["layer_ids"]),
+            python=record["python"],
+            env=dict(record["env"]),
+            workdir=record["workdir"],
+            runtime_dir=runtime,
+        )
 
     async def ensure(self, image_id: str, spec: pb.ImageSpec, output: Output) -> BuiltImage:
         """The built image, building it first if needed; `output` gets the build's lines."""
@@ -114,163 +156,158 @@ class ImageBuilder:
             build.task.cancel()
         await asyncio.gather(*(b.task for b in list(self._builds.values())), return_exceptions=True)
 
+    async def prune(self, keep: Sequence[str]) -> Pruned:
+        """Delete the images not in `keep` (nor being built) and the layers no kept image uses."""
+        in_use = set().union(*self._layers_in_use.values())  # layers of builds under way
+        return await asyncio.to_thread(self.store.prune, set(keep) | set(self._builds), in_use)
+
     # ------------------------------------------------------------ the build itself
 
     async def _build(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Workers on one machine may share an image directory (--image-dir): one builds, the
-        # others wait on the lock and find it built.
-        lock = await asyncio.to_thread(_lock, self.root / f"{image_id}.lock")
-        try:
-            return await self._build_locked(image_id, spec)
-        finally:
-            os.close(lock)
-
-    async def _build_locked(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
         emit: Output = lambda line: self._emit(image_id, line)  # noqa: E731
-        if (built := self.built(image_id)) is not None:
-            emit(f"image {image_id} was built by another worker sharing {self.root}: reusing it")
-            return built
-        image = BuiltImage(image_id, self.root / image_id)
-        shutil.rmtree(image.root, ignore_errors=True)  # what a cut-short build left
         log.info("building image %s", image_id)
+        self._layers_in_use[image_id] = set()
         try:
             async with asyncio.timeout(self.timeout):
-                await self._steps(image, spec, emit)
+                record = await self._layers(image_id, spec, emit)
         except TimeoutError:
-            shutil.rmtree(image.root, ignore_errors=True)
             raise ImageBuildError(
                 f"the build of image {image_id} did not finish within {self.timeout:g} s "
                 "(the worker's --image-build-timeout)"
             ) from None
-        except BaseException:
-            shutil.rmtree(image.root, ignore_errors=True)
-            raise
-        (image.root / MARKER).write_text(image_id)
+        finally:
+            self._layers_in_use.pop(image_id, None)
+        self.store.save_image(image_id, record)
+        image = self.built(image_id)
+        assert image is not None
         emit(f"image {image_id} built on worker {self.worker_id}")
         log.info("built image %s", image_id)
         return image
 
-    async def _steps(self, image: BuiltImage, spec: pb.ImageSpec, emit: Output) -> None:
-        python, same_python = await self._interpreter(spec.python_version)
-        await self._run([uv.find_uv_bin(), "venv", "--python", python, str(image.root)], emit)
-        packages = list(spec.pip_packages)
-        if not same_python:
-            # The worker's compiled packages (grpcio…) do not load in another Python: install the
-            # runtime's own requirements too, resolved together with the image's packages.
-            packages += _runtime_requirements()
-        _write_runtime_pth(image, same_python)
-        if packages:
-            emit("$ uv pip install " + " ".join(packages))
-            await self._run([uv.find_uv_bin(), "pip", "install", "--python", str(image.python), *packages], emit)
-        env = {**os.environ, **image.environment(dict(os.environ)), **spec.env}
-        for command in spec.commands:
-            emit(f"$ {command}")
-            await self._run(["/bin/sh", "-c", command], emit, env=env, cwd=image.root)
-
-    async def _interpreter(self, version: str) -> tuple[str, bool]:
-        """The local interpreter for `version`: the worker's own when it fits, else what uv finds;
-        and whether it is the worker's Python version (then the worker's packages load in it)."""
-        if version_matches(version, sys.version_info[:3]):
-            return sys.executable, True
-        try:
-            found = await self._run([uv.find_uv_bin(), "python", "find", version], None)
-        except ImageBuildError:
-            found = ""
-        if not found:
-            mine = ".".join(str(p) for p in sys.version_info[:3])
-            raise ImageBuildError(
-                f"Python {version} is not installed on worker {self.worker_id}, and stoker never downloads "
-                f"interpreters: use python_version={mine[: mine.rfind('.')]!r} (the worker's own), "
-                f"or install Python {version} on the worker"
+    async def _layers(self, image_id: str, spec: pb.ImageSpec, emit: Output) -> dict[str, Any]:
+        steps = steps_of(spec)
+        if spec.base == "from_registry":
+            chain, inside, python_version = await self._registry_base(spec, emit)
+            layer_ids = [chain]
+            total = 1 + len(steps)
+            number = 1
+        else:
+            suite = base.suite_for(spec.python_version)
+            wants_python = bool(spec.python_version)
+            total = 1 + wants_python + len(steps)
+            number = 1
+            chain = layer_id("", base.base_step(suite))
+            emit(f"[{number}/{total}] debian_slim: Debian {suite} with Python, pip and CA certificates")
+            meta = await self._layer(
+                image_id,
+                chain,
+                lambda tree, scratch: base.build_base(suite, tree, scratch, emit, self.debian_mirror),
+                emit,
             )
-        python = found.splitlines()[-1].strip()
-        probe = "import sys; print(sys.version_info[:2])"
-        version_found = await self._run([python, "-c", probe], None)
-        return python, version_found.strip() == str(sys.version_info[:2])
+            layer_ids = [chain]
+            inside = Inside(lower=[self.store.path(chain)], python=meta["python"])
+            python_version = meta["python_version"]
+            if wants_python:
+                number += 1
+                if version_matches(spec.python_version, _version(python_version)):
+                    emit(f"[{number}/{total}] python {spec.python_version}: Debian {suite}'s own ({python_version})")
+                else:
+                    emit(f"[{number}/{total}] python {spec.python_version}: not Debian {suite}'s ({python_version})")
+                    chain = layer_id(chain, f"python {spec.python_version}")
+                    available = f"Debian {suite} has {python_version}, " + ", ".join(
+                        f"{s} {v}" for v, s in base.SUITES.items() if s != suite
+                    )
+                    lower = list(inside.lower)
+                    meta = await self._layer(
+                        image_id,
+                        chain,
+                        lambda tree, scratch: install_python(
+                            spec.python_version,
+                            tree,
+                            scratch,
+                            lower,
+                            emit,
+                            python_dirs=self.python_dirs,
+                            available=available,
+                        ),
+                        emit,
+                    )
+                    layer_ids.append(chain)
+                    inside = Inside(lower=[*lower, self.store.path(chain)], python=meta["python"])
+                    python_version = meta["python_version"]
+        for step in steps:
+            number += 1
+            emit(f"[{number}/{total}] {describe(step)}")
+            chain = layer_id(chain, step_key(step))
+            if step.HasField("env"):
+                inside.env.update(step.env.vars)
+                continue
+            current = Inside(
+                lower=list(inside.lower), env=dict(inside.env), workdir=inside.workdir, python=inside.python
+            )
+            await self._layer(
+                image_id,
+                chain,
+                lambda tree, scratch, step=step, current=current: self._step(step, current, tree, scratch, emit),  # type: ignore[misc]
+                emit,
+            )
+            layer_ids.append(chain)
+            inside.lower.append(self.store.path(chain))
+            if step.HasField("workdir"):
+                inside.workdir = step.workdir
+        minor = ".".join(python_version.split(".")[:2])
+        runtime = await ensure_runtime(self.root, minor, emit, self._uv_env())
+        return {
+            "layer_ids": layer_ids,
+            "python": inside.python,
+            "python_version": python_version,
+            "env": inside.env,
+            "workdir": inside.workdir if inside.workdir != "/" else "",
+            "runtime_dir": str(runtime),
+        }
+
+    async def _step(
+        self, step: pb.ImageStep, inside: Inside, tree: Path, scratch: Path, emit: Output
+    ) -> dict[str, Any]:
+        await run_step(step, inside, tree, scratch, emit, self.fetch_blob, self.cache_dir)
+        return {"step": describe(step)}
+
+    async def _layer(
+        self,
+        image_id: str,
+        layer: str,
+        build: Callable[[Path, Path], Awaitable[dict[str, Any]]],
+        emit: Output,
+    ) -> dict[str, Any]:
+        self._layers_in_use.setdefault(image_id, set()).add(layer)
+        meta, built_now = await self.store.ensure(layer, build)
+        if not built_now:
+            emit(f"      reusing layer {layer}, built before on this worker")
+        return meta
+
+    async def _registry_base(self, spec: pb.ImageSpec, emit: Output) -> tuple[str, Inside, str]:
+        """The base layer of a from_registry image: its id, the image as steps see it, its Python."""
+        raise ImageBuildError(
+            f"from_registry is not supported yet on this worker (image {spec.registry_ref!r}): use Image.debian_slim()"
+        )
 
     def _uv_env(self) -> dict[str, str]:
-        # uv and the build backends it runs need the operator's settings (UV_*, CA bundles,
-        # proxies) to reach the index, but .run_commands() and a package's build scripts are the
-        # app's code: never the worker's own STOKER_* settings, the cluster secret among them.
+        # uv needs the operator's settings (UV_*, CA bundles, proxies) to reach the index, never
+        # the worker's own STOKER_* settings, the cluster secret among them.
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith(cenv.PREFIX)}
-        # Bytecode is compiled at build time: containers must not compile their imports on every
-        # cold start (and may not write .pyc files at all, under PYTHONDONTWRITEBYTECODE).
-        env.update(UV_PYTHON_DOWNLOADS="never", UV_COMPILE_BYTECODE="1", UV_NO_PROGRESS="1", NO_COLOR="1")
+        env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
         if self.cache_dir:
             env["UV_CACHE_DIR"] = self.cache_dir
         return env
 
-    async def _run(
-        self,
-        argv: list[str],
-        emit: Output | None,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> str:
-        """Run one build step, passing its output on line by line to `emit` (None: a probe, kept
-        quiet); its output, or ImageBuildError ending with the output's last lines."""
-        run_env = {**self._uv_env(), **(env or {})}
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=run_env,
-            cwd=cwd,
-            start_new_session=True,  # a timeout or cancel stops the whole step
-        )
-        assert process.stdout is not None
-        lines: list[str] = []
-        try:
-            async for raw in process.stdout:
-                line = raw.decode(errors="replace").rstrip()
-                lines.append(line)
-                if emit is not None:
-                    emit(line)
-            code = await process.wait()
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise
-        if code != 0:
-            step = " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))
-            raise ImageBuildError(f"`{step}` failed with exit code {code}:\n" + "\n".join(lines[-ERROR_TAIL_LINES:]))
-        return "\n".join(lines)
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
-def version_matches(requested: str, actual: tuple[int, int, int]) -> bool:
-    """Whether an interpreter of version `actual` satisfies `requested` ("3.11" or "3.11.7")."""
-    if not requested:
-        return True
-    return tuple(int(p) for p in requested.split(".")) == actual[: len(requested.split("."))]
+async def _no_blobs(digest: str) -> bytes:
+    raise ImageBuildError(f"this worker cannot fetch image files ({digest})")
 
 
-def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
-def runtime_paths(same_python: bool) -> list[str]:
-    """Where the stoker runtime is imported from in this process; with the worker's own Python,
-    its site-packages too (grpc, FastAPI…), which are of no use to another Python."""
-    paths: list[str] = []
-    for name in RUNTIME_PACKAGES:
-        module = importlib.import_module(name)
-        paths.append(str(Path(next(iter(module.__path__))).resolve().parent))
-    if same_python:
-        paths.extend(site.getsitepackages())
-    return list(dict.fromkeys(paths))
-
-
-def _write_runtime_pth(image: BuiltImage, same_python: bool) -> None:
-    # A .pth line appends its directory to sys.path after the venv's own site-packages.
-    for site_packages in (image.root / "lib").glob("python*/site-packages"):
-        (site_packages / PTH_NAME).write_text("\n".join(runtime_paths(same_python)) + "\n")
-
-
-def _runtime_requirements() -> list[str]:
-    requires = importlib.metadata.requires("stoker") or []
-    return [r for r in requires if "extra ==" not in r]
+def blob_matches(digest: str, data: bytes) -> bool:
+    return digest == "sha256:" + hashlib.sha256(data).hexdigest()

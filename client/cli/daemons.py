@@ -99,6 +99,13 @@ def worker(
     image_build_timeout: Annotated[
         float, typer.Option(min=1, envvar="STOKER_IMAGE_BUILD_TIMEOUT", help="Seconds one image build may take.")
     ] = WorkerConfig.image_build_timeout,
+    python_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A directory of Python installations (<dir>/<version>/bin/python3) images may copy; "
+            "repeat for more. ~/.pyenv/versions is always searched."
+        ),
+    ] = None,
     cluster_secret: ClusterSecret = WorkerConfig.cluster_secret,
     log_level: LogLevel = "info",
 ) -> None:
@@ -117,6 +124,7 @@ def worker(
         image_dir=image_dir,
         uv_cache_dir=uv_cache_dir,
         image_build_timeout=image_build_timeout,
+        python_dirs=tuple(python_dir or ()),
         cluster_secret=cluster_secret,
     )
     if worker_id:  # else the config's default: the host name
