@@ -71,10 +71,21 @@ def _read_local(path: str | Path, what: str) -> Path:
 
 @dataclass(frozen=True)
 class _Step:
-    proto: pb.ImageStep
+    """A step known whole when it is recorded; kept serialized (deterministically: env maps in
+    key order), so that equal recipes make equal, hashable images."""
+
+    data: bytes
+
+    @staticmethod
+    def of(step: pb.ImageStep) -> _Step:
+        return _Step(step.SerializeToString(deterministic=True))
+
+    @property
+    def kind(self) -> str | None:
+        return self.to_proto().WhichOneof("kind")
 
     def to_proto(self) -> pb.ImageStep:
-        return self.proto
+        return pb.ImageStep.FromString(self.data)
 
 
 @dataclass(frozen=True)
@@ -242,7 +253,7 @@ class Image:
     def _then(self, method: str, step: StepLike) -> Image:
         if isinstance(step, _Step | _PipFiles):
             mounted = [s for s in self.steps if isinstance(s, _LocalFiles | _PythonSource) and not s.copy]
-            if mounted and (isinstance(step, _PipFiles) or step.proto.WhichOneof("kind") not in ("env", "workdir")):
+            if mounted and (isinstance(step, _PipFiles) or step.kind not in ("env", "workdir")):
                 raise InvalidError(
                     f"Image.{method}() comes after an add_local_* step with copy=False: run "
                     "image.add_local_* last in the image, or pass copy=True"
@@ -256,7 +267,7 @@ class Image:
         names = _flatten(packages, "apt_install")
         if not names:
             return self
-        return self._then("apt_install", _Step(pb.ImageStep(apt_install=pb.ImagePackages(packages=names))))
+        return self._then("apt_install", _Step.of(pb.ImageStep(apt_install=pb.ImagePackages(packages=names))))
 
     def pip_install(
         self,
@@ -275,7 +286,7 @@ class Image:
         if not names:
             return self
         pip = _pip(names, find_links, index_url, extra_index_url, pre, extra_options)
-        return self._then("pip_install", _Step(pb.ImageStep(pip_install=pip)))
+        return self._then("pip_install", _Step.of(pb.ImageStep(pip_install=pip)))
 
     def uv_pip_install(
         self,
@@ -297,7 +308,7 @@ class Image:
             return self
         pip = _pip(names, find_links, index_url, extra_index_url, pre, extra_options)
         if not requirements:
-            return self._then("uv_pip_install", _Step(pb.ImageStep(uv_pip_install=pip)))
+            return self._then("uv_pip_install", _Step.of(pb.ImageStep(uv_pip_install=pip)))
         step = _PipFiles("uv_pip_install", tuple(map(str, requirements)), pip.SerializeToString(deterministic=True))
         return self._then("uv_pip_install", step)
 
@@ -347,18 +358,18 @@ class Image:
         flat = _flatten(commands, "run_commands")
         if not flat:
             return self
-        return self._then("run_commands", _Step(pb.ImageStep(run_commands=pb.ImageCommands(commands=flat))))
+        return self._then("run_commands", _Step.of(pb.ImageStep(run_commands=pb.ImageCommands(commands=flat))))
 
     def env(self, vars: dict[str, str]) -> Image:
         for name, value in vars.items():
             if not isinstance(name, str) or not isinstance(value, str):
                 raise InvalidError(f"Image.env() takes strings: {name!r}={value!r}")
-        return self._then("env", _Step(pb.ImageStep(env=pb.ImageEnv(vars=vars))))
+        return self._then("env", _Step.of(pb.ImageStep(env=pb.ImageEnv(vars=vars))))
 
     def workdir(self, path: str | PurePosixPath) -> Image:
         if not PurePosixPath(path).is_absolute():
             raise InvalidError(f"Image.workdir({str(path)!r}): give an absolute path")
-        return self._then("workdir", _Step(pb.ImageStep(workdir=str(path))))
+        return self._then("workdir", _Step.of(pb.ImageStep(workdir=str(path))))
 
     # ------------------------------------------------------------ local files
 
