@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -17,7 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, IMAGE_DIR, Cluster, Serve, parse_endpoints, running_cluster
+from tests.conftest import (
+    APPS,
+    IMAGE_DIR,
+    Cluster,
+    Serve,
+    live_worker_pid,
+    parse_endpoints,
+    running_cluster,
+    wait_until,
+    worker_pid,
+)
 
 APP = "images.py"
 BUILD_TIMEOUT = 900
@@ -200,6 +211,24 @@ def test_a_python_version_no_worker_has_fails_naming_the_versions_there_are(shar
     assert "Python 3.4 is not available" in failed.stderr
     assert "Debian bookworm has 3.11" in failed.stderr
     assert "never downloads" in failed.stderr
+
+
+def test_a_restarted_worker_keeps_its_layers_and_builds_a_lost_image_before_its_container_starts(
+    shared_cluster: Cluster, first_deploy: subprocess.CompletedProcess[str]
+) -> None:
+    # The worker comes back (stoker up restarts it) without the image's record, as one that
+    # joins while the app is live: no deploy happens, yet the endpoint works, from the same layers.
+    [image] = _image_ids(first_deploy.stdout)
+    record = IMAGE_DIR / "images" / f"{image}.json"
+    layers = json.loads(record.read_text())["layer_ids"]
+    old_pid = live_worker_pid(shared_cluster)
+    record.unlink()
+    os.kill(old_pid, signal.SIGKILL)
+    assert wait_until(lambda: worker_pid(shared_cluster) not in (0, old_pid), 60)
+    assert wait_until(lambda: len(shared_cluster.status().workers) == 1, 60)
+    got = shared_cluster.get(parse_endpoints(first_deploy.stdout)["info"]).json()
+    assert got["camel"] == "StokerImages"
+    assert json.loads(record.read_text())["layer_ids"] == layers
 
 
 def test_serve_prints_the_build_output(shared_cluster: Cluster, first_deploy: subprocess.CompletedProcess[str]) -> None:

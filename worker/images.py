@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -185,89 +186,70 @@ class ImageBuilder:
         return image
 
     async def _layers(self, image_id: str, spec: pb.ImageSpec, emit: Output) -> dict[str, Any]:
+        """Build (or find) each layer of the image in turn; the image's record."""
         steps = steps_of(spec)
+        wants_python = spec.base != "from_registry" and bool(spec.python_version)
+        progress = _Progress(emit, 1 + wants_python + len(steps))
         if spec.base == "from_registry":
-            chain, inside, python_version = await self._registry_base(spec, emit)
-            layer_ids = [chain]
-            total = 1 + len(steps)
-            number = 1
+            progress.next("from_registry " + spec.registry_ref)
+            chain = await self._registry_base(spec, emit)
         else:
-            suite = base.suite_for(spec.python_version)
-            wants_python = bool(spec.python_version)
-            total = 1 + wants_python + len(steps)
-            number = 1
-            chain = layer_id("", base.base_step(suite))
-            emit(f"[{number}/{total}] debian_slim: Debian {suite} with Python, pip and CA certificates")
-            meta = await self._layer(
-                image_id,
-                chain,
-                lambda tree, scratch: base.build_base(suite, tree, scratch, emit, self.debian_mirror),
-                emit,
-            )
-            layer_ids = [chain]
-            inside = Inside(lower=[self.store.path(chain)], python=meta["python"])
-            python_version = meta["python_version"]
-            if wants_python:
-                number += 1
-                if version_matches(spec.python_version, _version(python_version)):
-                    emit(f"[{number}/{total}] python {spec.python_version}: Debian {suite}'s own ({python_version})")
-                else:
-                    emit(f"[{number}/{total}] python {spec.python_version}: not Debian {suite}'s ({python_version})")
-                    chain = layer_id(chain, f"python {spec.python_version}")
-                    available = f"Debian {suite} has {python_version}, " + ", ".join(
-                        f"{s} {v}" for v, s in base.SUITES.items() if s != suite
-                    )
-                    lower = list(inside.lower)
-                    meta = await self._layer(
-                        image_id,
-                        chain,
-                        lambda tree, scratch: install_python(
-                            spec.python_version,
-                            tree,
-                            scratch,
-                            lower,
-                            emit,
-                            python_dirs=self.python_dirs,
-                            available=available,
-                        ),
-                        emit,
-                    )
-                    layer_ids.append(chain)
-                    inside = Inside(lower=[*lower, self.store.path(chain)], python=meta["python"])
-                    python_version = meta["python_version"]
+            chain = await self._debian_base(image_id, spec, progress, emit)
         for step in steps:
-            number += 1
-            emit(f"[{number}/{total}] {describe(step)}")
-            chain = layer_id(chain, step_key(step))
-            if step.HasField("env"):
-                inside.env.update(step.env.vars)
+            progress.next(describe(step))
+            top = layer_id(chain.top, step_key(step))
+            if step.HasField("env"):  # no files change: later layers' ids still depend on it
+                chain.inside.env.update(step.env.vars)
+                chain.top = top
                 continue
-            current = Inside(
-                lower=list(inside.lower), env=dict(inside.env), workdir=inside.workdir, python=inside.python
-            )
-            await self._layer(
-                image_id,
-                chain,
-                lambda tree, scratch, step=step, current=current: self._step(step, current, tree, scratch, emit),  # type: ignore[misc]
-                emit,
-            )
-            layer_ids.append(chain)
-            inside.lower.append(self.store.path(chain))
+            current = chain.inside.copy()
+            await self._layer(image_id, top, functools.partial(self._step, step, current, emit=emit), emit)
+            chain.add(top, self.store.path(top))
             if step.HasField("workdir"):
-                inside.workdir = step.workdir
-        minor = ".".join(python_version.split(".")[:2])
+                chain.inside.workdir = step.workdir
+        minor = ".".join(chain.python_version.split(".")[:2])
         runtime = await ensure_runtime(self.root, minor, emit, self._uv_env())
         return {
-            "layer_ids": layer_ids,
-            "python": inside.python,
-            "python_version": python_version,
-            "env": inside.env,
-            "workdir": inside.workdir if inside.workdir != "/" else "",
+            "layer_ids": chain.ids,
+            "python": chain.inside.python,
+            "python_version": chain.python_version,
+            "env": chain.inside.env,
+            "workdir": chain.inside.workdir if chain.inside.workdir != "/" else "",
             "runtime_dir": str(runtime),
         }
 
+    async def _debian_base(self, image_id: str, spec: pb.ImageSpec, progress: _Progress, emit: Output) -> _Chain:
+        """The suite's root filesystem, and a layer with another Python when it lacks the version."""
+        suite = base.suite_for(spec.python_version)
+        progress.next(f"debian_slim: Debian {suite} with Python, pip and CA certificates")
+        top = layer_id("", base.base_step(suite))
+        build_base = functools.partial(base.build_base, suite, emit=emit, mirror=self.debian_mirror)
+        meta = await self._layer(image_id, top, build_base, emit)
+        chain = _Chain([top], top, Inside(lower=[self.store.path(top)], python=meta["python"]), meta["python_version"])
+        if not spec.python_version:
+            return chain
+        own = chain.python_version
+        if version_matches(spec.python_version, _version(own)):
+            progress.next(f"python {spec.python_version}: Debian {suite}'s own ({own})")
+            return chain
+        progress.next(f"python {spec.python_version}: not Debian {suite}'s ({own})")
+        top = layer_id(top, f"python {spec.python_version}")
+        others = ", ".join(f"{s} {v}" for v, s in base.SUITES.items() if s != suite)
+        install = functools.partial(
+            install_python,
+            spec.python_version,
+            lower=list(chain.inside.lower),
+            emit=emit,
+            python_dirs=self.python_dirs,
+            available=f"Debian {suite} has {own}, {others}",
+        )
+        meta = await self._layer(image_id, top, install, emit)
+        chain.add(top, self.store.path(top))
+        chain.inside.python, chain.python_version = meta["python"], meta["python_version"]
+        return chain
+
     async def _step(
-        self, step: pb.ImageStep, inside: Inside, tree: Path, scratch: Path, emit: Output
+        self, step: pb.ImageStep, inside: Inside, tree: Path, scratch: Path, *, emit: Output
     ) -> dict[str, Any]:
         await run_step(step, inside, tree, scratch, emit, self.fetch_blob, self.cache_dir)
         return {"step": describe(step)}
@@ -285,8 +267,8 @@ class ImageBuilder:
             emit(f"      reusing layer {layer}, built before on this worker")
         return meta
 
-    async def _registry_base(self, spec: pb.ImageSpec, emit: Output) -> tuple[str, Inside, str]:
-        """The base layer of a from_registry image: its id, the image as steps see it, its Python."""
+    async def _registry_base(self, spec: pb.ImageSpec, emit: Output) -> _Chain:
+        """The layers of a from_registry image (its Python added, with `add_python`)."""
         raise ImageBuildError(
             f"from_registry is not supported yet on this worker (image {spec.registry_ref!r}): use Image.debian_slim()"
         )
@@ -299,6 +281,34 @@ class ImageBuilder:
         if self.cache_dir:
             env["UV_CACHE_DIR"] = self.cache_dir
         return env
+
+
+@dataclass
+class _Progress:
+    """The build output's line per step: `[2/5] apt_install jq`."""
+
+    emit: Output
+    total: int
+    number: int = 0
+
+    def next(self, what: str) -> None:
+        self.number += 1
+        self.emit(f"[{self.number}/{self.total}] {what}")
+
+
+@dataclass
+class _Chain:
+    """The layers so far (lowest first), the last step's id and what the next step sees."""
+
+    ids: list[str]
+    top: str
+    inside: Inside
+    python_version: str
+
+    def add(self, layer: str, path: Path) -> None:
+        self.ids.append(layer)
+        self.top = layer
+        self.inside.lower.append(path)
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -131,7 +131,14 @@ def _unshare_with_ids(pid_namespace: bool) -> None:
 def _mount_root(spec: Enter) -> None:
     root = spec.root
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here reaches the host
-    lower = ":".join(reversed(spec.lower))  # overlayfs lists the top layer first
+    # overlayfs lists the top layer first. Its options fit in a page: the layers are named
+    # relative to the directory that holds them (the mount resolves them against ours).
+    holder = os.path.commonpath(spec.lower) if len(spec.lower) > 1 else ""
+    if holder and os.path.isdir(holder):
+        os.chdir(holder)
+        lower = ":".join(os.path.relpath(layer, holder) for layer in reversed(spec.lower))
+    else:
+        lower = ":".join(reversed(spec.lower))
     # userxattr: an unprivileged overlay keeps whiteouts and opaque directories in user.* xattrs.
     _mount("overlay", root, "overlay", 0, f"lowerdir={lower},upperdir={spec.upper},workdir={spec.work},userxattr")
     if spec.pid_namespace:

@@ -26,6 +26,9 @@ class Inside:
     workdir: str = "/"
     python: str = "/usr/bin/python3"
 
+    def copy(self) -> Inside:
+        return Inside(lower=list(self.lower), env=dict(self.env), workdir=self.workdir, python=self.python)
+
 
 def build_environment(env: dict[str, str]) -> dict[str, str]:
     """A build step's environment: the image's, never the worker's (whose STOKER_* settings hold

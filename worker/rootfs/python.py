@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,8 +138,6 @@ def _copy(interpreter: Interpreter, layer_dir: Path, lower: list[Path]) -> str:
 
 def _needed_libraries(binaries: list[Path], prefix: Path) -> dict[str, Path]:
     """The shared libraries the binaries load from outside their prefix, by soname (ldd on the worker)."""
-    import subprocess
-
     needed: dict[str, Path] = {}
     for binary in binaries:
         result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
