@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,11 +34,6 @@ BUILD_TIMEOUT = 900
 # The test apps' images end with this run's id: each run builds them anew (reusing their layers),
 # so that its build output shows every step.
 os.environ.setdefault("IMAGES_TEST_RUN", uuid.uuid4().hex)
-
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("mmdebstrap") is None, reason="needs mmdebstrap (apt-get install mmdebstrap)"
-)
 
 
 @pytest.fixture(scope="module")
