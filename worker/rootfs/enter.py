@@ -41,6 +41,7 @@ MS_RELATIME = 1 << 21
 _LOCKED = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME, 2048: MS_NODIRATIME, 4096: MS_RELATIME}
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+PR_SET_PDEATHSIG = 1
 ID_RANGE = 65536
 EXIT_SETUP_FAILED = 125  # as `env` and container runtimes: the program never ran
 
@@ -185,6 +186,14 @@ def _bind(source: str, target: str, read_only: bool) -> None:
         _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | locked)
 
 
+def _die_with_parent(parent: int) -> None:
+    """What runs inside ends with whoever started it, even when that one is killed outright (a
+    worker's SIGKILL must not leave its fork templates running)."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(EXIT_SETUP_FAILED)
+
+
 def _become(spec: Enter, program: list[str]) -> None:
     """PID 1 inside: mount the root, enter it and run the program (never returns)."""
     try:
@@ -206,13 +215,16 @@ def main(argv: list[str]) -> int:
         return 2
     spec = Enter.parse(argv[0])
     program = argv[2:]
+    _die_with_parent(os.getppid())
     try:
         _unshare_with_ids(spec.pid_namespace)
     except OSError as exc:
         print(f"stoker: cannot enter the image's namespaces: {exc}", file=sys.stderr, flush=True)
         return EXIT_SETUP_FAILED
+    me = os.getpid()
     child = os.fork()  # the first child in the new PID namespace (if any): its PID 1
     if child == 0:
+        _die_with_parent(me if not spec.pid_namespace else 0)  # a parent outside the namespace reads as 0
         _become(spec, program)
     for sig in FORWARDED:
         signal.signal(sig, lambda number, _: os.kill(child, number))
