@@ -24,6 +24,7 @@ from client.app import App, created_apps
 from client.app_ref import AppRef, Source, locate, locate_file, parse_ref
 from client.exceptions import InvalidError
 from client.function import Function
+from client.image import local_blob
 from protos import stoker_pb2 as pb
 
 
@@ -144,15 +145,23 @@ def describe(app: App, module: ModuleType, source: Source) -> pb.AppDefinition:
     if namesakes:
         # Containers tell the file's Apps apart by name.
         raise InvalidError(f"{source.path} defines more than one App named {name!r}; give each its own name")
+    functions = [
+        *(f.to_proto() for f in app.registered_functions.values()),
+        *(c.to_proto() for c in app.registered_classes.values()),
+    ]
     return pb.AppDefinition(
         name=name,
         entry=source.entry,
-        functions=[
-            *(f.to_proto() for f in app.registered_functions.values()),
-            *(c.to_proto() for c in app.registered_classes.values()),
-        ],
+        functions=functions,
         bundle=_bundle(source.root, source.path),
+        image_blobs=_image_blobs(functions),
     )
+
+
+def _image_blobs(functions: list[pb.FunctionSpec]) -> list[pb.ImageBlob]:
+    """The local files the functions' images add, which the deploy carries to the workers."""
+    digests = {s.add_files.digest for f in functions for s in f.image.steps if s.HasField("add_files")}
+    return [pb.ImageBlob(digest=d, data=local_blob(d)) for d in sorted(digests)]
 
 
 def build_definition(ref: AppRef) -> pb.AppDefinition:

@@ -59,11 +59,9 @@ ATTRIBUTES: Mapping[str, frozenset[str]] = {
     "FunctionCall": _names(f"{_OBJECT} gather iter logs num_inputs") - {"object_id"},
     "Image": _names(
         f"""
-        {_OBJECT} add_local_dir add_local_file add_local_python_source apt_install build cmd
-        dockerfile_commands entrypoint from_aws_ecr from_dockerfile from_gcp_artifact_registry from_id
-        from_name from_registry from_scratch imports micromamba micromamba_install
-        pip_install_from_pyproject pip_install_from_requirements pip_install_private_repos pipe
-        poetry_install_from_file publish run_function shell uv_pip_install uv_sync workdir
+        {_OBJECT} build cmd dockerfile_commands entrypoint from_aws_ecr from_dockerfile
+        from_gcp_artifact_registry from_id from_name from_scratch imports micromamba micromamba_install
+        pip_install_private_repos pipe poetry_install_from_file publish run_function shell uv_sync
         """
     ),
     "Secret": _names(f"{_OBJECT} from_dotenv from_local_environ info objects update"),

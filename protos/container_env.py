@@ -22,6 +22,7 @@ FUNCTION = "STOKER_FUNCTION"  # which of the app's functions this container serv
 BIND_HOST = "STOKER_BIND_HOST"  # where the container's gRPC server listens
 ADVERTISE_HOST = "STOKER_ADVERTISE_HOST"  # how ingresses and the scheduler reach it
 SCHEDULER = "STOKER_SCHEDULER"  # where the container's code sends function calls
+WORKDIR = "STOKER_WORKDIR"  # the image's workdir: the container runs there once its app is imported
 READY_FD = "STOKER_READY_FD"  # a pipe on which the container writes its address once it serves
 # Where the container runtime imports its own gRPC, protobuf and stoker modules from, apart from
 # the app's packages (worker/runtime/isolation.py); and where the packages it shares with the app

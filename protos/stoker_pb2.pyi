@@ -93,7 +93,12 @@ Global___InputStatus: _TypeAlias = InputStatus  # noqa: Y015
 
 @_typing.final
 class ImageSpec(_message.Message):
-    """---------------------------------------------------------------- app definitions"""
+    """---------------------------------------------------------------- app definitions
+
+    An image: a base (a Debian root filesystem, or a registry image) and the steps on top of it,
+    each a layer. Fields 3-5 are what an older client sent instead of steps; they still build, as
+    the steps pip_install, env, run_commands in that order (protos/image_steps.py).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -122,15 +127,24 @@ class ImageSpec(_message.Message):
     PIP_PACKAGES_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     COMMANDS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    REGISTRY_REF_FIELD_NUMBER: _builtins.int
+    ADD_PYTHON_FIELD_NUMBER: _builtins.int
     base: _builtins.str
-    """"debian_slim" """
+    """"debian_slim" | "from_registry" """
     python_version: _builtins.str
+    registry_ref: _builtins.str
+    """from_registry's tag ("python:3.12-slim")"""
+    add_python: _builtins.str
+    """from_registry's add_python ("3.12"); empty: none added"""
     @_builtins.property
     def pip_packages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def commands(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageStep]: ...
     def __init__(
         self,
         *,
@@ -139,14 +153,241 @@ class ImageSpec(_message.Message):
         pip_packages: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         commands: _abc.Iterable[_builtins.str] | None = ...,
+        steps: _abc.Iterable[Global___ImageStep] | None = ...,
+        registry_ref: _builtins.str = ...,
+        add_python: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "commands", b"commands", "env", b"env", "pip_packages", b"pip_packages", "python_version", b"python_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_python", b"add_python", "base", b"base", "commands", b"commands", "env", b"env", "pip_packages", b"pip_packages", "python_version", b"python_version", "registry_ref", b"registry_ref", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImageSpec: _TypeAlias = ImageSpec  # noqa: Y015
+
+@_typing.final
+class ImageStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APT_INSTALL_FIELD_NUMBER: _builtins.int
+    PIP_INSTALL_FIELD_NUMBER: _builtins.int
+    UV_PIP_INSTALL_FIELD_NUMBER: _builtins.int
+    RUN_COMMANDS_FIELD_NUMBER: _builtins.int
+    ENV_FIELD_NUMBER: _builtins.int
+    WORKDIR_FIELD_NUMBER: _builtins.int
+    ADD_FILES_FIELD_NUMBER: _builtins.int
+    workdir: _builtins.str
+    """an absolute path: later steps and containers run there"""
+    @_builtins.property
+    def apt_install(self) -> Global___ImagePackages: ...
+    @_builtins.property
+    def pip_install(self) -> Global___ImagePipInstall:
+        """with the image's own pip"""
+
+    @_builtins.property
+    def uv_pip_install(self) -> Global___ImagePipInstall:
+        """with the worker's uv, run inside the image"""
+
+    @_builtins.property
+    def run_commands(self) -> Global___ImageCommands:
+        """each with /bin/sh -c, as root inside the image"""
+
+    @_builtins.property
+    def env(self) -> Global___ImageEnv: ...
+    @_builtins.property
+    def add_files(self) -> Global___ImageFiles:
+        """add_local_file/dir/python_source"""
+
+    def __init__(
+        self,
+        *,
+        apt_install: Global___ImagePackages | None = ...,
+        pip_install: Global___ImagePipInstall | None = ...,
+        uv_pip_install: Global___ImagePipInstall | None = ...,
+        run_commands: Global___ImageCommands | None = ...,
+        env: Global___ImageEnv | None = ...,
+        workdir: _builtins.str = ...,
+        add_files: Global___ImageFiles | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["add_files", b"add_files", "apt_install", b"apt_install", "env", b"env", "kind", b"kind", "pip_install", b"pip_install", "run_commands", b"run_commands", "uv_pip_install", b"uv_pip_install", "workdir", b"workdir"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_files", b"add_files", "apt_install", b"apt_install", "env", b"env", "kind", b"kind", "pip_install", b"pip_install", "run_commands", b"run_commands", "uv_pip_install", b"uv_pip_install", "workdir", b"workdir"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["apt_install", "pip_install", "uv_pip_install", "run_commands", "env", "workdir", "add_files"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___ImageStep: _TypeAlias = ImageStep  # noqa: Y015
+
+@_typing.final
+class ImagePackages(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def packages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        packages: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packages", b"packages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImagePackages: _TypeAlias = ImagePackages  # noqa: Y015
+
+@_typing.final
+class ImagePipInstall(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKAGES_FIELD_NUMBER: _builtins.int
+    INDEX_URL_FIELD_NUMBER: _builtins.int
+    EXTRA_INDEX_URL_FIELD_NUMBER: _builtins.int
+    FIND_LINKS_FIELD_NUMBER: _builtins.int
+    PRE_FIELD_NUMBER: _builtins.int
+    EXTRA_OPTIONS_FIELD_NUMBER: _builtins.int
+    REQUIREMENTS_TXT_FIELD_NUMBER: _builtins.int
+    index_url: _builtins.str
+    extra_index_url: _builtins.str
+    find_links: _builtins.str
+    pre: _builtins.bool
+    extra_options: _builtins.str
+    """split as a shell would, appended to the command"""
+    requirements_txt: _builtins.str
+    """pip_install_from_requirements: the file's text, read at deploy"""
+    @_builtins.property
+    def packages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        packages: _abc.Iterable[_builtins.str] | None = ...,
+        index_url: _builtins.str = ...,
+        extra_index_url: _builtins.str = ...,
+        find_links: _builtins.str = ...,
+        pre: _builtins.bool = ...,
+        extra_options: _builtins.str = ...,
+        requirements_txt: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extra_index_url", b"extra_index_url", "extra_options", b"extra_options", "find_links", b"find_links", "index_url", b"index_url", "packages", b"packages", "pre", b"pre", "requirements_txt", b"requirements_txt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImagePipInstall: _TypeAlias = ImagePipInstall  # noqa: Y015
+
+@_typing.final
+class ImageCommands(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMANDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def commands(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        commands: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commands", b"commands"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageCommands: _TypeAlias = ImageCommands  # noqa: Y015
+
+@_typing.final
+class ImageEnv(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class VarsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    VARS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def vars(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        vars: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["vars", b"vars"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageEnv: _TypeAlias = ImageEnv  # noqa: Y015
+
+@_typing.final
+class ImageFiles(_message.Message):
+    """A tar of local files (paths relative to /, as they land in the image), carried by the deploy
+    (AppDefinition.image_blobs) and named here by its SHA-256: the image id changes with the files.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    """"sha256:<hex>" """
+    description: _builtins.str
+    """what the build output calls it ("add_local_dir ./data -> /data")"""
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "digest", b"digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageFiles: _TypeAlias = ImageFiles  # noqa: Y015
+
+@_typing.final
+class ImageBlob(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "digest", b"digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageBlob: _TypeAlias = ImageBlob  # noqa: Y015
 
 @_typing.final
 class WebEndpoint(_message.Message):
@@ -512,6 +753,7 @@ class AppDefinition(_message.Message):
     ENTRY_FIELD_NUMBER: _builtins.int
     FUNCTIONS_FIELD_NUMBER: _builtins.int
     BUNDLE_FIELD_NUMBER: _builtins.int
+    IMAGE_BLOBS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     entry: _builtins.str
     """the app file, relative to the bundle root"""
@@ -519,6 +761,10 @@ class AppDefinition(_message.Message):
     """zip of the code; empty in stored definitions"""
     @_builtins.property
     def functions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FunctionSpec]: ...
+    @_builtins.property
+    def image_blobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageBlob]:
+        """The tars its images' add_local_* steps name (ImageFiles.digest); stored apart, as bundles."""
+
     def __init__(
         self,
         *,
@@ -526,10 +772,11 @@ class AppDefinition(_message.Message):
         entry: _builtins.str = ...,
         functions: _abc.Iterable[Global___FunctionSpec] | None = ...,
         bundle: _builtins.bytes = ...,
+        image_blobs: _abc.Iterable[Global___ImageBlob] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "entry", b"entry", "functions", b"functions", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "entry", b"entry", "functions", b"functions", "image_blobs", b"image_blobs", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -863,6 +1110,140 @@ class GetBundleResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBundleResponse: _TypeAlias = GetBundleResponse  # noqa: Y015
+
+@_typing.final
+class GetImageBlobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImageBlobRequest: _TypeAlias = GetImageBlobRequest  # noqa: Y015
+
+@_typing.final
+class GetImageBlobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImageBlobResponse: _TypeAlias = GetImageBlobResponse  # noqa: Y015
+
+@_typing.final
+class ImagePruneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImagePruneRequest: _TypeAlias = ImagePruneRequest  # noqa: Y015
+
+@_typing.final
+class ImagePruneResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImagePruned]: ...
+    def __init__(
+        self,
+        *,
+        workers: _abc.Iterable[Global___ImagePruned] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workers", b"workers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImagePruneResponse: _TypeAlias = ImagePruneResponse  # noqa: Y015
+
+@_typing.final
+class ImagePrune(_message.Message):
+    """Delete the image layers and images that no live app version uses (`stoker image prune`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KEEP_IMAGE_IDS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    @_builtins.property
+    def keep_image_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        keep_image_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_image_ids", b"keep_image_ids", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImagePrune: _TypeAlias = ImagePrune  # noqa: Y015
+
+@_typing.final
+class ImagePruned(_message.Message):
+    """What one worker removed for an ImagePrune."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    LAYERS_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    worker_id: _builtins.str
+    images: _builtins.int
+    layers: _builtins.int
+    bytes: _builtins.int
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        worker_id: _builtins.str = ...,
+        images: _builtins.int = ...,
+        layers: _builtins.int = ...,
+        bytes: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "error", b"error", "images", b"images", "layers", b"layers", "request_id", b"request_id", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImagePruned: _TypeAlias = ImagePruned  # noqa: Y015
 
 @_typing.final
 class StatusRequest(_message.Message):
@@ -1223,6 +1604,7 @@ class WorkerMessage(_message.Message):
     EXITED_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
     IMAGE_FIELD_NUMBER: _builtins.int
+    IMAGE_PRUNED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___WorkerRegister: ...
     @_builtins.property
@@ -1235,6 +1617,8 @@ class WorkerMessage(_message.Message):
     def logs(self) -> Global___ContainerLogs: ...
     @_builtins.property
     def image(self) -> Global___ImageBuildEvent: ...
+    @_builtins.property
+    def image_pruned(self) -> Global___ImagePruned: ...
     def __init__(
         self,
         *,
@@ -1244,12 +1628,13 @@ class WorkerMessage(_message.Message):
         exited: Global___ContainerExited | None = ...,
         logs: Global___ContainerLogs | None = ...,
         image: Global___ImageBuildEvent | None = ...,
+        image_pruned: Global___ImagePruned | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "image", b"image", "kind", b"kind", "logs", b"logs", "register", b"register", "started", b"started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "image", b"image", "image_pruned", b"image_pruned", "kind", b"kind", "logs", b"logs", "register", b"register", "started", b"started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "image", b"image", "kind", b"kind", "logs", b"logs", "register", b"register", "started", b"started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exited", b"exited", "heartbeat", b"heartbeat", "image", b"image", "image_pruned", b"image_pruned", "kind", b"kind", "logs", b"logs", "register", b"register", "started", b"started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "started", "exited", "logs", "image"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["register", "heartbeat", "started", "exited", "logs", "image", "image_pruned"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1409,6 +1794,7 @@ class WorkerCommand(_message.Message):
     STOP_FIELD_NUMBER: _builtins.int
     BUILD_FIELD_NUMBER: _builtins.int
     LIVE_SNAPSHOTS_FIELD_NUMBER: _builtins.int
+    IMAGE_PRUNE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def start(self) -> Global___StartContainer: ...
     @_builtins.property
@@ -1417,6 +1803,8 @@ class WorkerCommand(_message.Message):
     def build(self) -> Global___BuildImage: ...
     @_builtins.property
     def live_snapshots(self) -> Global___LiveSnapshots: ...
+    @_builtins.property
+    def image_prune(self) -> Global___ImagePrune: ...
     def __init__(
         self,
         *,
@@ -1424,12 +1812,13 @@ class WorkerCommand(_message.Message):
         stop: Global___StopContainer | None = ...,
         build: Global___BuildImage | None = ...,
         live_snapshots: Global___LiveSnapshots | None = ...,
+        image_prune: Global___ImagePrune | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "live_snapshots", b"live_snapshots", "start", b"start", "stop", b"stop"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "image_prune", b"image_prune", "kind", b"kind", "live_snapshots", b"live_snapshots", "start", b"start", "stop", b"stop"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "kind", b"kind", "live_snapshots", b"live_snapshots", "start", b"start", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build", b"build", "image_prune", b"image_prune", "kind", b"kind", "live_snapshots", b"live_snapshots", "start", b"start", "stop", b"stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["start", "stop", "build", "live_snapshots"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["start", "stop", "build", "live_snapshots", "image_prune"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -91,6 +91,16 @@ class SchedulerStub:
                 request_serializer=protos_dot_stoker__pb2.GetBundleRequest.SerializeToString,
                 response_deserializer=protos_dot_stoker__pb2.GetBundleResponse.FromString,
                 _registered_method=True)
+        self.GetImageBlob = channel.unary_unary(
+                '/stoker.Scheduler/GetImageBlob',
+                request_serializer=protos_dot_stoker__pb2.GetImageBlobRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.GetImageBlobResponse.FromString,
+                _registered_method=True)
+        self.ImagePrune = channel.unary_unary(
+                '/stoker.Scheduler/ImagePrune',
+                request_serializer=protos_dot_stoker__pb2.ImagePruneRequest.SerializeToString,
+                response_deserializer=protos_dot_stoker__pb2.ImagePruneResponse.FromString,
+                _registered_method=True)
         self.Status = channel.unary_unary(
                 '/stoker.Scheduler/Status',
                 request_serializer=protos_dot_stoker__pb2.StatusRequest.SerializeToString,
@@ -214,6 +224,19 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetImageBlob(self, request, context):
+        """workers, as GetBundle
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImagePrune(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Status(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -331,6 +354,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.GetBundle,
                     request_deserializer=protos_dot_stoker__pb2.GetBundleRequest.FromString,
                     response_serializer=protos_dot_stoker__pb2.GetBundleResponse.SerializeToString,
+            ),
+            'GetImageBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImageBlob,
+                    request_deserializer=protos_dot_stoker__pb2.GetImageBlobRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.GetImageBlobResponse.SerializeToString,
+            ),
+            'ImagePrune': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImagePrune,
+                    request_deserializer=protos_dot_stoker__pb2.ImagePruneRequest.FromString,
+                    response_serializer=protos_dot_stoker__pb2.ImagePruneResponse.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
@@ -682,6 +715,60 @@ class Scheduler:
             '/stoker.Scheduler/GetBundle',
             protos_dot_stoker__pb2.GetBundleRequest.SerializeToString,
             protos_dot_stoker__pb2.GetBundleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImageBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/GetImageBlob',
+            protos_dot_stoker__pb2.GetImageBlobRequest.SerializeToString,
+            protos_dot_stoker__pb2.GetImageBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImagePrune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stoker.Scheduler/ImagePrune',
+            protos_dot_stoker__pb2.ImagePruneRequest.SerializeToString,
+            protos_dot_stoker__pb2.ImagePruneResponse.FromString,
             options,
             channel_credentials,
             insecure,

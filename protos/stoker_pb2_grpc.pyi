@@ -56,6 +56,9 @@ class SchedulerStub:
     ListApps: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ListAppsRequest, _stoker_pb2.ListAppsResponse]
     StopApp: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.StopAppRequest, _stoker_pb2.StopAppResponse]
     GetBundle: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.GetBundleRequest, _stoker_pb2.GetBundleResponse]
+    GetImageBlob: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.GetImageBlobRequest, _stoker_pb2.GetImageBlobResponse]
+    """workers, as GetBundle"""
+    ImagePrune: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.ImagePruneRequest, _stoker_pb2.ImagePruneResponse]
     Status: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.StatusRequest, _stoker_pb2.StatusResponse]
     AppLogs: _grpc.UnaryStreamMultiCallable[_stoker_pb2.AppLogsRequest, _stoker_pb2.LogLine]
     LookupFunction: _grpc.UnaryUnaryMultiCallable[_stoker_pb2.LookupFunctionRequest, _stoker_pb2.LookupFunctionResponse]
@@ -85,6 +88,9 @@ class SchedulerAsyncStub(SchedulerStub):
     ListApps: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ListAppsRequest, _stoker_pb2.ListAppsResponse]  # type: ignore[assignment]
     StopApp: _aio.UnaryUnaryMultiCallable[_stoker_pb2.StopAppRequest, _stoker_pb2.StopAppResponse]  # type: ignore[assignment]
     GetBundle: _aio.UnaryUnaryMultiCallable[_stoker_pb2.GetBundleRequest, _stoker_pb2.GetBundleResponse]  # type: ignore[assignment]
+    GetImageBlob: _aio.UnaryUnaryMultiCallable[_stoker_pb2.GetImageBlobRequest, _stoker_pb2.GetImageBlobResponse]  # type: ignore[assignment]
+    """workers, as GetBundle"""
+    ImagePrune: _aio.UnaryUnaryMultiCallable[_stoker_pb2.ImagePruneRequest, _stoker_pb2.ImagePruneResponse]  # type: ignore[assignment]
     Status: _aio.UnaryUnaryMultiCallable[_stoker_pb2.StatusRequest, _stoker_pb2.StatusResponse]  # type: ignore[assignment]
     AppLogs: _aio.UnaryStreamMultiCallable[_stoker_pb2.AppLogsRequest, _stoker_pb2.LogLine]  # type: ignore[assignment]
     LookupFunction: _aio.UnaryUnaryMultiCallable[_stoker_pb2.LookupFunctionRequest, _stoker_pb2.LookupFunctionResponse]  # type: ignore[assignment]
@@ -177,6 +183,21 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         request: _stoker_pb2.GetBundleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_stoker_pb2.GetBundleResponse, _abc.Awaitable[_stoker_pb2.GetBundleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetImageBlob(
+        self,
+        request: _stoker_pb2.GetImageBlobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.GetImageBlobResponse, _abc.Awaitable[_stoker_pb2.GetImageBlobResponse]]:
+        """workers, as GetBundle"""
+
+    @_abc_1.abstractmethod
+    def ImagePrune(
+        self,
+        request: _stoker_pb2.ImagePruneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stoker_pb2.ImagePruneResponse, _abc.Awaitable[_stoker_pb2.ImagePruneResponse]]: ...
 
     @_abc_1.abstractmethod
     def Status(

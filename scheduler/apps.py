@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -69,6 +70,7 @@ class Apps:
         stored = pb.AppDefinition()
         stored.CopyFrom(app)
         stored.bundle = b""
+        del stored.image_blobs[:]
         record = AppRecord(
             app_id=previous.app_id if previous else app_id or f"ap-{uuid.uuid4().hex[:12]}",
             name=app.name,
@@ -82,7 +84,7 @@ class Apps:
         functions = self._functions(record)
         if not ephemeral:
             self._check_hosts_free(record, functions)
-        self.store.save_app(record, app.bundle)
+        self.store.save_app(record, app.bundle, app.image_blobs)
         self._activate(record, functions)
         return pb.DeployResponse(
             app_id=record.app_id,
@@ -144,11 +146,16 @@ class Apps:
             raise invalid(f"the code bundle does not contain the app file {app.entry!r}")
         seen: dict[str, str] = {}
         secrets = self.store.secrets()
+        blobs = {b.digest for b in app.image_blobs}
+        for blob in app.image_blobs:
+            if blob.digest != "sha256:" + hashlib.sha256(blob.data).hexdigest():
+                raise invalid(f"image files {blob.digest} do not match their digest")
+        blobs |= self.store.image_blob_digests()
         for spec in app.functions:
             try:
                 gpus.parse_gpu(spec.gpu)
                 if spec.HasField("image"):
-                    check_spec(spec.image)
+                    check_spec(spec.image, blobs)
             except (ValueError, ImageSpecError) as exc:
                 raise invalid(f"{spec.name}: {exc}") from None
             for secret in spec.secret_names:

@@ -22,7 +22,7 @@ import grpc
 from protos.channels import CLUSTER_SECRET_HEADER
 from scheduler import call_credentials
 
-CLUSTER_ONLY = frozenset({"WorkerConnect", "IngressConnect", "GetBundle"})
+CLUSTER_ONLY = frozenset({"WorkerConnect", "IngressConnect", "GetBundle", "GetImageBlob"})
 EITHER = frozenset({"Status"})
 
 NO_TOKEN = (

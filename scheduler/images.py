@@ -9,6 +9,7 @@ build leaves the previous version serving.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Iterable
 
@@ -87,3 +88,45 @@ class ImageBuilds:
                     waiters.remove(queue)
                 if not waiters:
                     self._waiting.pop(key, None)
+
+
+PRUNE_TIMEOUT = 120.0
+
+
+class ImagePrunes:
+    """`stoker image prune`: ask each worker to delete what the live images do not use, and
+    collect their answers (a worker that does not answer in time is reported so)."""
+
+    def __init__(self, timeout: float = PRUNE_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Queue[pb.ImagePruned]] = {}
+
+    def on_pruned(self, pruned: pb.ImagePruned) -> None:
+        queue = self._waiting.get(pruned.request_id)
+        if queue is not None:
+            queue.put_nowait(pruned)
+
+    async def prune(self, workers: list[WorkerSession], keep: list[str]) -> list[pb.ImagePruned]:
+        request_id = next(self._ids)
+        queue: asyncio.Queue[pb.ImagePruned] = asyncio.Queue()
+        self._waiting[request_id] = queue
+        answers: dict[str, pb.ImagePruned] = {}
+        try:
+            for worker in workers:
+                command = pb.ImagePrune(request_id=request_id, keep_image_ids=keep)
+                worker.outbox.put_nowait(pb.WorkerCommand(image_prune=command))
+            deadline = time.monotonic() + self.timeout
+            while len(answers) < len(workers):
+                try:
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        pruned = await queue.get()
+                except TimeoutError:
+                    break
+                answers[pruned.worker_id] = pruned
+        finally:
+            del self._waiting[request_id]
+        for worker in workers:
+            if worker.id not in answers:
+                answers[worker.id] = pb.ImagePruned(worker_id=worker.id, error=f"no answer within {self.timeout:g} s")
+        return [answers[w.id] for w in workers]

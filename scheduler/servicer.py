@@ -20,7 +20,7 @@ from scheduler import call_credentials
 from scheduler.apps import AppError, Apps
 from scheduler.calls import Calls
 from scheduler.cluster import Cluster
-from scheduler.images import BuildFailed, ImageBuilds, images_of
+from scheduler.images import BuildFailed, ImageBuilds, ImagePrunes, images_of
 from scheduler.logs import LogHub, find_app, with_lines
 from scheduler.model import IngressSession, WorkerSession
 from scheduler.secrets import Secrets
@@ -99,6 +99,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         )
         self.calls = Calls(apps, cluster)
         self.builds = ImageBuilds()
+        self.prunes = ImagePrunes()
 
     # ------------------------------------------------------------ secrets
 
@@ -147,6 +148,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         images = images_of(app.functions)
         if not images:
             return
+        self.store.save_image_blobs(app.image_blobs)
         workers = list(self.cluster.workers.values())
         if not workers:
             yield "no worker is connected: images are built when workers join"
@@ -235,6 +237,20 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         if data is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no code bundle {request.bundle_hash}")
         return pb.GetBundleResponse(bundle=data)
+
+    async def GetImageBlob(self, request: pb.GetImageBlobRequest, context: Context) -> pb.GetImageBlobResponse:
+        data = self.store.get_image_blob(request.digest)
+        if data is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no image files {request.digest}")
+        return pb.GetImageBlobResponse(data=data)
+
+    async def ImagePrune(self, request: pb.ImagePruneRequest, context: Context) -> pb.ImagePruneResponse:
+        """Every connected worker deletes the images and layers no live app version uses."""
+        specs = [fn.spec for fns in self.apps.live.values() for fn in fns]
+        specs += [c.function.spec for c in self.cluster.containers.values()]  # retiring versions too
+        keep = sorted(images_of(specs))
+        workers = list(self.cluster.workers.values())
+        return pb.ImagePruneResponse(workers=await self.prunes.prune(workers, keep))
 
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
         c = self.cluster
@@ -356,6 +372,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                 self.logs.publish(message.logs.lines)
             elif kind == "image":
                 self.builds.on_event(session.id, message.image)
+            elif kind == "image_pruned":
+                self.prunes.on_pruned(message.image_pruned)
 
     # ------------------------------------------------------------ ingresses
 

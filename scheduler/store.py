@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from protos import stoker_pb2 as pb
+from scheduler.image_spec import blob_digests
 from scheduler.secret_box import KEY_FILE, SecretBox, SecretKeyError, is_sealed
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,10 @@ log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (
     hash TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_blobs (
+    digest TEXT PRIMARY KEY,
     data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS apps (
@@ -110,11 +116,13 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def save_app(self, record: AppRecord, bundle: bytes) -> None:
-        """Write the app and its bundle in one transaction."""
+    def save_app(self, record: AppRecord, bundle: bytes, image_blobs: Iterable[pb.ImageBlob] = ()) -> None:
+        """Write the app, its bundle and its images' local files in one transaction."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("INSERT OR IGNORE INTO bundles(hash, data) VALUES (?, ?)", (record.bundle_hash, bundle))
+            for blob in image_blobs:
+                self._db.execute("INSERT OR IGNORE INTO image_blobs VALUES (?, ?)", (blob.digest, blob.data))
             self._db.execute(
                 "INSERT OR REPLACE INTO apps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -134,6 +142,7 @@ class Store:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM apps WHERE app_id = ?", (app_id,))
             self._db.execute("DELETE FROM bundles WHERE hash NOT IN (SELECT bundle_hash FROM apps)")
+            self._delete_unused_blobs()
 
     def delete_ephemeral(self) -> None:
         """Serve sessions do not survive a scheduler restart; their apps go with them."""
@@ -141,6 +150,32 @@ class Store:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM apps WHERE ephemeral = 1")
             self._db.execute("DELETE FROM bundles WHERE hash NOT IN (SELECT bundle_hash FROM apps)")
+            self._delete_unused_blobs()
+
+    def _delete_unused_blobs(self) -> None:
+        used = blob_digests(
+            f.image
+            for (definition,) in self._db.execute("SELECT definition FROM apps")
+            for f in pb.AppDefinition.FromString(definition).functions
+        )
+        for (digest,) in self._db.execute("SELECT digest FROM image_blobs").fetchall():
+            if digest not in used:
+                self._db.execute("DELETE FROM image_blobs WHERE digest = ?", (digest,))
+
+    def save_image_blobs(self, image_blobs: Iterable[pb.ImageBlob]) -> None:
+        """Keep a deploy's local files before its images build (workers fetch them while they
+        build); those of a deploy that fails go with the next app that is deleted."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for blob in image_blobs:
+                self._db.execute("INSERT OR IGNORE INTO image_blobs VALUES (?, ?)", (blob.digest, blob.data))
+
+    def image_blob_digests(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT digest FROM image_blobs")}
+
+    def get_image_blob(self, digest: str) -> bytes | None:
+        row = self._db.execute("SELECT data FROM image_blobs WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def load_apps(self) -> list[AppRecord]:
         rows = self._db.execute(

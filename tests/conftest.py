@@ -31,8 +31,8 @@ STARTUP_TIMEOUT = 60.0
 # Every cluster's HOME is its own, so uv's default cache would be too: share one across clusters
 # and test runs, so an image build after the first installs from the cache in about a second.
 UV_CACHE_DIR = Path(tempfile.gettempdir()) / "stoker-test-uv-cache"
-# Built images are shared too (workers lock each build), one directory per checkout: an image's
-# .pth file names the checkout it was built from. tests/test_images.py uses its own.
+# Built image layers are shared too (workers lock each build), one directory per checkout (its
+# runtime directories hold the checkout's dependencies): the Debian base is built once.
 _CHECKOUT = Path(__file__).resolve().parent.parent
 IMAGE_DIR = UV_CACHE_DIR.with_name(f"stoker-test-images-{hashlib.sha256(bytes(_CHECKOUT)).hexdigest()[:12]}")
 

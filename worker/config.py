@@ -40,3 +40,7 @@ class WorkerConfig:
     @property
     def sandboxed(self) -> bool:
         return self.sandbox_rootfs is not None and not self.insecure_no_sandbox
+
+    # Where else to look for interpreters an image's python_version may copy (each holds
+    # installations: <dir>/<version>/bin/python3, as pyenv's versions directory does).
+    python_dirs: tuple[Path, ...] = ()

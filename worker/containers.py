@@ -27,6 +27,7 @@ from typing import Any
 
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
+from worker import image_launch
 from worker.cgroups import ContainerCgroup
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
@@ -79,6 +80,9 @@ class ContainerProcess:
         self.sandbox = sandbox
         self.code_dir = Path(CODE_DIR) if sandbox is not None else directory  # as the container sees it
 
+    def _python(self) -> str:
+        return self.image.python if self.image is not None else sys.executable
+
     def _environment(self) -> dict[str, str]:
         env = container_environment(self.command, self.config, self.image, self.code_dir)
         return inside_environment(env) if self.sandbox is not None else env
@@ -96,9 +100,12 @@ class ContainerProcess:
                 return
             except (TemplateError, ValueError) as exc:  # ValueError: its sandbox cannot come from the template's
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
-        program = [str(self.image.python) if self.image is not None else sys.executable, "-m", "worker.runtime"]
         if self.sandbox is not None:
-            program = launcher_command(self.sandbox, program)
+            program = launcher_command(self.sandbox, [self._python(), "-m", "worker.runtime"])
+        elif self.image is not None:  # no sandbox: in the image's root, on the host's other namespaces
+            program = image_launch.container_argv(self.image, self.config.work_dir, self.id, self.directory)
+        else:
+            program = [sys.executable, "-m", "worker.runtime"]
         if self.cgroup is not None:  # outermost: the launcher and the sandbox's processes are in it too
             program = entering_cgroup(self.cgroup, program)
         process = await asyncio.create_subprocess_exec(
@@ -209,6 +216,7 @@ class ContainerProcess:
 
     def remove_directory(self) -> None:
         shutil.rmtree(self.sandbox.state_dir if self.sandbox is not None else self.directory, ignore_errors=True)
+        shutil.rmtree(image_launch.own_dir(self.config.work_dir, self.id), ignore_errors=True)
 
 
 def container_environment(
@@ -218,12 +226,13 @@ def container_environment(
     env = inherited_environment()  # as its template's: fresh and forked containers see the same
     env.update(command.env)
     if image is not None:
-        env.update(image.environment(env))  # its venv's bin first on PATH
+        env.update(image.environment(env))  # the image's PATH, the runtime on PYTHONPATH, its env steps
+        if image.workdir:
+            env[cenv.WORKDIR] = image.workdir
     else:
         # `python` in commands the app runs (a @web_server's `python -m http.server`) is the
         # container's own interpreter, the one with the app's packages.
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
-    env.update(command.function.image.env)
     env.update(
         {
             "PYTHONUNBUFFERED": "1",

@@ -1,92 +1,95 @@
-"""Images, built on the worker as uv virtual environments: one per image id, reused by every
-container of that spec, and one build shared by everyone who needs it at the same time.
+"""Images, built on the worker as Debian root filesystems in layers (worker/rootfs/): one per
+image id, reused by every container of that spec, and one build shared by everyone who needs it
+at the same time.
 
-An image lives in `<image dir>/<image id>/` (by default the image dir is `<work dir>/images`) and
-counts as built once its marker file is there (a build cut short leaves no marker and is redone).
-Interpreters are local only: uv runs with downloads disabled, so `python_version` must name the
-worker's own Python or another one uv finds on the machine.
-
-The stoker runtime reaches the image in two ways (worker/runtime/isolation.py). Its private paths
-(cenv.RUNTIME_PATH), where its gRPC, protobuf and stoker's own modules are imported from, never
-the image's: stoker's source and, for the worker's own Python, the worker's site-packages; for an
-image of another Python, the runtime's requirements installed for that Python into the image's
-own RUNTIME_DIR (`uv pip install --target`), never resolved together with the app's pins. And
-the same paths as a shared fallback (cenv.RUNTIME_FALLBACK_PATH, and a `.pth` file that appends
-them after the image's own site-packages), where FastAPI, pydantic and the other packages the
-app and the runtime share are found when the image has none of its own.
+An image is its base layer (a Debian suite, built once per worker and image dir), a layer with
+another Python when the base lacks the version asked for, and one layer per step that changes
+files; env and workdir steps only change what later steps and containers see. Layers are shared
+between images that begin alike, and kept across restarts (worker/rootfs/layers.py). The stoker
+runtime reaches the image's containers as read-only mounts (worker/rootfs/runtime.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import importlib
-import importlib.metadata
+import functools
+import hashlib
 import logging
 import os
-import shutil
-import signal
-import site
-import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import uv
+from typing import Any
 
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
+from protos.image_steps import describe, step_key, steps_of
+from worker.rootfs import base
+from worker.rootfs.enter import Enter
+from worker.rootfs.inside import STANDARD_PATH, Inside
+from worker.rootfs.layers import LayerStore, Pruned, layer_id
+from worker.rootfs.process import ImageBuildError, Output
+from worker.rootfs.python import DEFAULT_PYTHON_DIRS, install_python, version_matches
+from worker.rootfs.runtime import CODE_PATH, DEPS_PATH, RUNTIME_PATHS, ensure_runtime, runtime_binds
+from worker.rootfs.steps import run_step
+from worker.sandbox.spec import Bind
+
+__all__ = ["BuiltImage", "ImageBuildError", "ImageBuilder", "version_matches"]
 
 log = logging.getLogger(__name__)
 
-MARKER = ".stoker-built"
-PTH_NAME = "_stoker_runtime.pth"
-RUNTIME_DIR = "stoker-runtime"  # an image of another Python: the runtime's requirements, for that Python
-ERROR_TAIL_LINES = 25
-RUNTIME_PACKAGES = ("client", "protos", "worker")  # what a container imports of stoker
+MODULES_PATH = "/root"  # add_local_python_source puts modules here; containers import from it, as on Modal
 
-Output = Callable[[str], None]
-
-
-class ImageBuildError(Exception):
-    """The image could not be built; the message carries the installer's own error."""
+FetchBlob = Callable[[str], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
 class BuiltImage:
     id: str
-    root: Path
-
-    @property
-    def python(self) -> Path:
-        return self.root / "bin" / "python"
-
-    @property
-    def same_python(self) -> bool:
-        """Whether the image's Python is the worker's version (then the worker's packages load in it)."""
-        return (self.root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}").is_dir()
-
-    @property
-    def runtime_paths(self) -> tuple[str, ...]:
-        """Where the container runtime imports its own gRPC, protobuf and stoker modules from."""
-        own = self.root / RUNTIME_DIR  # first: stoker's own source may sit in the worker's site-packages
-        return tuple(([str(own)] if own.is_dir() else []) + runtime_paths(self.same_python))
+    layers: tuple[Path, ...]  # lowest first
+    python: str  # inside the image
+    env: Mapping[str, str] = field(default_factory=dict)  # its env steps, in order
+    workdir: str = ""  # its last workdir step; empty: none
+    runtime_paths: tuple[str, ...] = RUNTIME_PATHS  # inside: where the stoker runtime is mounted
+    runtime_dir: Path = Path()  # on the worker: the runtime's dependencies for its Python
 
     def runtime_environment(self) -> dict[str, str]:
-        """What tells the container runtime its private and its fallback paths (both the same here)."""
-        paths = os.pathsep.join(self.runtime_paths)
-        return {cenv.RUNTIME_PATH: paths, cenv.RUNTIME_FALLBACK_PATH: paths}
+        """Where the container runtime imports its own gRPC, protobuf and stoker modules from, and
+        what it falls back on (worker/runtime/isolation.py): its dependencies come after the
+        image's own site-packages, so the app's pins (an old protobuf, its own FastAPI) win."""
+        return {cenv.RUNTIME_PATH: os.pathsep.join(self.runtime_paths), cenv.RUNTIME_FALLBACK_PATH: DEPS_PATH}
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
-        """What a process running in this image sees, as an activated venv would set it, and where
-        the container runtime finds itself."""
-        path = base.get("PATH", os.defpath)
+        """What a process running in this image sees on top of `base`: the image's own PATH,
+        the stoker runtime importable, and the image's env. Only stoker's own code is on
+        PYTHONPATH (`python -m worker.runtime` finds it there); its dependencies are never ahead
+        of the image's."""
+        pythonpath = [CODE_PATH, MODULES_PATH]
         return {
-            "VIRTUAL_ENV": str(self.root),
-            "PATH": f"{self.root / 'bin'}{os.pathsep}{path}",
+            "PATH": STANDARD_PATH,
+            "HOME": "/root",
+            "PYTHONPATH": os.pathsep.join(pythonpath),
             **self.runtime_environment(),
+            **self.env,
         }
+
+    def binds(self) -> list[Bind]:
+        return runtime_binds(self.runtime_dir)
+
+    def enter(self, own: Path, cwd: str, binds: Sequence[Bind] = ()) -> Enter:
+        """How a container enters the image: its layers under `own/upper`, where what the
+        container writes goes (and is deleted with `own`)."""
+        for name in ("upper", "work", "root"):
+            (own / name).mkdir(parents=True, exist_ok=True)
+        return Enter(
+            lower=[str(p) for p in self.layers],
+            upper=str(own / "upper"),
+            work=str(own / "work"),
+            root=str(own / "root"),
+            cwd=cwd,
+            binds=[*self.binds(), *binds],
+        )
 
 
 @dataclass
@@ -97,16 +100,42 @@ class _Build:
 
 
 class ImageBuilder:
-    def __init__(self, root: Path, worker_id: str, cache_dir: str = "", timeout: float = 600.0) -> None:
-        self.root = root.absolute()  # containers run elsewhere: VIRTUAL_ENV must not be relative
+    def __init__(
+        self,
+        root: Path,
+        worker_id: str,
+        cache_dir: str = "",
+        timeout: float = 600.0,
+        fetch_blob: FetchBlob | None = None,
+        python_dirs: Sequence[Path] = DEFAULT_PYTHON_DIRS,
+        debian_mirror: str = "",
+    ) -> None:
+        self.root = root.absolute()
+        self.store = LayerStore(self.root)
         self.worker_id = worker_id
         self.cache_dir = cache_dir
         self.timeout = timeout
+        self.fetch_blob = fetch_blob or _no_blobs
+        self.python_dirs = python_dirs
+        self.debian_mirror = debian_mirror
         self._builds: dict[str, _Build] = {}
+        self._layers_in_use: dict[str, set[str]] = {}  # by builds under way, which a prune keeps
 
     def built(self, image_id: str) -> BuiltImage | None:
-        image = BuiltImage(image_id, self.root / image_id)
-        return image if (image.root / MARKER).exists() else None
+        record = self.store.image(image_id)
+        if record is None or any(self.store.meta(layer) is None for layer in record["layer_ids"]):
+            return None
+        runtime = Path(record["runtime_dir"])
+        if not runtime.with_name(runtime.name + ".done").exists():
+            return None
+        return BuiltImage(
+            id=image_id,
+            layers=tuple(self.store.path(layer) for layer in record["layer_ids"]),
+            python=record["python"],
+            env=dict(record["env"]),
+            workdir=record["workdir"],
+            runtime_dir=runtime,
+        )
 
     async def ensure(self, image_id: str, spec: pb.ImageSpec, output: Output) -> BuiltImage:
         """The built image, building it first if needed; `output` gets the build's lines."""
@@ -143,171 +172,167 @@ class ImageBuilder:
             build.task.cancel()
         await asyncio.gather(*(b.task for b in list(self._builds.values())), return_exceptions=True)
 
+    async def prune(self, keep: Sequence[str]) -> Pruned:
+        """Delete the images not in `keep` (nor being built) and the layers no kept image uses."""
+        in_use = set().union(*self._layers_in_use.values())  # layers of builds under way
+        return await asyncio.to_thread(self.store.prune, set(keep) | set(self._builds), in_use)
+
     # ------------------------------------------------------------ the build itself
 
     async def _build(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Workers on one machine may share an image directory (--image-dir): one builds, the
-        # others wait on the lock and find it built.
-        lock = await asyncio.to_thread(_lock, self.root / f"{image_id}.lock")
-        try:
-            return await self._build_locked(image_id, spec)
-        finally:
-            os.close(lock)
-
-    async def _build_locked(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
         emit: Output = lambda line: self._emit(image_id, line)  # noqa: E731
-        if (built := self.built(image_id)) is not None:
-            emit(f"image {image_id} was built by another worker sharing {self.root}: reusing it")
-            return built
-        image = BuiltImage(image_id, self.root / image_id)
-        shutil.rmtree(image.root, ignore_errors=True)  # what a cut-short build left
         log.info("building image %s", image_id)
+        self._layers_in_use[image_id] = set()
         try:
             async with asyncio.timeout(self.timeout):
-                await self._steps(image, spec, emit)
+                record = await self._layers(image_id, spec, emit)
         except TimeoutError:
-            shutil.rmtree(image.root, ignore_errors=True)
             raise ImageBuildError(
                 f"the build of image {image_id} did not finish within {self.timeout:g} s "
                 "(the worker's --image-build-timeout)"
             ) from None
-        except BaseException:
-            shutil.rmtree(image.root, ignore_errors=True)
-            raise
-        (image.root / MARKER).write_text(image_id)
+        finally:
+            self._layers_in_use.pop(image_id, None)
+        self.store.save_image(image_id, record)
+        image = self.built(image_id)
+        assert image is not None
         emit(f"image {image_id} built on worker {self.worker_id}")
         log.info("built image %s", image_id)
         return image
 
-    async def _steps(self, image: BuiltImage, spec: pb.ImageSpec, emit: Output) -> None:
-        python, same_python = await self._interpreter(spec.python_version)
-        await self._run([uv.find_uv_bin(), "venv", "--python", python, str(image.root)], emit)
-        packages = list(spec.pip_packages)
-        if not same_python:
-            # The worker's compiled packages (grpcio…) do not load in another Python: the runtime's
-            # own requirements, for the image's Python, in a directory of their own, so the app's
-            # pins (an old protobuf) never meet the runtime's in one resolution.
-            requirements = _runtime_requirements()
-            emit(f"$ uv pip install --target {RUNTIME_DIR} " + " ".join(requirements))
-            target = str(image.root / RUNTIME_DIR)
-            await self._run(
-                [uv.find_uv_bin(), "pip", "install", "--python", str(image.python), "--target", target, *requirements],
-                emit,
-            )
-        _write_runtime_pth(image)
-        if packages:
-            emit("$ uv pip install " + " ".join(packages))
-            await self._run([uv.find_uv_bin(), "pip", "install", "--python", str(image.python), *packages], emit)
-        env = {**os.environ, **image.environment(dict(os.environ)), **spec.env}
-        for command in spec.commands:
-            emit(f"$ {command}")
-            await self._run(["/bin/sh", "-c", command], emit, env=env, cwd=image.root)
+    async def _layers(self, image_id: str, spec: pb.ImageSpec, emit: Output) -> dict[str, Any]:
+        """Build (or find) each layer of the image in turn; the image's record."""
+        steps = steps_of(spec)
+        wants_python = spec.base != "from_registry" and bool(spec.python_version)
+        progress = _Progress(emit, 1 + wants_python + len(steps))
+        if spec.base == "from_registry":
+            progress.next("from_registry " + spec.registry_ref)
+            chain = await self._registry_base(spec, emit)
+        else:
+            chain = await self._debian_base(image_id, spec, progress, emit)
+        for step in steps:
+            progress.next(describe(step))
+            top = layer_id(chain.top, step_key(step))
+            if step.HasField("env"):  # no files change: later layers' ids still depend on it
+                chain.inside.env.update(step.env.vars)
+                chain.top = top
+                continue
+            current = chain.inside.copy()
+            await self._layer(image_id, top, functools.partial(self._step, step, current, emit=emit), emit)
+            chain.add(top, self.store.path(top))
+            if step.HasField("workdir"):
+                chain.inside.workdir = step.workdir
+        minor = ".".join(chain.python_version.split(".")[:2])
+        runtime = await ensure_runtime(self.root, minor, emit, self._uv_env())
+        return {
+            "layer_ids": chain.ids,
+            "python": chain.inside.python,
+            "python_version": chain.python_version,
+            "env": chain.inside.env,
+            "workdir": chain.inside.workdir if chain.inside.workdir != "/" else "",
+            "runtime_dir": str(runtime),
+        }
 
-    async def _interpreter(self, version: str) -> tuple[str, bool]:
-        """The local interpreter for `version`: the worker's own when it fits, else what uv finds;
-        and whether it is the worker's Python version (then the worker's packages load in it)."""
-        if version_matches(version, sys.version_info[:3]):
-            return sys.executable, True
-        try:
-            found = await self._run([uv.find_uv_bin(), "python", "find", version], None)
-        except ImageBuildError:
-            found = ""
-        if not found:
-            mine = ".".join(str(p) for p in sys.version_info[:3])
-            raise ImageBuildError(
-                f"Python {version} is not installed on worker {self.worker_id}, and stoker never downloads "
-                f"interpreters: use python_version={mine[: mine.rfind('.')]!r} (the worker's own), "
-                f"or install Python {version} on the worker"
-            )
-        python = found.splitlines()[-1].strip()
-        probe = "import sys; print(sys.version_info[:2])"
-        version_found = await self._run([python, "-c", probe], None)
-        return python, version_found.strip() == str(sys.version_info[:2])
+    async def _debian_base(self, image_id: str, spec: pb.ImageSpec, progress: _Progress, emit: Output) -> _Chain:
+        """The suite's root filesystem, and a layer with another Python when it lacks the version."""
+        suite = base.suite_for(spec.python_version)
+        progress.next(f"debian_slim: Debian {suite} with Python, pip and CA certificates")
+        top = layer_id("", base.base_step(suite))
+        build_base = functools.partial(base.build_base, suite, emit=emit, mirror=self.debian_mirror)
+        meta = await self._layer(image_id, top, build_base, emit)
+        chain = _Chain([top], top, Inside(lower=[self.store.path(top)], python=meta["python"]), meta["python_version"])
+        if not spec.python_version:
+            return chain
+        own = chain.python_version
+        if version_matches(spec.python_version, _version(own)):
+            progress.next(f"python {spec.python_version}: Debian {suite}'s own ({own})")
+            return chain
+        progress.next(f"python {spec.python_version}: not Debian {suite}'s ({own})")
+        top = layer_id(top, f"python {spec.python_version}")
+        others = ", ".join(f"{s} {v}" for v, s in base.SUITES.items() if s != suite)
+        install = functools.partial(
+            install_python,
+            spec.python_version,
+            lower=list(chain.inside.lower),
+            emit=emit,
+            python_dirs=self.python_dirs,
+            available=f"Debian {suite} has {own}, {others}",
+        )
+        meta = await self._layer(image_id, top, install, emit)
+        chain.add(top, self.store.path(top))
+        chain.inside.python, chain.python_version = meta["python"], meta["python_version"]
+        return chain
+
+    async def _step(
+        self, step: pb.ImageStep, inside: Inside, tree: Path, scratch: Path, *, emit: Output
+    ) -> dict[str, Any]:
+        await run_step(step, inside, tree, scratch, emit, self.fetch_blob, self.cache_dir)
+        return {"step": describe(step)}
+
+    async def _layer(
+        self,
+        image_id: str,
+        layer: str,
+        build: Callable[[Path, Path], Awaitable[dict[str, Any]]],
+        emit: Output,
+    ) -> dict[str, Any]:
+        self._layers_in_use.setdefault(image_id, set()).add(layer)
+        meta, built_now = await self.store.ensure(layer, build)
+        if not built_now:
+            emit(f"      reusing layer {layer}, built before on this worker")
+        return meta
+
+    async def _registry_base(self, spec: pb.ImageSpec, emit: Output) -> _Chain:
+        """The layers of a from_registry image (its Python added, with `add_python`)."""
+        raise ImageBuildError(
+            f"from_registry is not supported yet on this worker (image {spec.registry_ref!r}): use Image.debian_slim()"
+        )
 
     def _uv_env(self) -> dict[str, str]:
-        # uv and the build backends it runs need the operator's settings (UV_*, CA bundles,
-        # proxies) to reach the index, but .run_commands() and a package's build scripts are the
-        # app's code: never the worker's own STOKER_* settings, the cluster secret among them.
+        # uv needs the operator's settings (UV_*, CA bundles, proxies) to reach the index, never
+        # the worker's own STOKER_* settings, the cluster secret among them.
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith(cenv.PREFIX)}
-        # Bytecode is compiled at build time: containers must not compile their imports on every
-        # cold start (and may not write .pyc files at all, under PYTHONDONTWRITEBYTECODE).
-        env.update(UV_PYTHON_DOWNLOADS="never", UV_COMPILE_BYTECODE="1", UV_NO_PROGRESS="1", NO_COLOR="1")
+        env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
         if self.cache_dir:
             env["UV_CACHE_DIR"] = self.cache_dir
         return env
 
-    async def _run(
-        self,
-        argv: list[str],
-        emit: Output | None,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> str:
-        """Run one build step, passing its output on line by line to `emit` (None: a probe, kept
-        quiet); its output, or ImageBuildError ending with the output's last lines."""
-        run_env = {**self._uv_env(), **(env or {})}
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=run_env,
-            cwd=cwd,
-            start_new_session=True,  # a timeout or cancel stops the whole step
-        )
-        assert process.stdout is not None
-        lines: list[str] = []
-        try:
-            async for raw in process.stdout:
-                line = raw.decode(errors="replace").rstrip()
-                lines.append(line)
-                if emit is not None:
-                    emit(line)
-            code = await process.wait()
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise
-        if code != 0:
-            step = " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))
-            raise ImageBuildError(f"`{step}` failed with exit code {code}:\n" + "\n".join(lines[-ERROR_TAIL_LINES:]))
-        return "\n".join(lines)
+
+@dataclass
+class _Progress:
+    """The build output's line per step: `[2/5] apt_install jq`."""
+
+    emit: Output
+    total: int
+    number: int = 0
+
+    def next(self, what: str) -> None:
+        self.number += 1
+        self.emit(f"[{self.number}/{self.total}] {what}")
 
 
-def version_matches(requested: str, actual: tuple[int, int, int]) -> bool:
-    """Whether an interpreter of version `actual` satisfies `requested` ("3.11" or "3.11.7")."""
-    if not requested:
-        return True
-    return tuple(int(p) for p in requested.split(".")) == actual[: len(requested.split("."))]
+@dataclass
+class _Chain:
+    """The layers so far (lowest first), the last step's id and what the next step sees."""
+
+    ids: list[str]
+    top: str
+    inside: Inside
+    python_version: str
+
+    def add(self, layer: str, path: Path) -> None:
+        self.ids.append(layer)
+        self.top = layer
+        self.inside.lower.append(path)
 
 
-def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
-def runtime_paths(same_python: bool) -> list[str]:
-    """Where the stoker runtime is imported from in this process; with the worker's own Python,
-    its site-packages too (grpc, FastAPI…), which are of no use to another Python."""
-    paths: list[str] = []
-    for name in RUNTIME_PACKAGES:
-        module = importlib.import_module(name)
-        paths.append(str(Path(next(iter(module.__path__))).resolve().parent))
-    if same_python:
-        paths.extend(site.getsitepackages())
-    return list(dict.fromkeys(paths))
+async def _no_blobs(digest: str) -> bytes:
+    raise ImageBuildError(f"this worker cannot fetch image files ({digest})")
 
 
-def _write_runtime_pth(image: BuiltImage) -> None:
-    # A .pth line appends its directory to sys.path after the venv's own site-packages: the
-    # fallback for every process of the image, the app's own subprocesses too.
-    for site_packages in (image.root / "lib").glob("python*/site-packages"):
-        (site_packages / PTH_NAME).write_text("\n".join(image.runtime_paths) + "\n")
-
-
-def _runtime_requirements() -> list[str]:
-    requires = importlib.metadata.requires("stoker") or []
-    return [r for r in requires if "extra ==" not in r]
+def blob_matches(digest: str, data: bytes) -> bool:
+    return digest == "sha256:" + hashlib.sha256(data).hexdigest()

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,13 +18,14 @@ from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
 from protos.bundle import extract_bundle
 from protos.channels import CLUSTER_SECRET_HEADER, scheduler_aio_channel, stay_connected
-from worker import cgroups, gpus
+from worker import cgroups, gpus, image_launch
 from worker.config import WorkerConfig
 from worker.containers import ContainerFailed, ContainerProcess
-from worker.images import BuiltImage, ImageBuilder, ImageBuildError
+from worker.images import BuiltImage, ImageBuilder, ImageBuildError, blob_matches
 from worker.inherited_env import inherited_environment
 from worker.log_shipper import LogShipper
 from worker.network import ContainerNetwork, NetworkConfig, NetworkError
+from worker.rootfs.python import DEFAULT_PYTHON_DIRS
 from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir
 from worker.sandbox.spec import SandboxSpec
 from worker.snapshots import Snapshots
@@ -83,6 +86,8 @@ class WorkerServer:
             config.worker_id,
             config.uv_cache_dir,
             config.image_build_timeout,
+            fetch_blob=self._image_blob,
+            python_dirs=[*config.python_dirs, *DEFAULT_PYTHON_DIRS],
         )
         self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
         self.sandboxes = sandbox_layout(config)  # None: containers run on the host
@@ -136,6 +141,8 @@ class WorkerServer:
                 "--insecure-no-sandbox: containers run on this host as the worker's user, and can read "
                 "what it can (other containers' files, the worker's state)"
             )
+        image_launch.clear(self.config.work_dir)
+        shutil.rmtree(self.config.work_dir / "sockets", ignore_errors=True)
         for sub in ("bundles", "containers", "snapshots"):
             (self.config.work_dir / sub).mkdir(parents=True, exist_ok=True)
         await self._template(None)  # warm now, so the first container forks at once
@@ -189,6 +196,8 @@ class WorkerServer:
                 self._spawn(self._build_image(command.build), f"build-{command.build.image_id}")
             elif kind == "live_snapshots":
                 self.snapshots.keep(command.live_snapshots.keys)
+            elif kind == "image_prune":
+                self._spawn(self._prune_images(command.image_prune), "image-prune")
         self._stream_ended.set()
 
     async def _messages(self) -> AsyncIterator[pb.WorkerMessage]:
@@ -228,6 +237,29 @@ class WorkerServer:
         tmp.replace(path)
         return bytes(reply.bundle)
 
+    async def _image_blob(self, digest: str) -> bytes:
+        """The local files an image's add_local_* step adds, as the deploy carried them."""
+        try:
+            reply = await self._stub.GetImageBlob(pb.GetImageBlobRequest(digest=digest), metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise ImageBuildError(f"could not fetch the image's files {digest}: {exc.details()}") from None
+        if not blob_matches(digest, reply.data):
+            raise ImageBuildError(f"the image's files {digest} arrived damaged")
+        return bytes(reply.data)
+
+    async def _prune_images(self, command: pb.ImagePrune) -> None:
+        outbox = self._outbox
+        answer = pb.ImagePruned(request_id=command.request_id, worker_id=self.config.worker_id)
+        in_use = {c.command.image_id for c in self.containers.values() if c.command.image_id}
+        try:
+            pruned = await self.images.prune([*command.keep_image_ids, *in_use])
+            answer.images, answer.layers, answer.bytes = pruned.images, pruned.layers, pruned.bytes
+            log.info("pruned %d images and %d layers (%d bytes)", pruned.images, pruned.layers, pruned.bytes)
+        except Exception as exc:
+            log.exception("image prune failed")
+            answer.error = f"the prune failed: {exc!r}"
+        outbox.put_nowait(pb.WorkerMessage(image_pruned=answer))
+
     async def _image(self, image_id: str, spec: pb.ImageSpec) -> BuiltImage:
         """Build the image (or find it built), telling the scheduler each line, then done."""
         outbox = self._outbox
@@ -254,15 +286,29 @@ class WorkerServer:
 
     async def _template(self, image: BuiltImage | None) -> ForkTemplate | None:
         """The template a container of `image` (None: the worker's own environment) forks from."""
-        key, python = (OWN_ENVIRONMENT, sys.executable) if image is None else (image.id, str(image.python))
-        # An image's template imports its containers' runtime from the image's runtime paths.
-        env = None if image is None else inherited_environment() | image.runtime_environment()
+        key, python = (OWN_ENVIRONMENT, sys.executable) if image is None else (image.id, image.python)
         layout = self.sandboxes
+        if layout is not None:
 
-        def sandbox() -> SandboxSpec | None:
-            return layout.template(key, image.root if image else None) if layout is not None else None
+            def sandboxed(path: Path) -> ForkTemplate:
+                # An image's template imports its containers' runtime from the image's runtime paths.
+                env = inherited_environment() | (image.environment({}) if image is not None else {})
+                return ForkTemplate(path, python, env=env, sandbox=layout.template(key, image))
 
-        return await self.templates.get(key, python, env, sandbox)
+            return await self.templates.get(key, python, sandboxed)
+        if image is None:
+            return await self.templates.get(OWN_ENVIRONMENT, sys.executable)
+
+        def in_image(_: Path) -> ForkTemplate:
+            prefix, socket_path = image_launch.template_launch(
+                image, self.config.work_dir, image.id[-12:], self.config.work_dir / "containers"
+            )
+            env = {**inherited_environment(), **image.environment({})}
+            return ForkTemplate(
+                socket_path, image.python, prefix=prefix, env=env, name=f"the fork template of {image.id}"
+            )
+
+        return await self.templates.get(image.id, image.python, in_image)
 
     async def _snapshot(self, command: pb.StartContainer, image: BuiltImage | None) -> ForkTemplate | None:
         """The memory snapshot `command`'s container forks from; ContainerFailed when it failed."""
@@ -299,9 +345,7 @@ class WorkerServer:
             sandbox: SandboxSpec | None = None
             if self.sandboxes is not None:
                 forks_from = template.sandbox if template is not None and template.alive else None
-                sandbox = self.sandboxes.container(
-                    command.container_id, image.root if image else None, list(command.gpu_indices), forks_from
-                )
+                sandbox = self.sandboxes.container(command.container_id, image, list(command.gpu_indices), forks_from)
                 prepare_container_dir(sandbox)
                 directory = bundle_dir(sandbox.state_dir)
             container = ContainerProcess(

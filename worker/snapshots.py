@@ -28,6 +28,7 @@ from pathlib import Path
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 from protos.bundle import extract_bundle
+from worker import image_launch
 from worker.config import WorkerConfig
 from worker.containers import READY_MARGIN, container_environment
 from worker.images import BuiltImage
@@ -81,13 +82,19 @@ class Snapshots:
 
         def make(socket_path: Path) -> ForkTemplate:
             sandbox = None
+            prefix: list[str] = []
             if self.sandboxes is not None:  # the bundle at CODE_DIR, as in its containers
-                sandbox = self.sandboxes.template(identity, image.root if image else None, bundle=directory)
+                sandbox = self.sandboxes.template(identity, image, bundle=directory)
+            elif image is not None:  # it imports the app inside the image, its bundle where it is here
+                prefix, socket_path = image_launch.template_launch(
+                    image, self.config.work_dir, identity[-12:], directory
+                )
             env = container_environment(command, self.config, image, Path(CODE_DIR) if sandbox else directory)
             return ForkTemplate(
                 socket_path,
-                str(image.python) if image is not None else sys.executable,
+                image.python if image is not None else sys.executable,
                 args=["--snapshot"],
+                prefix=prefix,
                 env=template_environment(env),
                 cwd=directory,
                 output=self._output(command),

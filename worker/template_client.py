@@ -49,6 +49,7 @@ class ForkTemplate:
         python: str = sys.executable,
         *,
         args: Sequence[str] = (),
+        prefix: Sequence[str] = (),
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         output: Callable[[str], None] | None = None,
@@ -60,6 +61,7 @@ class ForkTemplate:
         self.socket_path = socket_path
         self.python = python  # an image's venv interpreter, or the worker's own
         self.args = tuple(args)
+        self.prefix = tuple(prefix)  # what starts it inside an image (worker/image_launch.py); empty: none
         # Not the worker's environment: the cluster secret would stay readable in this process's
         # /proc/<pid>/environ, and in every container forked from it.
         self.env = env if env is not None else inherited_environment()
@@ -85,6 +87,8 @@ class ForkTemplate:
             listener.listen(64)
             command[3] = f"fd:{listener.fileno()}"
             command = launcher_command(self.sandbox, command)
+        else:  # the image's launcher (worker/image_launch.py), if any
+            command = [*self.prefix, *command]
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *command,
@@ -240,32 +244,24 @@ class TemplatePool:
         self._stopped = False
 
     async def get(
-        self,
-        key: str,
-        python: str,
-        env: dict[str, str] | None = None,
-        sandbox: Callable[[], SandboxSpec | None] = lambda: None,
+        self, key: str, python: str, make: Callable[[Path], ForkTemplate] | None = None
     ) -> ForkTemplate | None:
-        """The running template for `key`, started with `python` (and `env`, by default the one
-        every app's process inherits; in a new sandbox `sandbox()`, at each start); None: start
-        the container fresh."""
+        """The running template for `key`, started with `python` (or made by `make`, given the
+        socket path the pool would use); None: start the container fresh."""
+        make = make or (lambda path: ForkTemplate(path, python))
         if not self.enabled or self._stopped:
             return None
         what = f"image {key}" if key != OWN_ENVIRONMENT else "the worker's own environment"
         what += "; its containers start as new processes meanwhile"
         start = self._starts.get(key)
         if start is None:
-            start = self._begin(
-                key, lambda path: ForkTemplate(path, python, env=env, sandbox=sandbox()), what, restart=False
-            )
+            start = self._begin(key, make, what, restart=False)
         elif start.task.done():
             template = start.task.result()
             if isinstance(template, ForkTemplate) and template.alive:
                 return template
             if time.monotonic() - start.began >= self.retry_after:
-                self._begin(
-                    key, lambda path: ForkTemplate(path, python, env=env, sandbox=sandbox()), what, restart=True
-                )
+                self._begin(key, make, what, restart=True)
             return None
         if start.restart:
             return None

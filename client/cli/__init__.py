@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from client.cli import apps, daemons, run, workspace
+from client.cli import apps, daemons, images, run, workspace
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted, Modal-style web endpoints.")
 app_cli = typer.Typer(no_args_is_help=True, help="Deployed and served apps.")
@@ -16,6 +16,8 @@ secret_cli = typer.Typer(no_args_is_help=True, help="Secrets: environment variab
 cli.add_typer(secret_cli, name="secret")
 token_cli = typer.Typer(no_args_is_help=True, help="Proxy-auth tokens for requires_proxy_auth endpoints.")
 cli.add_typer(token_cli, name="token")
+image_cli = typer.Typer(no_args_is_help=True, help="Container images the workers built.")
+cli.add_typer(image_cli, name="image")
 
 for command in (daemons.scheduler, daemons.worker, daemons.ingress, daemons.up, apps.deploy, apps.serve, apps.status):
     cli.command()(command)
@@ -30,6 +32,7 @@ secret_cli.command("delete")(workspace.secret_delete)
 token_cli.command("create")(workspace.token_create)
 token_cli.command("list")(workspace.token_list)
 token_cli.command("revoke")(workspace.token_revoke)
+image_cli.command("prune")(images.image_prune)
 
 
 def main() -> None:

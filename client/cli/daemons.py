@@ -138,6 +138,13 @@ def worker(
     sandbox_seccomp: Annotated[
         bool, typer.Option(envvar="STOKER_SANDBOX_SECCOMP", help="Filter system calls in sandboxes.")
     ] = WorkerConfig.sandbox_seccomp,
+    python_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A directory of Python installations (<dir>/<version>/bin/python3) images may copy; "
+            "repeat for more. ~/.pyenv/versions is always searched."
+        ),
+    ] = None,
     cluster_secret: ClusterSecret = WorkerConfig.cluster_secret,
     log_level: LogLevel = "info",
 ) -> None:
@@ -167,6 +174,7 @@ def worker(
         sandbox_device_dir=sandbox_device_dir,
         sandbox_network=sandbox_network,
         sandbox_seccomp=sandbox_seccomp,
+        python_dirs=tuple(python_dir or ()),
         cluster_secret=cluster_secret,
     )
     if worker_id:  # else the config's default: the host name

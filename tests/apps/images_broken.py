@@ -1,8 +1,8 @@
-# The `images` app again, now asking for a package that does not exist: its build fails.
+# The `images` app again, now with a build step that fails: the deploy fails, the old version serves on.
 import modal
 
 app = modal.App("images")
-image = modal.Image.debian_slim().pip_install("stoker-no-such-package-7f3a")
+image = modal.Image.debian_slim().apt_install("jq").run_commands("echo about to fail; exit 3")
 
 
 @app.function(image=image)

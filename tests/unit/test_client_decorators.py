@@ -320,8 +320,8 @@ def test_function_image_wins_over_app_image(make_app: AppFactory) -> None:
     app_image = client.Image.debian_slim().pip_install("a")
     fn_image = client.Image.debian_slim().pip_install("b")
     with_image = make_app("with-image", image=app_image)
-    assert list(register(with_image).to_proto().image.pip_packages) == ["a"]
-    assert list(register(with_image, image=fn_image, name="h2").to_proto().image.pip_packages) == ["b"]
+    assert list(register(with_image).to_proto().image.steps[0].pip_install.packages) == ["a"]
+    assert list(register(with_image, image=fn_image, name="h2").to_proto().image.steps[0].pip_install.packages) == ["b"]
 
 
 def test_creating_an_app_records_it_for_the_loader(app: App) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from client.image import Image
 from protos import stoker_pb2 as pb
+from protos.image_steps import steps_of
 from scheduler.image_spec import ImageSpecError, check_python_version, check_spec, image_id
 from worker.images import version_matches
 
@@ -24,7 +25,7 @@ def test_the_same_spec_always_has_the_same_id() -> None:
 def test_the_id_does_not_depend_on_the_process() -> None:
     # A fixed value: scheduler and workers run in different processes (and hash seeds), and a
     # change of scheme would rebuild every worker's images.
-    assert image_id(spec(pip_packages=["inflection==0.5.1"])) == "im-35b9a8f630b7a11b1261"
+    assert image_id(spec(pip_packages=["inflection==0.5.1"])) == "im-daaecb1aca604033f58b"
     assert image_id(pb.ImageSpec()) == image_id(spec())  # an empty base means debian_slim
 
 
@@ -77,3 +78,37 @@ def test_check_spec_refuses_what_cannot_be_built() -> None:
         check_spec(spec(pip_packages=["--index-url=http://evil"]))
     with pytest.raises(ImageSpecError, match="not a valid environment variable"):
         check_spec(spec(env={"A=B": "1"}))
+
+
+def test_an_older_clients_fields_are_the_steps_pip_env_commands() -> None:
+    old = spec(pip_packages=["a"], env={"A": "1"}, commands=["true"])
+    new = Image.debian_slim().pip_install("a").env({"A": "1"}).run_commands("true").to_proto()
+    assert image_id(old) == image_id(new)
+    assert [s.WhichOneof("kind") for s in steps_of(old)] == ["pip_install", "env", "run_commands"]
+
+
+def test_local_files_count_by_digest_not_by_where_they_came_from() -> None:
+    def files(digest: str, description: str) -> pb.ImageSpec:
+        step = pb.ImageStep(add_files=pb.ImageFiles(digest=digest, description=description))
+        return spec(steps=[step])
+
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    assert image_id(files(a, "add_local_dir /one -> /x")) == image_id(files(a, "add_local_dir /two -> /x"))
+    assert image_id(files(a, "same")) != image_id(files(b, "same"))
+    check_spec(files(a, "x"), {a})
+    with pytest.raises(ImageSpecError, match="does not carry its files"):
+        check_spec(files(a, "add_local_dir ./data -> /data"), {b})
+    with pytest.raises(ImageSpecError, match="not a sha256 digest"):
+        check_spec(files("md5:1", "x"), None)
+
+
+def test_check_spec_refuses_bad_steps_naming_them() -> None:
+    with pytest.raises(ImageSpecError, match="'jq; rm -rf /'"):
+        check_spec(Image.debian_slim().apt_install("jq; rm -rf /").to_proto())
+    with pytest.raises(ImageSpecError, match="workdir"):
+        check_spec(spec(steps=[pb.ImageStep(workdir="relative")]))
+    with pytest.raises(ImageSpecError, match="of no kind"):
+        check_spec(spec(steps=[pb.ImageStep()]))
+    check_spec(Image.from_registry("python:3.12-slim", add_python="3.12").to_proto())
+    with pytest.raises(ImageSpecError, match="from_registry"):
+        check_spec(pb.ImageSpec(base="debian_slim", registry_ref="python:3.12"))

@@ -99,7 +99,7 @@ def test_a_missing_modal_attribute_is_not_supported_yet(app: App) -> None:
         (app.function()(handler), "with_batching", "Function.with_batching"),
         (Function.from_name("a", "b"), "spawn_map", "Function.spawn_map"),
         (FunctionCall.from_id("fc-1"), "iter", "FunctionCall.iter"),
-        (Image.debian_slim(), "apt_install", "Image.apt_install"),
+        (Image.debian_slim(), "micromamba_install", "Image.micromamba_install"),
         (Secret.from_name("s"), "from_dotenv", "Secret.from_dotenv"),
     ]
     for owner, attribute, shown in cases:

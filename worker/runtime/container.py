@@ -138,6 +138,8 @@ def load_target() -> Function | Cls:
     # The entry is imported as the module it was where it was deployed from (a package's module
     # keeps its package, so relative imports work); of several Apps in it, the one deployed.
     module = import_source(in_bundle(Path(os.environ[cenv.ENTRY]), Path.cwd()))
+    if workdir := os.environ.get(cenv.WORKDIR):  # the image's .workdir(): the app's code is imported by now
+        os.chdir(workdir)
     target = find_function(find_app(module, name=os.environ.get(cenv.APP_NAME, "")), os.environ[cenv.FUNCTION])
     if os.environ.get(cenv.OPTIONS):  # a pool of with_options(): its concurrency and timeout are ours to keep
         target = in_pool(target, bytes.fromhex(os.environ[cenv.OPTIONS]))

@@ -1,11 +1,11 @@
 """Where a worker's sandboxes live and what they are made of: the SandboxSpec of each fork
 template and each container.
 
-Interim, until images are root filesystems (the rootfs work): every sandbox's root is one base
-root filesystem (`--sandbox-rootfs`), and the host's interpreter, the worker's venv, the stoker
-source and the image's venv (with the interpreter it was made from) are bound read-only at their
-own paths inside, so that today's containers run unchanged in it. `binds_for()` is the one
-place that knows this; with image layers, `lower_dirs` become the image's and these binds go.
+A container of an image is rooted in the image's layers, with the stoker runtime bound
+read-only where the image expects it (worker/rootfs/runtime.py). A container with no image (the
+worker's own environment) is rooted, for now, in one base root filesystem (`--sandbox-rootfs`),
+with the host's interpreter, the worker's venv and the stoker source bound read-only at their own
+paths inside: `roots()` is the one place that knows both.
 """
 
 from __future__ import annotations
@@ -16,9 +16,13 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import worker
 from worker.sandbox.spec import NVIDIA_CONTROL_DEVICES, Bind, Network, SandboxSpec
+
+if TYPE_CHECKING:
+    from worker.images import BuiltImage
 
 CODE_DIR = "/app"  # the code bundle, read-only, inside every container: its working directory
 
@@ -38,15 +42,16 @@ class SandboxLayout:
         """Remove every state dir (at start: what a previous run left)."""
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def template(self, key: str, image_root: Path | None, bundle: Path | None = None) -> SandboxSpec:
+    def template(self, key: str, image: BuiltImage | None, bundle: Path | None = None) -> SandboxSpec:
         """A fork template's sandbox: with every GPU's nodes (each child keeps only its own), its
         containers' state dirs inside its own, and a memory snapshot's code `bundle` at CODE_DIR."""
         name = f"t-{(key or 'worker')[-12:]}-{next(self._count)}"
-        binds = [*binds_for(image_root), *_host_network_files()]  # it is on the host's network
+        lower_dirs, image_binds = self.roots(image)
+        binds = [*image_binds, *_host_network_files()]  # it is on the host's network
         if bundle is not None:
             binds.append(Bind(str(bundle), CODE_DIR))
         return SandboxSpec(
-            lower_dirs=[self.rootfs],
+            lower_dirs=lower_dirs,
             state_dir=self.directory / name,
             hostname=name,
             workdir=CODE_DIR if bundle is not None else "/",
@@ -60,23 +65,30 @@ class SandboxLayout:
         )
 
     def container(
-        self, container_id: str, image_root: Path | None, gpu_indices: list[int], template: SandboxSpec | None
+        self, container_id: str, image: BuiltImage | None, gpu_indices: list[int], template: SandboxSpec | None
     ) -> SandboxSpec:
         """A container's sandbox; its state dir is inside `template`'s when it forks from one (so
         the template sees it), and its code bundle goes in `bundle_dir(spec)`."""
         state_dir = template.container_dir(container_id) if template else self.directory / "containers" / container_id
+        lower_dirs, image_binds = self.roots(image)
         return SandboxSpec(
-            lower_dirs=[self.rootfs],
+            lower_dirs=lower_dirs,
             state_dir=state_dir,
             hostname=container_id,
             workdir=CODE_DIR,
-            binds=[*binds_for(image_root), *self._network_files(), Bind(str(bundle_dir(state_dir)), CODE_DIR)],
+            binds=[*image_binds, *self._network_files(), Bind(str(bundle_dir(state_dir)), CODE_DIR)],
             devices=self._devices(gpu_indices),
             device_dir=self.device_dir,
             uid_base=self.uid_base,
             network=self.network,
             seccomp="container" if self.seccomp else "off",
         )
+
+    def roots(self, image: BuiltImage | None) -> tuple[list[Path], list[Bind]]:
+        """What a sandbox of `image` is an overlay of, lowest first, and what is bound into it."""
+        if image is not None:
+            return list(image.layers), list(image.binds())
+        return [self.rootfs], binds_for()
 
     def _network_files(self) -> list[Bind]:
         return _host_network_files() if self.network == "host" else []
@@ -104,32 +116,15 @@ def bundle_dir(state_dir: Path) -> Path:
     return state_dir / "bundle"
 
 
-def binds_for(image_root: Path | None) -> list[Bind]:
-    """The host paths today's containers run from, read-only at their own paths: the worker's
-    interpreter and venv, the stoker source, and an image's venv with its base interpreter."""
+def binds_for() -> list[Bind]:
+    """The host paths a container of the worker's own environment runs from, read-only at their
+    own paths: the worker's interpreter and venv, and the stoker source."""
     paths = [Path(sys.base_prefix), Path(sys.prefix), Path(worker.__file__).resolve().parent.parent]
-    if image_root is not None:
-        paths.append(image_root)
-        home = _venv_home(image_root)
-        if home is not None:
-            paths.append(home)
     kept: list[Path] = []
     for path in sorted({p.resolve() for p in paths}):
         if not any(path.is_relative_to(k) for k in kept):  # inside one bound already
             kept.append(path)
     return [Bind(str(p), str(p)) for p in kept]
-
-
-def _venv_home(venv: Path) -> Path | None:
-    """The prefix of the interpreter a venv was made from (its pyvenv.cfg's `home` is its bin/)."""
-    try:
-        for line in (venv / "pyvenv.cfg").read_text().splitlines():
-            name, _, value = line.partition("=")
-            if name.strip() == "home":
-                return Path(os.path.realpath(value.strip())).parent
-    except OSError:
-        pass
-    return None
 
 
 def prepare_container_dir(spec: SandboxSpec) -> None:
