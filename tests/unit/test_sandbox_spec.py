@@ -33,7 +33,7 @@ def devices(tmp_path: Path) -> Path:
 def test_a_forked_container_sees_its_own_state_dir_and_the_templates_layers(tmp_path: Path, devices: Path) -> None:
     layout = _layout(tmp_path, devices)
     layout.gpu_indices = [0, 1]
-    template = layout.template("im-0123456789abcdef", image_root=None)
+    template = layout.template("im-0123456789abcdef", image=None)
     container = layout.container("ct-1", None, [1], template)
     assert container.state_dir == template.state_dir / "containers" / "ct-1"
     plan = forked_rooting(container, template)
@@ -51,7 +51,7 @@ def test_a_forked_container_sees_its_own_state_dir_and_the_templates_layers(tmp_
 
 def test_a_container_cannot_fork_from_a_template_missing_what_it_needs(tmp_path: Path, devices: Path) -> None:
     layout = _layout(tmp_path, devices)
-    template = layout.template("im-1", image_root=None)  # no GPUs on the worker when it started
+    template = layout.template("im-1", image=None)  # no GPUs on the worker when it started
     with pytest.raises(ValueError, match="no device nodes nvidia0"):
         forked_rooting(layout.container("ct-2", None, [0], template), template)
     outside = SandboxSpec(
