@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -380,3 +381,29 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
         yield c
+
+
+ROOTFS_CACHE = Path(tempfile.gettempdir()) / "stoker-test-rootfs-bookworm"
+
+
+@pytest.fixture(scope="session")
+def debian_rootfs() -> Path:
+    """A minimal Debian bookworm root filesystem with python3, for sandboxes and registry images:
+    STOKER_TEST_ROOTFS names a ready one (read only); else built on a clean machine once (about
+    30 s), then reused."""
+    given = os.environ.get("STOKER_TEST_ROOTFS")
+    if given:
+        return Path(given)
+    if not (ROOTFS_CACHE / "usr" / "bin").is_dir():
+        building = ROOTFS_CACHE.with_name(ROOTFS_CACHE.name + f".{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        subprocess.run(
+            ["mmdebstrap", "--variant=minbase", "--include=python3", "bookworm", str(building)],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            building.rename(ROOTFS_CACHE)
+        except OSError:  # another test session built it meanwhile
+            shutil.rmtree(building, ignore_errors=True)
+    return ROOTFS_CACHE

@@ -309,19 +309,3 @@ def _version(cluster: Cluster, name: str) -> int:
         if line.startswith(f"{name} "):
             return int(line.split()[2])
     raise AssertionError(listed.stdout)
-
-
-def test_from_registry_is_refused_by_the_worker_until_it_can_pull(shared_cluster: Cluster, tmp_path: Path) -> None:
-    app = tmp_path / "registry.py"
-    app.write_text(
-        "import modal\n"
-        "app = modal.App('images-registry')\n"
-        "image = modal.Image.from_registry('python:3.12-slim', add_python='3.12')\n"
-        "@app.function(image=image)\n"
-        "@modal.fastapi_endpoint()\n"
-        "def f():\n"
-        "    return 1\n"
-    )
-    failed = shared_cluster.stoker("deploy", str(app))
-    assert failed.returncode == 1
-    assert "from_registry is not supported yet on this worker" in failed.stderr

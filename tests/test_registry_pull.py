@@ -31,6 +31,7 @@ from tests.registry_helpers import (
     opaque,
     push_image,
     push_index,
+    rootfs_layer,
     symlink,
     whiteout,
 )
@@ -389,37 +390,12 @@ def test_basic_auth_with_configured_credentials(tmp_path: Path) -> None:
         shutil.rmtree(tmp_path / "storage", ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A minimal Debian bookworm root filesystem with python3: STOKER_TEST_ROOTFS names a ready one
-    (read only), else mmdebstrap builds one once per session."""
-    if os.environ.get("STOKER_TEST_ROOTFS"):
-        return Path(os.environ["STOKER_TEST_ROOTFS"])
-    if shutil.which("mmdebstrap") is None:
-        pytest.skip("needs mmdebstrap (or STOKER_TEST_ROOTFS) for a Debian root filesystem")
-    root = tmp_path_factory.mktemp("debian") / "rootfs"
-    subprocess.run(
-        ["mmdebstrap", "--variant=minbase", "--include=python3", "--quiet", "bookworm", str(root)],
-        check=True,
-        timeout=600,
-    )
-    return root
-
-
 @pytest.mark.skipif(not AS_ROOT, reason="chroot needs root")
 def test_a_debian_root_filesystem_pulls_and_its_python_runs(
     registry: Registry, debian_rootfs: Path, tmp_path: Path
 ) -> None:
-    base = tmp_path / "base.tar"  # a plain tar layer, as `docker save` of a base image gives
-    # Without its docs, manuals, translations and perl modules: a third less to push, nothing python needs.
-    excluded = [f"--exclude=./usr/share/{name}" for name in ("doc", "man", "locale", "perl")]
-    subprocess.run(
-        ["tar", "-C", str(debian_rootfs), "--numeric-owner", *excluded, "-cf", str(base), "."], check=True, timeout=120
-    )
-    diff_id = (
-        "sha256:"
-        + subprocess.run(["sha256sum", str(base)], capture_output=True, text=True, check=True).stdout.split()[0]
-    )
+    base = tmp_path / "base.tar"
+    base_layer = rootfs_layer(debian_rootfs, base)
     top = make_layer(whiteout("etc/debian_version"), file("usr/local/bin/hello.py", "print('hello from the image')\n"))
     with httpx.Client(timeout=120) as client:
         push_image(
@@ -427,7 +403,7 @@ def test_a_debian_root_filesystem_pulls_and_its_python_runs(
             registry.url,
             "debian/python",
             "bookworm",
-            [Layer(base.read_bytes(), diff_id, "application/vnd.oci.image.layer.v1.tar"), top],
+            [base_layer, top],
             architecture=OURS,
             image_config={"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "WorkingDir": "/"},
         )

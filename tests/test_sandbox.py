@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,28 +24,11 @@ from tests.conftest import Cluster, LineReader, base_env, running_cluster, stoke
 
 OWN_VALUE = "own-s3cret-5a7c"
 UID_BASE = 100_000
-ROOTFS_CACHE = Path(tempfile.gettempdir()) / "stoker-test-rootfs-bookworm"
 
 
 @pytest.fixture(scope="session")
-def sandbox_rootfs() -> Path:
-    """A minimal Debian root filesystem; built on a clean machine once (about 30 s), then reused."""
-    given = os.environ.get("STOKER_TEST_ROOTFS")
-    if given:
-        return Path(given)
-    if not (ROOTFS_CACHE / "usr" / "bin").is_dir():
-        building = ROOTFS_CACHE.with_name(ROOTFS_CACHE.name + f".{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        subprocess.run(
-            ["mmdebstrap", "--variant=minbase", "--include=python3", "bookworm", str(building)],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            building.rename(ROOTFS_CACHE)
-        except OSError:  # another test session built it meanwhile
-            shutil.rmtree(building, ignore_errors=True)
-    return ROOTFS_CACHE
+def sandbox_rootfs(debian_rootfs: Path) -> Path:
+    return debian_rootfs
 
 
 def _sandboxed(rootfs: Path, **env: str) -> dict[str, str]:

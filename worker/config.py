@@ -44,3 +44,9 @@ class WorkerConfig:
     # Where else to look for interpreters an image's python_version may copy (each holds
     # installations: <dir>/<version>/bin/python3, as pyenv's versions directory does).
     python_dirs: tuple[Path, ...] = ()
+    # Where from_registry images come from (worker/registry/): a mirror asked instead of Docker
+    # Hub, credentials (a Docker config.json, and host=user:password pairs), plain-http registries.
+    registry_mirror: str = ""
+    registry_auth_file: Path | None = None
+    registry_credentials: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()

@@ -25,6 +25,7 @@ from typing import Any
 from protos import container_env as cenv
 from protos import stoker_pb2 as pb
 from protos.image_steps import describe, step_key, steps_of
+from worker import registry
 from worker.rootfs import base
 from worker.rootfs.enter import Enter
 from worker.rootfs.inside import STANDARD_PATH, Inside
@@ -109,6 +110,7 @@ class ImageBuilder:
         fetch_blob: FetchBlob | None = None,
         python_dirs: Sequence[Path] = DEFAULT_PYTHON_DIRS,
         debian_mirror: str = "",
+        registry_config: registry.RegistryConfig | None = None,
     ) -> None:
         self.root = root.absolute()
         self.store = LayerStore(self.root)
@@ -118,6 +120,7 @@ class ImageBuilder:
         self.fetch_blob = fetch_blob or _no_blobs
         self.python_dirs = python_dirs
         self.debian_mirror = debian_mirror
+        self.registry = registry_config or registry.RegistryConfig(cache_dir=self.root / "registry-blobs")
         self._builds: dict[str, _Build] = {}
         self._layers_in_use: dict[str, set[str]] = {}  # by builds under way, which a prune keeps
 
@@ -203,11 +206,12 @@ class ImageBuilder:
     async def _layers(self, image_id: str, spec: pb.ImageSpec, emit: Output) -> dict[str, Any]:
         """Build (or find) each layer of the image in turn; the image's record."""
         steps = steps_of(spec)
-        wants_python = spec.base != "from_registry" and bool(spec.python_version)
+        registry = spec.base == "from_registry"
+        wants_python = bool(spec.add_python) if registry else bool(spec.python_version)
         progress = _Progress(emit, 1 + wants_python + len(steps))
         if spec.base == "from_registry":
             progress.next("from_registry " + spec.registry_ref)
-            chain = await self._registry_base(spec, emit)
+            chain = await self._registry_base(image_id, spec, progress, emit)
         else:
             chain = await self._debian_base(image_id, spec, progress, emit)
         for step in steps:
@@ -282,11 +286,48 @@ class ImageBuilder:
             emit(f"      reusing layer {layer}, built before on this worker")
         return meta
 
-    async def _registry_base(self, spec: pb.ImageSpec, emit: Output) -> _Chain:
-        """The layers of a from_registry image (its Python added, with `add_python`)."""
-        raise ImageBuildError(
-            f"from_registry is not supported yet on this worker (image {spec.registry_ref!r}): use Image.debian_slim()"
-        )
+    async def _registry_base(self, image_id: str, spec: pb.ImageSpec, progress: _Progress, emit: Output) -> _Chain:
+        """The pulled image as one layer (worker/registry/), and a layer with a worker's Python
+        when `add_python` asks for one. The layer is named by the reference, as Modal builds a
+        from_registry image once: a tag that moves later is not pulled again."""
+        reference = spec.registry_ref
+        top = layer_id("", f"from_registry {reference}")
+
+        async def pull_into(tree: Path, scratch: Path) -> dict[str, Any]:
+            pulled = scratch / "pulled"
+            try:
+                image = await registry.pull(reference, pulled, self.registry, emit)
+            except registry.RegistryError as exc:
+                raise ImageBuildError(f"from_registry({reference!r}): {exc}") from None
+            await asyncio.to_thread(tree.rmdir)  # the store made it empty: the pulled tree takes its place
+            await asyncio.to_thread(pulled.rename, tree)
+            return {"env": image.env, "workdir": image.workdir or "/", "digest": image.digest, **_python_in(tree)}
+
+        meta = await self._layer(image_id, top, pull_into, emit)
+        inside = Inside(lower=[self.store.path(top)], env=dict(meta["env"]), workdir=meta["workdir"])
+        chain = _Chain([top], top, inside, "")
+        if spec.add_python:
+            progress.next(f"add_python {spec.add_python}")
+            top = layer_id(top, f"python {spec.add_python}")
+            install = functools.partial(
+                install_python,
+                spec.add_python,
+                lower=list(chain.inside.lower),
+                emit=emit,
+                python_dirs=self.python_dirs,
+                available=f"{reference} is not given one",
+            )
+            python_meta = await self._layer(image_id, top, install, emit)
+            chain.add(top, self.store.path(top))
+            chain.inside.python, chain.python_version = python_meta["python"], python_meta["python_version"]
+            return chain
+        if not meta.get("python"):
+            raise ImageBuildError(
+                f"from_registry({reference!r}): the image has no python3 (looked in /usr/local/bin and /usr/bin): "
+                "pass add_python='3.11' (or another version this worker has)"
+            )
+        chain.inside.python, chain.python_version = meta["python"], meta["python_version"]
+        return chain
 
     def _uv_env(self) -> dict[str, str]:
         # uv needs the operator's settings (UV_*, CA bundles, proxies) to reach the index, never
@@ -324,6 +365,25 @@ class _Chain:
         self.ids.append(layer)
         self.top = layer
         self.inside.lower.append(path)
+
+
+def _python_in(tree: Path) -> dict[str, str]:
+    """The python3 a pulled root filesystem has, and its version from the name of the file it
+    resolves to (python3.12): the image's own interpreter is not run on the worker."""
+    for directory in ("usr/local/bin", "usr/bin"):
+        link = tree / directory / "python3"
+        if not (link.is_symlink() or link.is_file()):
+            continue
+        name = link.name
+        seen = 0
+        while link.is_symlink() and seen < 8:  # inside the tree, never the worker's own files
+            target = os.readlink(link)
+            link = (tree / target.lstrip("/")) if target.startswith("/") else link.parent / target
+            name, seen = link.name, seen + 1
+        version = name.removeprefix("python")
+        if version.count(".") == 1 and all(part.isdigit() for part in version.split(".")):
+            return {"python": f"/{directory}/python3", "python_version": version}
+    return {}
 
 
 def _version(text: str) -> tuple[int, ...]:

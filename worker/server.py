@@ -25,6 +25,7 @@ from worker.images import BuiltImage, ImageBuilder, ImageBuildError, blob_matche
 from worker.inherited_env import inherited_environment
 from worker.log_shipper import LogShipper
 from worker.network import ContainerNetwork, NetworkConfig, NetworkError
+from worker.registry import RegistryConfig
 from worker.rootfs.python import DEFAULT_PYTHON_DIRS
 from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir
 from worker.sandbox.spec import SandboxSpec
@@ -46,6 +47,17 @@ LAST_WORDS_SECONDS = 3.0
 BLOCK_NETWORK_UNSUPPORTED = (
     "block_network=True is not supported yet on this worker: its containers share the host's network"
 )
+
+
+def registry_config(config: WorkerConfig) -> RegistryConfig:
+    """How this worker pulls from_registry images; ValueError says which flag is malformed."""
+    return RegistryConfig.from_flags(
+        mirror=config.registry_mirror,
+        auth_file=config.registry_auth_file,
+        credentials=config.registry_credentials,
+        insecure_registries=config.insecure_registries,
+        cache_dir=(config.image_dir or config.work_dir / "images") / "registry-blobs",
+    )
 
 
 def sandbox_layout(config: WorkerConfig) -> SandboxLayout | None:
@@ -88,6 +100,7 @@ class WorkerServer:
             config.image_build_timeout,
             fetch_blob=self._image_blob,
             python_dirs=[*config.python_dirs, *DEFAULT_PYTHON_DIRS],
+            registry_config=registry_config(config),
         )
         self.templates = TemplatePool(config.work_dir, enabled=config.fork_containers)
         self.sandboxes = sandbox_layout(config)  # None: containers run on the host

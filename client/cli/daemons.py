@@ -145,13 +145,32 @@ def worker(
             "repeat for more. ~/.pyenv/versions is always searched."
         ),
     ] = None,
+    registry_mirror: Annotated[
+        str,
+        typer.Option(
+            envvar="STOKER_REGISTRY_MIRROR",
+            help="A registry (e.g. http://127.0.0.1:5000) asked instead of Docker Hub for from_registry images.",
+        ),
+    ] = WorkerConfig.registry_mirror,
+    registry_auth_file: Annotated[
+        Path | None,
+        typer.Option(envvar="STOKER_REGISTRY_AUTH_FILE", help="Registry credentials, in Docker's config.json format."),
+    ] = WorkerConfig.registry_auth_file,
+    registry_credential: Annotated[
+        list[str] | None,
+        typer.Option(help="host=user:password for a registry; repeat for more. Wins over --registry-auth-file."),
+    ] = None,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option(help="host[:port] of a registry spoken to over plain http (loopback always is); repeatable."),
+    ] = None,
     cluster_secret: ClusterSecret = WorkerConfig.cluster_secret,
     log_level: LogLevel = "info",
 ) -> None:
     """Run a worker: containers and GPUs of this machine."""
     from client.cli.daemon import configure_logging, run
     from worker.sandbox.preflight import SandboxUnavailable, check
-    from worker.server import WorkerServer
+    from worker.server import WorkerServer, registry_config
 
     configure_logging(log_level)
     config = WorkerConfig(
@@ -175,10 +194,18 @@ def worker(
         sandbox_network=sandbox_network,
         sandbox_seccomp=sandbox_seccomp,
         python_dirs=tuple(python_dir or ()),
+        registry_mirror=registry_mirror,
+        registry_auth_file=registry_auth_file,
+        registry_credentials=tuple(registry_credential or ()),
+        insecure_registries=tuple(insecure_registry or ()),
         cluster_secret=cluster_secret,
     )
     if worker_id:  # else the config's default: the host name
         config = replace(config, worker_id=worker_id)
+    try:
+        registry_config(config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--registry-*") from None
     if sandbox_network not in ("host", "none"):
         raise typer.BadParameter("host or none (private is not supported yet)", param_hint="--sandbox-network")
     if config.sandboxed:
