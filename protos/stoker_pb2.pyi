@@ -1449,10 +1449,13 @@ class WorkerRegister(_message.Message):
     CPU_COUNT_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     GPUS_FIELD_NUMBER: _builtins.int
+    OWN_NETWORKS_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     hostname: _builtins.str
     cpu_count: _builtins.int
     memory_bytes: _builtins.int
+    own_networks: _builtins.bool
+    """each container in a network namespace of its own: its ports are its own"""
     @_builtins.property
     def gpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___Gpu]: ...
     def __init__(
@@ -1463,10 +1466,11 @@ class WorkerRegister(_message.Message):
         cpu_count: _builtins.int = ...,
         memory_bytes: _builtins.int = ...,
         gpus: _abc.Iterable[Global___Gpu] | None = ...,
+        own_networks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_count", b"cpu_count", "gpus", b"gpus", "hostname", b"hostname", "memory_bytes", b"memory_bytes", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_count", b"cpu_count", "gpus", b"gpus", "hostname", b"hostname", "memory_bytes", b"memory_bytes", "own_networks", b"own_networks", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -368,7 +368,7 @@ class Cluster:
         fn.containers[container.id] = container
         worker.containers.add(container.id)
         worker.gpus_in_use.update(devices)
-        if fn.port:
+        if fn.port and not worker.own_networks:  # else the port is the container's own
             worker.ports_in_use.add(fn.port)
         start = start_command(fn, container, self._secrets, self._call_key, self._app_functions(fn))
         worker.outbox.put_nowait(pb.WorkerCommand(start=start))

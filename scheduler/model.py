@@ -44,6 +44,11 @@ class WorkerSession:
         return len(self.containers)
 
     @property
+    def own_networks(self) -> bool:
+        """Whether its containers each have a network namespace (and ports) of their own."""
+        return self.info.own_networks
+
+    @property
     def host(self) -> str:
         """The machine, whose network its containers share with other workers on it."""
         return self.info.hostname or self.id

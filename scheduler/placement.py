@@ -23,6 +23,8 @@ class PortsView(Protocol):
     def host(self) -> str: ...
     @property
     def ports_in_use(self) -> set[int]: ...
+    @property
+    def own_networks(self) -> bool: ...
 
 
 C = TypeVar("C", bound=ContainerView)
@@ -52,8 +54,9 @@ def port_free(workers: Collection[P], port: int) -> Collection[P]:
     """The workers whose host has `port` free: the port a @web_server container listens on (0: it
     needs none). Containers share their host's network (workers on one host, as with `stoker up
     --workers N`, share it too), so two that need one port cannot run on one host: such containers
-    spread across hosts, and requests beyond their capacity queue."""
+    spread across hosts, and requests beyond their capacity queue. A worker whose containers each
+    have a network namespace of their own (`own_networks`) has every port free, always."""
     if not port:
         return workers  # the common case: no copy per container start
     taken = {w.host for w in workers if port in w.ports_in_use}
-    return [w for w in workers if w.host not in taken]
+    return [w for w in workers if w.own_networks or w.host not in taken]

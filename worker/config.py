@@ -34,8 +34,18 @@ class WorkerConfig:
     insecure_no_sandbox: bool = False  # containers run on the host, as the worker's user
     sandbox_uid_base: int = 100_000  # uid 0 in a sandbox is this host uid (65536 of them mapped)
     sandbox_device_dir: Path = Path("/dev")  # where the device nodes a sandbox may get are
-    sandbox_network: str = "host"  # host | none (loopback only) | private (own address: not yet)
+    # host | none (loopback only) | private (its own namespace and address, on --container-network's
+    # bridge); empty: private when the container network is on, else host (sandbox_network_mode).
+    sandbox_network: str = ""
     sandbox_seccomp: bool = True
+
+    @property
+    def sandbox_network_mode(self) -> str:
+        """The network a sandboxed container is on: its own when the worker has a container
+        network (which needs root), unless --sandbox-network said otherwise."""
+        if self.sandbox_network:
+            return self.sandbox_network
+        return "private" if self.container_network else "host"
 
     @property
     def sandboxed(self) -> bool:

@@ -8,6 +8,10 @@ any of the app's code runs: a forked child waits for the worker to attach it (th
 a fresh interpreter is started by a shell that enters the cgroup and then execs it. With sandboxes
 on, it runs in its own (worker/sandbox/): forked, the template's child enters it; fresh, the
 sandbox launcher starts it; the pid the worker signals is then the relay's that leads its group.
+Given the worker's container network (a sandbox on network "private"), its own network namespace
+gets its address before any of the app's code runs, in the same wait as the cgroup's (forked:
+before the template's "go"; fresh: the launcher's network handshake), it listens on all of that
+namespace's addresses, and the address it is reached at is the network's (advertise()).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +37,7 @@ from worker.cgroups import ContainerCgroup
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
 from worker.inherited_env import inherited_environment
+from worker.network import Attachment, ContainerNetwork
 from worker.output import forward_lines
 from worker.redact import Redactor, secret_values
 from worker.sandbox.launch import launcher_command
@@ -62,6 +68,7 @@ class ContainerProcess:
         on_output: Callable[[pb.LogLine], None],
         cgroup: ContainerCgroup | None = None,
         sandbox: SandboxSpec | None = None,
+        network: ContainerNetwork | None = None,
     ) -> None:
         self.command = command
         self.id = command.container_id
@@ -79,13 +86,38 @@ class ContainerProcess:
         # Its own sandbox (the code bundle, `directory`, at CODE_DIR in it); None: on the host.
         self.sandbox = sandbox
         self.code_dir = Path(CODE_DIR) if sandbox is not None else directory  # as the container sees it
+        # Its own network namespace's place on the worker's bridge (the sandbox makes the
+        # namespace); None: it shares the host's network.
+        self.network = network if sandbox is not None and sandbox.network == "private" else None
+        self.attachment: Attachment | None = None
 
     def _python(self) -> str:
         return self.image.python if self.image is not None else sys.executable
 
     def _environment(self) -> dict[str, str]:
         env = container_environment(self.command, self.config, self.image, self.code_dir)
+        if self.network is not None:
+            # Its namespace has nothing else to listen on; the scheduler as the bridge reaches it.
+            env[cenv.BIND_HOST] = env[cenv.ADVERTISE_HOST] = "0.0.0.0"  # the worker tells its address
+            env[cenv.SCHEDULER] = self.network.container_address(self.config.scheduler)
         return inside_environment(env) if self.sandbox is not None else env
+
+    async def _before_start(self, pid: int) -> None:
+        """While the container's first process waits, before any of the app's code: into its
+        cgroup, and its network namespace (`pid`'s) onto the bridge."""
+        if self.cgroup is not None:
+            self.cgroup.attach(pid)
+        await self._join_network(pid)
+
+    async def _join_network(self, pid: int) -> None:
+        if self.network is not None:
+            self.attachment = await self.network.attach(pid, block_network=self.command.function.block_network)
+
+    async def leave_network(self) -> None:
+        """Give its address and ports back (once it has exited)."""
+        attachment, self.attachment = self.attachment, None
+        if self.network is not None and attachment is not None:
+            await self.network.detach(attachment)
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
         template = self.template
@@ -94,12 +126,15 @@ class ContainerProcess:
                 plan = None
                 if self.sandbox is not None and template.sandbox is not None:
                     plan = forked_rooting(self.sandbox, template.sandbox)
-                before_start = self.cgroup.attach if self.cgroup is not None else None
-                self.pid, conn = await template.fork(self.code_dir, env, output_fd, ready_fd, plan, before_start)
+                self.pid, conn = await template.fork(self.code_dir, env, output_fd, ready_fd, plan, self._before_start)
                 self._exit = asyncio.ensure_future(wait_exit(conn))
                 return
             except (TemplateError, ValueError) as exc:  # ValueError: its sandbox cannot come from the template's
                 log.warning("%s; starting %s as a new process instead", exc, self.id)
+                await self.leave_network()  # the forked child's, if it got that far
+        if self.network is not None:
+            await self._launch_on_network(env, output_fd, ready_fd)
+            return
         if self.sandbox is not None:
             program = launcher_command(self.sandbox, [self._python(), "-m", "worker.runtime"])
         elif self.image is not None:  # no sandbox: in the image's root, on the host's other namespaces
@@ -120,6 +155,37 @@ class ContainerProcess:
         )
         self.pid = process.pid
         self._exit = asyncio.ensure_future(process.wait())
+
+    async def _launch_on_network(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
+        """A fresh sandbox on its own network: the launcher tells the pid in the sandbox's network
+        namespace on a socket and waits there until the namespace is attached."""
+        assert self.sandbox is not None
+        ours, theirs = socket.socketpair()
+        try:
+            program = launcher_command(self.sandbox, [self._python(), "-m", "worker.runtime"], theirs.fileno())
+            if self.cgroup is not None:
+                program = entering_cgroup(self.cgroup, program)
+            process = await asyncio.create_subprocess_exec(
+                *program,
+                cwd=self.directory,
+                env={**env, cenv.READY_FD: str(ready_fd)},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output_fd,
+                stderr=output_fd,
+                pass_fds=(ready_fd, theirs.fileno()),
+                start_new_session=True,
+            )
+            theirs.close()
+            self.pid = process.pid
+            self._exit = asyncio.ensure_future(process.wait())
+            line = await asyncio.to_thread(_read_socket_line, ours)
+            if not line.isdigit():
+                return  # it exited before its namespaces were made: start() says why
+            await self._join_network(int(line))  # (its cgroup it entered itself: entering_cgroup)
+            ours.sendall(b"1")
+        finally:
+            theirs.close()
+            ours.close()
 
     async def start(self) -> str:
         """Start the container and wait until it serves; return its address."""
@@ -143,13 +209,20 @@ class ContainerProcess:
         ready_timeout = max(self.config.container_ready_timeout, self.command.function.startup_timeout + READY_MARGIN)
         done, _ = await asyncio.wait(waiters, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
         if ready in done and ready.result():
-            return ready.result()
+            return await self._advertised(ready.result())
         await self.stop(grace=1)
         await self._drain_output()
         if not done:
             raise ContainerFailed(f"not ready within {ready_timeout:g} s")
         code = self._exit.result() if self._exit.done() else -1
         raise ContainerFailed(f"{self.exit_reason(code) or 'exited with code 0'} before serving:\n" + self.tail())
+
+    async def _advertised(self, address: str) -> str:
+        """Where ingresses reach the container that said it serves at `address`."""
+        if self.attachment is None or self.network is None:
+            return address
+        port = int(address.rpartition(":")[2])
+        return await self.network.advertise(self.attachment, port)
 
     def tail(self) -> str:
         return "\n".join(self.output_tail)
@@ -264,6 +337,17 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def _read_socket_line(sock: socket.socket) -> str:
+    """The first line on `sock` ("" at its end)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(64)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().strip()
 
 
 def _read_line(fd: int) -> str:

@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -24,11 +24,11 @@ from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError, blob_matches
 from worker.inherited_env import inherited_environment
 from worker.log_shipper import LogShipper
-from worker.network import ContainerNetwork, NetworkConfig, NetworkError
+from worker.network import ContainerNetwork, NetworkConfig, NetworkError, read_container_resolv_conf
 from worker.registry import RegistryConfig
 from worker.rootfs.python import DEFAULT_PYTHON_DIRS
 from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir
-from worker.sandbox.spec import SandboxSpec
+from worker.sandbox.spec import NETWORKS, Network, SandboxSpec
 from worker.snapshots import Snapshots
 from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplateError, TemplatePool
 
@@ -41,11 +41,12 @@ MAX_MESSAGE = 128 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 10.0
 # Seconds, after its containers have stopped, for their last output to reach the scheduler.
 LAST_WORDS_SECONDS = 3.0
-# Why a block_network=True container does not start here: containers still share the worker's
-# own network namespace (worker/network/ gives one an address once the sandbox makes it its own),
-# and the worker will not pretend to keep one off the network.
+# Why a block_network=True container does not start here: only a container in a network
+# namespace of its own on the worker's bridge (--sandbox-network private) can be kept off the
+# network, and the worker will not pretend to keep one off it.
 BLOCK_NETWORK_UNSUPPORTED = (
-    "block_network=True is not supported yet on this worker: its containers share the host's network"
+    "block_network=True is not supported yet on this worker: its containers share the host's network "
+    "(a worker with --container-network and sandboxes gives each container its own)"
 )
 
 
@@ -60,18 +61,26 @@ def registry_config(config: WorkerConfig) -> RegistryConfig:
     )
 
 
+def sandbox_network_mode(config: WorkerConfig) -> Network:
+    """The network mode of this worker's sandboxes; ValueError says what is wrong with the flags."""
+    network = config.sandbox_network_mode
+    if network not in NETWORKS:
+        raise ValueError(f"--sandbox-network {network!r}: use {', '.join(NETWORKS)}")
+    if network == "private" and not config.container_network:
+        raise ValueError("--sandbox-network private needs --container-network (the bridge its addresses are on)")
+    return cast(Network, network)
+
+
 def sandbox_layout(config: WorkerConfig) -> SandboxLayout | None:
     if not config.sandboxed or config.sandbox_rootfs is None:
         return None
-    network = config.sandbox_network
-    if network not in ("host", "none"):
-        raise ValueError(f"--sandbox-network {network!r}: use host or none (private is not supported yet)")
+    network = sandbox_network_mode(config)
     return SandboxLayout(
         rootfs=config.sandbox_rootfs,
         directory=config.work_dir / "sandbox",
         uid_base=config.sandbox_uid_base,
         device_dir=config.sandbox_device_dir,
-        network="host" if network == "host" else "none",
+        network=network,
         seccomp=config.sandbox_seccomp,
     )
 
@@ -109,6 +118,11 @@ class WorkerServer:
         )
         self.cgroups: cgroups.WorkerCgroups | None = None  # None: containers run without limits
         self.network: ContainerNetwork | None = None  # with --container-network: each container's address
+
+    @property
+    def _own_networks(self) -> bool:
+        """Whether each container is in a network namespace of its own, on the worker's bridge."""
+        return self.sandboxes is not None and self.sandboxes.network == "private" and self.network is not None
 
     async def _open_cgroups(self) -> cgroups.WorkerCgroups | None:
         """The worker's cgroups, with what a previous run left removed; None (and a warning) when
@@ -149,6 +163,8 @@ class WorkerServer:
         if self.sandboxes is not None:
             self.sandboxes.clear()
             self.sandboxes.gpu_indices = [gpu.index for gpu in self._gpus]
+            if self.sandboxes.network == "private":
+                self.sandboxes.resolv_conf = read_container_resolv_conf()
         elif self.config.insecure_no_sandbox:
             log.warning(
                 "--insecure-no-sandbox: containers run on this host as the worker's user, and can read "
@@ -185,6 +201,7 @@ class WorkerServer:
             cpu_count=os.cpu_count() or 1,
             memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             gpus=self._gpus,
+            own_networks=self._own_networks,  # two @web_server(8000) containers fit side by side
         )
         # Containers from before a reconnect are unknown to the scheduler now: stop them.
         for container in list(self.containers.values()):
@@ -341,7 +358,7 @@ class WorkerServer:
             if self.stopping:
                 reason = "its worker is stopping"
                 return
-            if command.function.block_network:
+            if command.function.block_network and not self._own_networks:
                 raise ContainerFailed(BLOCK_NETWORK_UNSUPPORTED)
             image: BuiltImage | None = None
             if command.image_id:
@@ -370,6 +387,7 @@ class WorkerServer:
                 on_output=self._logs.add,
                 cgroup=cgroup,
                 sandbox=sandbox,
+                network=self.network if self._own_networks else None,
             )
             self.containers[container.id] = container
             extract_bundle(await self._bundle(command.bundle_hash), directory)
@@ -395,6 +413,7 @@ class WorkerServer:
             self.containers.pop(command.container_id, None)
             if container is not None:
                 await container.stop(grace=1)
+                await container.leave_network()
                 container.remove_directory()
             if cgroup is not None:
                 try:

@@ -13,7 +13,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,11 +144,12 @@ class ForkTemplate:
         output_fd: int,
         ready_fd: int,
         sandbox: Rooting | None = None,
-        before_start: Callable[[int], None] | None = None,
+        before_start: Callable[[int], Awaitable[None]] | None = None,
     ) -> tuple[int, socket.socket]:
         """Fork a container (into its own sandbox, `sandbox`, made from the template's); return
         its pid and the connection on which its exit code arrives. `before_start(pid)` runs while
-        the child waits, before any of the app's code (it puts the child in its cgroup); when it
+        the child waits, before any of the app's code (it puts the child in its cgroup, its
+        network namespace on the bridge); when it
         raises, the child exits at once and so does the error."""
         fields: dict[str, object] = {"cwd": str(cwd), "env": env}
         if sandbox is not None:
@@ -176,7 +177,7 @@ class ForkTemplate:
         pid = int(reply["pid"])
         try:
             if before_start is not None:
-                before_start(pid)
+                await before_start(pid)
         except BaseException:
             conn.close()  # the child reads the end of the connection, not GO, and exits
             raise

@@ -133,7 +133,12 @@ def worker(
         Path, typer.Option(envvar="STOKER_SANDBOX_DEVICE_DIR", help="Device nodes sandboxes get theirs from.")
     ] = WorkerConfig.sandbox_device_dir,
     sandbox_network: Annotated[
-        str, typer.Option(envvar="STOKER_SANDBOX_NETWORK", help="host, or none (loopback only).")
+        str,
+        typer.Option(
+            envvar="STOKER_SANDBOX_NETWORK",
+            help="private (each container its own address; needs --container-network), host, or none "
+            "(loopback only). Default: private with --container-network, else host.",
+        ),
     ] = WorkerConfig.sandbox_network,
     sandbox_seccomp: Annotated[
         bool, typer.Option(envvar="STOKER_SANDBOX_SECCOMP", help="Filter system calls in sandboxes.")
@@ -170,7 +175,7 @@ def worker(
     """Run a worker: containers and GPUs of this machine."""
     from client.cli.daemon import configure_logging, run
     from worker.sandbox.preflight import SandboxUnavailable, check
-    from worker.server import WorkerServer, registry_config
+    from worker.server import WorkerServer, registry_config, sandbox_network_mode
 
     configure_logging(log_level)
     config = WorkerConfig(
@@ -206,8 +211,10 @@ def worker(
         registry_config(config)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--registry-*") from None
-    if sandbox_network not in ("host", "none"):
-        raise typer.BadParameter("host or none (private is not supported yet)", param_hint="--sandbox-network")
+    try:
+        sandbox_network_mode(config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sandbox-network") from None
     if config.sandboxed:
         try:
             check(config.work_dir / "sandbox-preflight", config.sandbox_rootfs)

@@ -20,6 +20,7 @@ class Node:
     container_count: int = 0
     ports_in_use: set[int] = field(default_factory=set)
     host: str = ""
+    own_networks: bool = False
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -111,3 +112,10 @@ def test_workers_on_one_host_share_its_ports() -> None:
     workers = [Node("a", 1, {8000}, host="m1"), Node("b", 0, host="m1"), Node("c", 5, host="m2")]
     assert port_free(workers, 8000) == workers[2:]
     assert port_free(workers, 9000) == workers
+
+
+def test_a_worker_whose_containers_have_their_own_networks_has_every_port_free() -> None:
+    # Two workers of one host: "a"'s container holds 8000 of the host's network; "b"'s containers
+    # each listen in a network namespace of their own, so its 8000 is free however many use it.
+    workers = [Node("a", 1, {8000}, host="h"), Node("b", 2, host="h", own_networks=True), Node("c", 0, host="h")]
+    assert port_free(workers, 8000) == [workers[1]]

@@ -116,3 +116,42 @@ def test_the_filter_denies_with_eperm_and_lets_the_rest_run(profile: str) -> Non
     assert result["unshare_user"] == 1 and result["keyctl"] == 1 and result["fork"] == 7
     # A template's children mount their own root; a container may not.
     assert result["mount"] == (1 if profile == "container" else 2)  # EPERM, or ENOENT from the kernel
+
+
+def test_a_container_on_a_private_network_gets_its_own_resolv_conf_and_hosts(tmp_path: Path, devices: Path) -> None:
+    layout = _layout(tmp_path, devices)
+    layout.network, layout.resolv_conf = "private", "nameserver 192.0.2.53\n"
+    template = layout.template("worker", image=None)
+    assert template.network == "host"  # the template serves no one
+    container = layout.container("ct-2", None, [], template)
+    assert container.network == "private"
+    plan = forked_rooting(container, template)
+    etc = {b.target: b for b in plan.binds if b.target.startswith("/etc/")}
+    assert set(etc) == {"/etc/resolv.conf", "/etc/hosts"} and all(b.read_only for b in etc.values())
+    assert etc["/etc/resolv.conf"].source == f"{PRIVATE_PATH}/containers/ct-2/etc/resolv.conf"
+    written = container.state_dir / "etc"
+    assert (written / "resolv.conf").read_text() == "nameserver 192.0.2.53\n"
+    assert "ct-2" in (written / "hosts").read_text()
+
+
+def test_the_sandbox_network_is_private_with_a_container_network_and_refused_without_one() -> None:
+    from worker.config import WorkerConfig
+    from worker.server import sandbox_network_mode
+
+    assert sandbox_network_mode(WorkerConfig(container_network=True)) == "private"
+    assert sandbox_network_mode(WorkerConfig()) == "host"
+    assert sandbox_network_mode(WorkerConfig(container_network=True, sandbox_network="host")) == "host"
+    with pytest.raises(ValueError, match="needs --container-network"):
+        sandbox_network_mode(WorkerConfig(sandbox_network="private"))
+    with pytest.raises(ValueError, match="use host, none, private"):
+        sandbox_network_mode(WorkerConfig(sandbox_network="bridge"))
+
+
+def test_a_private_sandbox_launched_without_the_workers_handshake_is_refused(tmp_path: Path) -> None:
+    from worker.sandbox.launch import spec_to_json
+
+    spec = SandboxSpec(lower_dirs=[tmp_path], state_dir=tmp_path / "s", hostname="x", network="private")
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.sandbox", spec_to_json(spec), "--", "true"], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "a private network needs --network-fd" in done.stderr

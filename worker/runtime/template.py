@@ -95,12 +95,17 @@ def _enter_sandbox(plan: str, conn: socket.socket, output_fd: int) -> None:
     os.setsid()  # the group the worker stops: this relay and the sandbox's processes
     os.dup2(output_fd, 2)  # why a sandbox could not be built goes with the container's output
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    rooting = Rooting.from_json(plan)
+    if rooting.network == "private":
+        # Its own network namespace now (owned by the template's user namespace), so that the
+        # worker, told our pid, gives it its address before the app's code runs.
+        libc.unshare(libc.CLONE_NEWNET)
     credentials = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
     reply = json.dumps({"pid": os.getpid()}).encode() + b"\n"
     conn.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, credentials)])
     _wait_for_go(conn)  # in our cgroup first: the sandbox's processes are forked from us
     conn.close()
-    enter(Rooting.from_json(plan), new_mount_namespace=True)
+    enter(rooting, new_mount_namespace=True)
 
 
 def _become_container(request: dict[str, Any], output_fd: int, ready_fd: int, snapshot: Snapshot | None) -> None:

@@ -1,7 +1,9 @@
 """Entering a sandbox's namespaces, for a process that is root in the sandbox's user namespace:
-its own mount (when it has none yet), PID, IPC, UTS and, unless it shares the host's, network
-namespace; then a fork, whose child is the sandbox's PID 1 and goes on into the built root,
-while the parent stays outside and relays signals in and the exit status out.
+its own mount (when it has none yet), PID, IPC, UTS and, with network "none", network
+namespace (a "private" one was made earlier, by whoever told the worker the sandbox's pid: the
+worker gives it its address before the sandbox goes on); then a fork, whose child is the
+sandbox's PID 1 and goes on into the built root, while the parent stays outside and relays
+signals in and the exit status out.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def enter(plan: Rooting, *, new_mount_namespace: bool) -> None:
     flags = libc.CLONE_NEWPID | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS
     if new_mount_namespace:
         flags |= libc.CLONE_NEWNS
-    if plan.network != "host":
+    if plan.network == "none":
         flags |= libc.CLONE_NEWNET
     libc.unshare(flags)
     if new_mount_namespace:

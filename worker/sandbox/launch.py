@@ -8,6 +8,12 @@ dir (the image layers as idmapped mounts, so that files owned by root on disk ar
 sandbox's root; the binds; the device nodes), and lets it go on: it enters the remaining
 namespaces and the root (worker/sandbox/enter.py), and its PID 1 execs PROGRAM. The launcher
 stays as the relay the worker sees: signals in, exit status out.
+
+With network "private" the first process makes its network namespace with its user namespace
+(so that the sandbox's root manages it), and the launcher, given `--network-fd FD`, writes that
+process's pid on FD and waits for a byte back before letting it go on: meanwhile the worker
+gives the namespace its address (worker/network/). `python -m worker.sandbox --network-fd FD
+SPEC -- PROGRAM...`
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from worker.sandbox.spec import (
 )
 
 CHECK = "--check"  # `python -m worker.sandbox --check STATE_DIR`: build a trial sandbox, exit 0 inside
+NETWORK_FD = "--network-fd"  # the worker's end of the network handshake ("private" network)
 
 
 def spec_to_json(spec: SandboxSpec) -> str:
@@ -48,9 +55,11 @@ def spec_from_json(text: str) -> SandboxSpec:
     return SandboxSpec(**raw)
 
 
-def launcher_command(spec: SandboxSpec, program: list[str]) -> list[str]:
-    """The command line that runs `program` in a new sandbox of `spec`."""
-    return [sys.executable, "-m", "worker.sandbox", spec_to_json(spec), "--", *program]
+def launcher_command(spec: SandboxSpec, program: list[str], network_fd: int | None = None) -> list[str]:
+    """The command line that runs `program` in a new sandbox of `spec`; with `network_fd`, the
+    launcher tells the sandbox's pid on it and waits for a byte back (the network handshake)."""
+    handshake = [NETWORK_FD, str(network_fd)] if network_fd is not None else []
+    return [sys.executable, "-m", "worker.sandbox", *handshake, spec_to_json(spec), "--", *program]
 
 
 def prepare(spec: SandboxSpec) -> None:
@@ -114,7 +123,15 @@ def present_devices(spec: SandboxSpec) -> SandboxSpec:
     return spec
 
 
-def launch(spec: SandboxSpec, program: list[str]) -> NoReturn:
+def network_handshake(fd: int, pid: int) -> None:
+    """Tell the worker the pid in the sandbox's network namespace; wait until it attached it."""
+    os.write(fd, f"{pid}\n".encode())
+    if os.read(fd, 1) != b"1":
+        raise OSError("the worker did not give the sandbox its network")
+    os.close(fd)
+
+
+def launch(spec: SandboxSpec, program: list[str], network_fd: int | None = None) -> NoReturn:
     try:
         prepare(spec)
     except OSError as exc:
@@ -128,7 +145,10 @@ def launch(spec: SandboxSpec, program: list[str]) -> NoReturn:
         os.close(to_parent_r)
         try:
             libc.prctl(libc.PR_SET_PDEATHSIG, 9)  # the launcher's death is the sandbox's
-            libc.unshare(libc.CLONE_NEWUSER | libc.CLONE_NEWNS)
+            if network_fd is not None:
+                os.close(network_fd)
+            own_network = libc.CLONE_NEWNET if spec.network == "private" else 0
+            libc.unshare(libc.CLONE_NEWUSER | libc.CLONE_NEWNS | own_network)
             libc.mount("none", "/", None, libc.MS_REC | libc.MS_PRIVATE)  # nothing propagates out
             os.write(to_parent_w, b"1")
             if os.read(to_child_r, 1) != b"1":
@@ -155,6 +175,8 @@ def launch(spec: SandboxSpec, program: list[str]) -> NoReturn:
         mount_host_paths(spec, userns_fd)
         os.close(userns_fd)
         os.close(mntns_fd)
+        if network_fd is not None:
+            network_handshake(network_fd, pid)
         os.write(to_child_w, b"1")
     except BaseException as exc:
         os.write(2, f"the sandbox could not be built: {exc}\n".encode())
@@ -179,11 +201,16 @@ def trial(state_dir: Path) -> NoReturn:
 def main(argv: list[str]) -> NoReturn:
     if len(argv) == 2 and argv[0] == CHECK:
         trial(Path(argv[1]))
+    network_fd = None
+    if len(argv) > 2 and argv[0] == NETWORK_FD and argv[1].isdigit():
+        network_fd, argv = int(argv[1]), argv[2:]
     if len(argv) < 3 or argv[1] != "--":
-        sys.exit("usage: python -m worker.sandbox SPEC_JSON -- PROGRAM [ARGS...]")
+        sys.exit(f"usage: python -m worker.sandbox [{NETWORK_FD} FD] SPEC_JSON -- PROGRAM [ARGS...]")
     try:
         spec = present_devices(spec_from_json(argv[0]))
     except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
         sys.exit(f"the sandbox could not be built: {exc}")
+    if spec.network == "private" and network_fd is None:
+        sys.exit(f"the sandbox could not be built: a private network needs {NETWORK_FD} (the worker's handshake)")
     libc.prctl(libc.PR_SET_PDEATHSIG, 9)  # die with the worker
-    launch(spec, argv[2:])
+    launch(spec, argv[2:], network_fd)

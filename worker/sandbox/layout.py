@@ -36,6 +36,8 @@ class SandboxLayout:
     network: Network = "host"
     seccomp: bool = True
     gpu_indices: list[int] = field(default_factory=list)  # the worker's GPUs
+    # With network "private": the /etc/resolv.conf its containers get (worker/network/dns.py).
+    resolv_conf: str = ""
     _count: itertools.count[int] = field(default_factory=itertools.count)
 
     def clear(self) -> None:
@@ -71,12 +73,13 @@ class SandboxLayout:
         the template sees it), and its code bundle goes in `bundle_dir(spec)`."""
         state_dir = template.container_dir(container_id) if template else self.directory / "containers" / container_id
         lower_dirs, image_binds = self.roots(image)
+        network_files = self._network_files(state_dir, container_id)
         return SandboxSpec(
             lower_dirs=lower_dirs,
             state_dir=state_dir,
             hostname=container_id,
             workdir=CODE_DIR,
-            binds=[*image_binds, *self._network_files(), Bind(str(bundle_dir(state_dir)), CODE_DIR)],
+            binds=[*image_binds, *network_files, Bind(str(bundle_dir(state_dir)), CODE_DIR)],
             devices=self._devices(gpu_indices),
             device_dir=self.device_dir,
             uid_base=self.uid_base,
@@ -90,8 +93,23 @@ class SandboxLayout:
             return list(image.layers), list(image.binds())
         return [self.rootfs], binds_for()
 
-    def _network_files(self) -> list[Bind]:
-        return _host_network_files() if self.network == "host" else []
+    def _network_files(self, state_dir: Path, hostname: str) -> list[Bind]:
+        """On the host's network, the host's files; on a private one, its own (written here, in
+        its state dir, which its template sees): the container network's resolvers, and a
+        hosts file naming only itself."""
+        if self.network == "host":
+            return _host_network_files()
+        if self.network != "private":
+            return []
+        directory = state_dir / "etc"
+        directory.mkdir(parents=True, exist_ok=True)
+        files = {
+            "resolv.conf": self.resolv_conf,
+            "hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n",
+        }
+        for name, text in files.items():
+            (directory / name).write_text(text)
+        return [Bind(str(directory / name), f"/etc/{name}") for name in files]
 
     def _devices(self, gpu_indices: list[int]) -> list[str]:
         if not gpu_indices:
