@@ -140,6 +140,27 @@ def test_a_container_of_a_memory_snapshot_has_its_own_address_too(
         assert found["snapped_address"] == found["address"], found
 
 
+def test_with_an_advertise_host_not_loopback_the_container_is_reached_at_a_published_port(
+    tmp_path: Path, debian_rootfs: Path, outside: Outside
+) -> None:
+    # The advertise host is an address other machines reach: the one facing the outside namespace.
+    env = {
+        "STOKER_SANDBOX_ROOTFS": str(debian_rootfs),
+        "STOKER_CONTAINER_NETWORK": "1",
+        "STOKER_CONTAINER_SUBNET": free_subnet(),
+        "STOKER_CONTAINER_BRIDGE": f"stkn{RUN}p",
+        "STOKER_ADVERTISE_HOST": str(outside.host_address),
+    }
+    with running_cluster(tmp_path, **env) as cluster:
+        url = cluster.deploy("sandbox_network.py")["replica_a"]
+        response = cluster.get(url)
+        assert response.status_code == 200, response.text
+        hostname = response.text.split()[0]
+        assert cluster.output is not None
+        warm = [line for line in cluster.output.lines if f"{hostname} is warm at " in line]
+        assert warm and warm[0].split(" is warm at ")[1].startswith(f"{outside.host_address}:"), warm
+
+
 def test_private_without_a_container_network_is_refused_saying_why(tmp_path: Path) -> None:
     done = subprocess.run(
         stoker_command("worker", "--work-dir", str(tmp_path), "--sandbox-network", "private"),

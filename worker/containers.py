@@ -37,7 +37,7 @@ from worker.cgroups import ContainerCgroup
 from worker.config import WorkerConfig
 from worker.images import BuiltImage
 from worker.inherited_env import inherited_environment
-from worker.network import Attachment, ContainerNetwork
+from worker.network import Attachment, ContainerNetwork, NetworkError
 from worker.output import forward_lines
 from worker.redact import Redactor, secret_values
 from worker.sandbox.launch import launcher_command
@@ -117,7 +117,10 @@ class ContainerProcess:
         """Give its address and ports back (once it has exited)."""
         attachment, self.attachment = self.attachment, None
         if self.network is not None and attachment is not None:
-            await self.network.detach(attachment)
+            try:
+                await self.network.detach(attachment)
+            except NetworkError as exc:  # its exit is still told; the network's stop removes the rest
+                log.warning("container %s: leaving the container network: %s", self.id, exc)
 
     async def _launch(self, env: dict[str, str], output_fd: int, ready_fd: int) -> None:
         template = self.template
