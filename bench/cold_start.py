@@ -1,18 +1,22 @@
 """Cold start: time from request to first response byte when no container is warm.
 
-    python bench/cold_start.py [--reps 15] [--sandbox ROOTFS]
+    python bench/cold_start.py [--reps 15]
 
-Measures, in one run on this machine:
-  stoker (fork)     a `stoker up` cluster; containers forked from the worker's template
-  stoker (no fork)  the same with STOKER_WORKER_FORK=0: a fresh interpreter per container
-  naive subprocess  `python` importing FastAPI and serving the same endpoint with uvicorn,
-                    started per request, without stoker (the baseline)
-  stoker (warm)     a request to a warm container, for scale
-With --sandbox ROOTFS (a Debian root filesystem), also: stoker sandboxed (fork) and (no fork),
-each container in its own sandbox (worker/sandbox/) rooted in ROOTFS, beside the runs above,
-which are what `--insecure-no-sandbox` gives.
+Measures, in one run on this machine, for the quickstart app (its image: Debian with FastAPI):
+  sandboxed (fork)     a `stoker up` cluster as it starts by default: each container in its own
+                       sandbox (worker/sandbox/) rooted in the image's layers, forked from the
+                       image's template
+  sandboxed (no fork)  the same with STOKER_WORKER_FORK=0: a fresh interpreter per container
+  insecure (fork)      STOKER_INSECURE_NO_SANDBOX=1: containers enter the image without a sandbox
+  insecure (no fork)   both
+  naive subprocess     `python` importing FastAPI and serving the same endpoint with uvicorn,
+                       started per request, without stoker (the baseline)
+  sandboxed (warm)     a request to a warm container, for scale
 Each stoker cold start redeploys the app (a new version has no containers) and then times one
-request. Prints medians and p95 in milliseconds and ratios to the naive baseline.
+request. Prints medians and p95 in milliseconds and ratios to the naive baseline. Then the first
+build of `Image.debian_slim()` on a worker with an empty image dir, and the same image's next
+deploy (its layers reused), in seconds. The cold-start clusters share one image dir (under
+~/.cache/stoker-bench), so their image is built once.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from harness import ROOT, Cluster, p
 
@@ -62,8 +68,18 @@ def first_byte(port: int, host: str, path: str = "/?x=3", deadline: float = 30.0
             conn.close()
 
 
+IMAGES = Path.home() / ".cache" / "stoker-bench" / "images"
+DEBIAN_SLIM_APP = """
+import modal
+app = modal.App("bench-debian-slim")
+@app.function(image=modal.Image.debian_slim())
+def f():
+    return 1
+"""
+
+
 def stoker_cold(env: dict[str, str], reps: int) -> tuple[list[float], list[float]]:
-    cluster = Cluster(env)
+    cluster = Cluster({"STOKER_IMAGE_DIR": str(IMAGES), **env})
     try:
         first_byte(cluster.http_port, cluster.deploy(APP)["square"])  # warm the page cache and the template
         cold, warm = [], []
@@ -94,28 +110,45 @@ def naive_cold(reps: int) -> list[float]:
     return times
 
 
+def first_build() -> tuple[float, float]:
+    """Seconds to deploy an app of `Image.debian_slim()` on a worker with an empty image dir,
+    then to deploy it again (a new version of the same image)."""
+    with tempfile.TemporaryDirectory(prefix="stoker-bench-build-") as scratch:
+        app = Path(scratch) / "debian_slim_app.py"
+        app.write_text(DEBIAN_SLIM_APP)
+        cluster = Cluster({"STOKER_IMAGE_DIR": str(Path(scratch) / "images")})
+        try:
+            began = time.perf_counter()
+            cluster.deploy(app)
+            built = time.perf_counter()
+            cluster.deploy(app)
+            return built - began, time.perf_counter() - built
+        finally:
+            cluster.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=15, help="cold starts per variant (at least 10)")
-    parser.add_argument("--sandbox", metavar="ROOTFS", help="also run with sandboxes rooted in ROOTFS")
     args = parser.parse_args()
     reps = max(10, args.reps)
 
     results: dict[str, list[float]] = {}
     results["naive subprocess"] = naive_cold(reps)
-    results["stoker (fork)"], results["stoker (warm)"] = stoker_cold({}, reps)
-    results["stoker (no fork)"], _ = stoker_cold({"STOKER_WORKER_FORK": "0"}, reps)
-    if args.sandbox:
-        sandboxed = {"STOKER_SANDBOX_ROOTFS": args.sandbox}
-        results["sandboxed (fork)"], results["sandboxed (warm)"] = stoker_cold(sandboxed, reps)
-        results["sandboxed (no fork)"], _ = stoker_cold({**sandboxed, "STOKER_WORKER_FORK": "0"}, reps)
+    insecure = {"STOKER_INSECURE_NO_SANDBOX": "1"}
+    results["sandboxed (fork)"], results["sandboxed (warm)"] = stoker_cold({}, reps)
+    results["sandboxed (no fork)"], _ = stoker_cold({"STOKER_WORKER_FORK": "0"}, reps)
+    results["insecure (fork)"], _ = stoker_cold(insecure, reps)
+    results["insecure (no fork)"], _ = stoker_cold({**insecure, "STOKER_WORKER_FORK": "0"}, reps)
 
     base = statistics.median(results["naive subprocess"])
     print(f"cold start, request to first byte, {reps} repetitions, {os.cpu_count()} cores")
-    print(f"{'variant':<18} {'median ms':>10} {'p95 ms':>8} {'vs naive':>9}")
+    print(f"{'variant':<20} {'median ms':>10} {'p95 ms':>8} {'vs naive':>9}")
     for name, values in results.items():
         median = statistics.median(values)
-        print(f"{name:<18} {median * 1000:>10.1f} {p(values, 0.95) * 1000:>8.1f} {median / base:>8.2f}x")
+        print(f"{name:<20} {median * 1000:>10.1f} {p(values, 0.95) * 1000:>8.1f} {median / base:>8.2f}x")
+    first, again = first_build()
+    print(f"Image.debian_slim(): first build on an empty image dir {first:.1f} s, its next deploy {again:.2f} s")
 
 
 if __name__ == "__main__":

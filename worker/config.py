@@ -28,8 +28,9 @@ class WorkerConfig:
     container_network: bool = False
     container_subnet: str = "10.88.0.0/16"  # the bridge's; two workers of one machine need two
     container_bridge: str = ""  # the bridge's name; empty: derived from the worker id and work dir
-    # Sandboxes (worker/sandbox/). Interim: on only with a base root filesystem to root them in;
-    # the image's own layers replace it once images are root filesystems.
+    # Sandboxes (worker/sandbox/): every container of an image runs in one, rooted in its layers;
+    # a container with no image (the worker's own environment) only given a base root filesystem
+    # to root it in (`--sandbox-rootfs`), else on the host.
     sandbox_rootfs: Path | None = None
     insecure_no_sandbox: bool = False  # containers run on the host, as the worker's user
     sandbox_uid_base: int = 100_000  # uid 0 in a sandbox is this host uid (65536 of them mapped)
@@ -49,7 +50,7 @@ class WorkerConfig:
 
     @property
     def sandboxed(self) -> bool:
-        return self.sandbox_rootfs is not None and not self.insecure_no_sandbox
+        return not self.insecure_no_sandbox
 
     # Where else to look for interpreters an image's python_version may copy (each holds
     # installations: <dir>/<version>/bin/python3, as pyenv's versions directory does).

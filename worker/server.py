@@ -72,7 +72,7 @@ def sandbox_network_mode(config: WorkerConfig) -> Network:
 
 
 def sandbox_layout(config: WorkerConfig) -> SandboxLayout | None:
-    if not config.sandboxed or config.sandbox_rootfs is None:
+    if not config.sandboxed:
         return None
     network = sandbox_network_mode(config)
     return SandboxLayout(
@@ -318,7 +318,7 @@ class WorkerServer:
         """The template a container of `image` (None: the worker's own environment) forks from."""
         key, python = (OWN_ENVIRONMENT, sys.executable) if image is None else (image.id, image.python)
         layout = self.sandboxes
-        if layout is not None:
+        if layout is not None and layout.covers(image):
 
             def sandboxed(path: Path) -> ForkTemplate:
                 # An image's template imports its containers' runtime from the image's runtime paths.
@@ -373,7 +373,7 @@ class WorkerServer:
                 template = await self._template(image)
             cgroup = self._cgroup(command)
             sandbox: SandboxSpec | None = None
-            if self.sandboxes is not None:
+            if self.sandboxes is not None and self.sandboxes.covers(image):
                 forks_from = template.sandbox if template is not None and template.alive else None
                 sandbox = self.sandboxes.container(command.container_id, image, list(command.gpu_indices), forks_from)
                 prepare_container_dir(sandbox)

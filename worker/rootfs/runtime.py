@@ -77,8 +77,11 @@ async def ensure_runtime(root: Path, python_minor: str, emit: Output, env: dict[
         os.close(lock)
 
 
+SITECUSTOMIZE = Path(__file__).with_name("sitecustomize_inside.py")
+
+
 def runtime_binds(deps: Path) -> list[Bind]:
-    binds = [Bind(str(deps), DEPS_PATH)]
+    binds = [Bind(str(deps), DEPS_PATH), Bind(str(SITECUSTOMIZE), f"{CODE_PATH}/sitecustomize.py")]
     for name in RUNTIME_PACKAGES:
         source = Path(next(iter(importlib.import_module(name).__path__))).resolve()
         binds.append(Bind(str(source), f"{CODE_PATH}/{name}"))

@@ -29,7 +29,7 @@ CODE_DIR = "/app"  # the code bundle, read-only, inside every container: its wor
 
 @dataclass
 class SandboxLayout:
-    rootfs: Path  # the root filesystem every sandbox is an overlay of (for now)
+    rootfs: Path | None  # what a container with no image is rooted in; None: it runs on the host
     directory: Path  # the state dirs: t-*/ for templates, containers/ID/ for fresh containers
     uid_base: int
     device_dir: Path = Path("/dev")
@@ -87,10 +87,16 @@ class SandboxLayout:
             seccomp="container" if self.seccomp else "off",
         )
 
+    def covers(self, image: BuiltImage | None) -> bool:
+        """Whether a container of `image` (None: the worker's own environment) runs in a sandbox."""
+        return image is not None or self.rootfs is not None
+
     def roots(self, image: BuiltImage | None) -> tuple[list[Path], list[Bind]]:
         """What a sandbox of `image` is an overlay of, lowest first, and what is bound into it."""
         if image is not None:
             return list(image.layers), list(image.binds())
+        if self.rootfs is None:
+            raise ValueError("a container of the worker's own environment has no sandbox without --sandbox-rootfs")
         return [self.rootfs], binds_for()
 
     def _network_files(self, state_dir: Path, hostname: str) -> list[Bind]:
