@@ -119,10 +119,17 @@ class WorkerServer:
         self.cgroups: cgroups.WorkerCgroups | None = None  # None: containers run without limits
         self.network: ContainerNetwork | None = None  # with --container-network: each container's address
 
+    def _own_network(self, image: BuiltImage | None) -> bool:
+        """Whether a container of `image` (None: the worker's own environment) is in a network
+        namespace of its own, on the worker's bridge: in a sandbox on network "private"."""
+        layout = self.sandboxes
+        return layout is not None and layout.network == "private" and self.network is not None and layout.covers(image)
+
     @property
     def _own_networks(self) -> bool:
-        """Whether each container is in a network namespace of its own, on the worker's bridge."""
-        return self.sandboxes is not None and self.sandboxes.network == "private" and self.network is not None
+        """Whether every container of this worker is (containers of images always are sandboxed
+        when any is; those of its own environment only with --sandbox-rootfs)."""
+        return self._own_network(None)
 
     async def _open_cgroups(self) -> cgroups.WorkerCgroups | None:
         """The worker's cgroups, with what a previous run left removed; None (and a warning) when
@@ -358,8 +365,6 @@ class WorkerServer:
             if self.stopping:
                 reason = "its worker is stopping"
                 return
-            if command.function.block_network and not self._own_networks:
-                raise ContainerFailed(BLOCK_NETWORK_UNSUPPORTED)
             image: BuiltImage | None = None
             if command.image_id:
                 # A container never waits for a deploy's build: on a worker that joined later,
@@ -367,6 +372,8 @@ class WorkerServer:
                 image = self.images.built(command.image_id) or await self._image(
                     command.image_id, command.function.image
                 )
+            if command.function.block_network and not self._own_network(image):
+                raise ContainerFailed(BLOCK_NETWORK_UNSUPPORTED)
             if command.snapshot_key:
                 template = await self._snapshot(command, image)
             else:
@@ -387,7 +394,7 @@ class WorkerServer:
                 on_output=self._logs.add,
                 cgroup=cgroup,
                 sandbox=sandbox,
-                network=self.network if self._own_networks else None,
+                network=self.network if self._own_network(image) else None,
             )
             self.containers[container.id] = container
             extract_bundle(await self._bundle(command.bundle_hash), directory)
