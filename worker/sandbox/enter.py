@@ -20,10 +20,20 @@ RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.
 
 
 def become_root() -> None:
-    """In a user namespace whose map was just written: take uid and gid 0 in it, no groups."""
+    """In a user namespace whose map was just written: take uid and gid 0 in it, no groups.
+    A change of credentials clears the parent-death signal: it is set again after."""
+    parent = os.getppid()
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent dies (and now, if `parent` is gone already)."""
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def enter(plan: Rooting, *, new_mount_namespace: bool) -> None:
@@ -42,6 +52,7 @@ def enter(plan: Rooting, *, new_mount_namespace: bool) -> None:
     if pid:
         relay(pid)
     try:
+        die_with_parent()  # the relay's death is ours (its pid is 0 from inside our PID namespace)
         for sig in RELAYED:
             signal.signal(sig, signal.SIG_DFL)
         rooting.build_root(plan)
