@@ -144,16 +144,20 @@ class ContainerProcess:
             program = image_launch.container_argv(self.image, self.config.work_dir, self.id, self.directory)
         else:
             program = [sys.executable, "-m", "worker.runtime"]
+        await self._start_process(program, env, output_fd, ready_fd)
+
+    async def _start_process(self, program: list[str], env: dict[str, str], output_fd: int, *pass_fds: int) -> None:
+        """Start `program` as the container's fresh process, given the ready pipe (and `pass_fds`)."""
         if self.cgroup is not None:  # outermost: the launcher and the sandbox's processes are in it too
             program = entering_cgroup(self.cgroup, program)
         process = await asyncio.create_subprocess_exec(
             *program,
             cwd=self.directory,
-            env={**env, cenv.READY_FD: str(ready_fd)},
+            env={**env, cenv.READY_FD: str(pass_fds[0])},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=output_fd,
             stderr=output_fd,
-            pass_fds=(ready_fd,),
+            pass_fds=pass_fds,
             start_new_session=True,  # its own process group, stopped as one
         )
         self.pid = process.pid
@@ -166,21 +170,8 @@ class ContainerProcess:
         ours, theirs = socket.socketpair()
         try:
             program = launcher_command(self.sandbox, [self._python(), "-m", "worker.runtime"], theirs.fileno())
-            if self.cgroup is not None:
-                program = entering_cgroup(self.cgroup, program)
-            process = await asyncio.create_subprocess_exec(
-                *program,
-                cwd=self.directory,
-                env={**env, cenv.READY_FD: str(ready_fd)},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output_fd,
-                stderr=output_fd,
-                pass_fds=(ready_fd, theirs.fileno()),
-                start_new_session=True,
-            )
+            await self._start_process(program, env, output_fd, ready_fd, theirs.fileno())
             theirs.close()
-            self.pid = process.pid
-            self._exit = asyncio.ensure_future(process.wait())
             line = await asyncio.to_thread(_read_socket_line, ours)
             if not line.isdigit():
                 return  # it exited before its namespaces were made: start() says why

@@ -252,20 +252,25 @@ class ImageBuilder:
             progress.next(f"python {spec.python_version}: Debian {suite}'s own ({own})")
             return chain
         progress.next(f"python {spec.python_version}: not Debian {suite}'s ({own})")
-        top = layer_id(top, f"python {spec.python_version}")
         others = ", ".join(f"{s} {v}" for v, s in base.SUITES.items() if s != suite)
+        await self._add_python(image_id, chain, spec.python_version, emit, f"Debian {suite} has {own}, {others}")
+        return chain
+
+    async def _add_python(self, image_id: str, chain: _Chain, version: str, emit: Output, available: str) -> None:
+        """A layer on `chain` with a worker's Python `version` (`available`: what the image has,
+        for the error naming the versions there are), which becomes the image's interpreter."""
+        top = layer_id(chain.top, f"python {version}")
         install = functools.partial(
             install_python,
-            spec.python_version,
+            version,
             lower=list(chain.inside.lower),
             emit=emit,
             python_dirs=self.python_dirs,
-            available=f"Debian {suite} has {own}, {others}",
+            available=available,
         )
         meta = await self._layer(image_id, top, install, emit)
         chain.add(top, self.store.path(top))
         chain.inside.python, chain.python_version = meta["python"], meta["python_version"]
-        return chain
 
     async def _step(
         self, step: pb.ImageStep, inside: Inside, tree: Path, scratch: Path, *, emit: Output
@@ -308,18 +313,7 @@ class ImageBuilder:
         chain = _Chain([top], top, inside, "")
         if spec.add_python:
             progress.next(f"add_python {spec.add_python}")
-            top = layer_id(top, f"python {spec.add_python}")
-            install = functools.partial(
-                install_python,
-                spec.add_python,
-                lower=list(chain.inside.lower),
-                emit=emit,
-                python_dirs=self.python_dirs,
-                available=f"{reference} is not given one",
-            )
-            python_meta = await self._layer(image_id, top, install, emit)
-            chain.add(top, self.store.path(top))
-            chain.inside.python, chain.python_version = python_meta["python"], python_meta["python_version"]
+            await self._add_python(image_id, chain, spec.add_python, emit, f"{reference} is not given one")
             return chain
         if not meta.get("python"):
             raise ImageBuildError(

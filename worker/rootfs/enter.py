@@ -8,14 +8,14 @@ with a layer as the upper (worker/rootfs/steps.py), containers with a directory 
 
 The process that runs this module stays outside the new PID namespace, waits for ARGV's process
 (PID 1 inside) and passes the signals it gets on to it, so that whoever started it can stop it
-as any child; its exit status is ARGV's. The namespaces come from ctypes calls on libc (Python 3.11 has no
-os.unshare). The user namespace maps host uids 0-65535 to themselves when started by root
-(files a step creates keep their owners, apt can drop to _apt), else the caller's uid to root.
+as any child; its exit status is ARGV's (the sandbox's relay, worker/sandbox/enter.py). The
+namespace and mount calls are the sandbox's (worker/sandbox/libc.py: Python 3.11 has no
+os.unshare). The user namespace maps host uids 0-65535 to themselves when started by root (files
+a step creates keep their owners, apt can drop to _apt), else the caller's uid to root.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -23,27 +23,12 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from worker.sandbox import libc
+from worker.sandbox.enter import RELAYED, relay
+from worker.sandbox.rooting import bind_mount
 from worker.sandbox.spec import Bind  # one kind of bind mount, for sandboxes and image launches alike
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_RELATIME = 1 << 21
-# statvfs flags of a bind mount that a remount in a user namespace must keep (they are locked).
-_LOCKED = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME, 2048: MS_NODIRATIME, 4096: MS_RELATIME}
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-PR_SET_PDEATHSIG = 1
 ID_RANGE = 65536
 EXIT_SETUP_FAILED = 125  # as `env` and container runtimes: the program never ran
 
@@ -72,28 +57,6 @@ class Enter:
         return Enter(**raw)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    _check(
-        _libc.mount(
-            source.encode() if source is not None else None,
-            target.encode(),
-            fstype.encode() if fstype is not None else None,
-            flags,
-            data.encode() if data is not None else None,
-        ),
-        f"mount {fstype or source} on {target}",
-    )
-
-
 def _unshare_with_ids(pid_namespace: bool) -> None:
     """Enter new user, mount and PID namespaces; a helper outside writes the uid and gid maps
     (only a process in the parent namespace may map more than its own uid)."""
@@ -116,7 +79,7 @@ def _unshare_with_ids(pid_namespace: bool) -> None:
         except BaseException:
             os._exit(1)
     os.close(ready_r)
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | (CLONE_NEWPID if pid_namespace else 0)), "unshare")
+    libc.unshare(libc.CLONE_NEWUSER | libc.CLONE_NEWNS | (libc.CLONE_NEWPID if pid_namespace else 0))
     os.write(ready_w, b"x")
     os.close(ready_w)
     _, status = os.waitpid(helper, 0)
@@ -126,7 +89,7 @@ def _unshare_with_ids(pid_namespace: bool) -> None:
 
 def _mount_root(spec: Enter) -> None:
     root = spec.root
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here reaches the host
+    libc.mount("none", "/", None, libc.MS_REC | libc.MS_PRIVATE)  # nothing mounted here reaches the host
     # overlayfs lists the top layer first. Its options fit in a page: the layers are named
     # relative to the directory that holds them (the mount resolves them against ours).
     holder = os.path.commonpath(spec.lower) if len(spec.lower) > 1 else ""
@@ -136,55 +99,43 @@ def _mount_root(spec: Enter) -> None:
     else:
         lower = ":".join(reversed(spec.lower))
     # userxattr: an unprivileged overlay keeps whiteouts and opaque directories in user.* xattrs.
-    _mount("overlay", root, "overlay", 0, f"lowerdir={lower},upperdir={spec.upper},workdir={spec.work},userxattr")
+    libc.mount("overlay", root, "overlay", 0, f"lowerdir={lower},upperdir={spec.upper},workdir={spec.work},userxattr")
     if spec.pid_namespace:
-        _mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        libc.mount("proc", f"{root}/proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
     else:
-        _mount("/proc", f"{root}/proc", None, MS_BIND | MS_REC)
+        libc.mount("/proc", f"{root}/proc", None, libc.MS_BIND | libc.MS_REC)
     _minimal_dev(f"{root}/dev")
-    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    libc.mount("tmpfs", f"{root}/tmp", "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, "mode=1777")
     resolv = f"{root}/etc/resolv.conf"
     if os.path.exists("/etc/resolv.conf") and (os.path.isfile(resolv) or not os.path.lexists(resolv)):
-        _bind("/etc/resolv.conf", resolv, read_only=True)
+        bind_mount("/etc/resolv.conf", resolv, read_only=True, recursive=True)
     for bind in spec.binds:
-        _bind(bind.source, root + bind.target, bind.read_only)
+        bind_mount(bind.source, root + bind.target, read_only=bind.read_only, recursive=True)
 
 
 def _minimal_dev(dev: str) -> None:
     os.makedirs(dev, exist_ok=True)
-    _mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755")
+    libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID, "mode=755")
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
-            _bind(f"/dev/{name}", f"{dev}/{name}", read_only=False)
+            bind_mount(f"/dev/{name}", f"{dev}/{name}", read_only=False, recursive=True)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "fd/0"), ("stdout", "fd/1"), ("stderr", "fd/2")):
         os.symlink(target, f"{dev}/{name}")
     os.mkdir(f"{dev}/pts")
     try:  # terminals for what wants one (apt logs its run through a pty)
-        _mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+        pts_options = "newinstance,ptmxmode=0666,mode=620"
+        libc.mount("devpts", f"{dev}/pts", "devpts", libc.MS_NOSUID | libc.MS_NOEXEC, pts_options)
         os.symlink("pts/ptmx", f"{dev}/ptmx")
     except OSError:
         pass
     os.mkdir(f"{dev}/shm")
-    _mount("tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-
-
-def _bind(source: str, target: str, read_only: bool) -> None:
-    if os.path.isdir(source):
-        os.makedirs(target, exist_ok=True)
-    elif not os.path.exists(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        open(target, "a").close()
-    _mount(source, target, None, MS_BIND | MS_REC)
-    if read_only:
-        flags = os.statvfs(target).f_flag
-        locked = sum(ms for st, ms in _LOCKED.items() if flags & st)
-        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | locked)
+    libc.mount("tmpfs", f"{dev}/shm", "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, "mode=1777")
 
 
 def _die_with_parent(parent: int) -> None:
     """What runs inside ends with whoever started it, even when that one is killed outright (a
     worker's SIGKILL must not leave its fork templates running)."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the line above
         os._exit(EXIT_SETUP_FAILED)
 
@@ -196,7 +147,7 @@ def _become(spec: Enter, program: list[str]) -> None:
         os.chroot(spec.root)
         os.makedirs(spec.cwd, exist_ok=True)
         os.chdir(spec.cwd)
-        for sig in FORWARDED:
+        for sig in RELAYED:
             signal.signal(sig, signal.SIG_DFL)
         os.execvpe(program[0], program, os.environ)
     except OSError as exc:
@@ -221,21 +172,7 @@ def main(argv: list[str]) -> int:
     if child == 0:
         _die_with_parent(me if not spec.pid_namespace else 0)  # a parent outside the namespace reads as 0
         _become(spec, program)
-    for sig in FORWARDED:
-        signal.signal(sig, lambda number, _: os.kill(child, number))
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except ChildProcessError:
-            return EXIT_SETUP_FAILED
-        except InterruptedError:
-            continue
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        signal.signal(number, signal.SIG_DFL)
-        os.kill(os.getpid(), number)  # end as it did: a stop reads as the signal it was
-    return os.waitstatus_to_exitcode(status)
+    relay(child)  # never returns: exits as the program did
 
 
 if __name__ == "__main__":

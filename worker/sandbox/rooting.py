@@ -27,13 +27,13 @@ def build_root(rooting: Rooting) -> None:
     options = f"lowerdir={layers},upperdir={rooting.upper},workdir={rooting.work},userxattr"
     libc.mount("overlay", root, "overlay", libc.MS_NOSUID, options)
     if rooting.private:
-        _bind(rooting.private, root + PRIVATE_PATH, read_only=False, recursive=True)
+        bind_mount(rooting.private, root + PRIVATE_PATH, read_only=False, recursive=True)
     _mount_dir("proc", root + "/proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
     _mount_dir("tmpfs", root + "/tmp", "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, "mode=1777")
-    _bind("/sys", root + "/sys", read_only=True, recursive=True)  # its locked submounts come along
+    bind_mount("/sys", root + "/sys", read_only=True, recursive=True)  # its locked submounts come along
     _make_dev(root + "/dev", rooting.devices)
     for bind in rooting.binds:  # last: a bind may be under /tmp (an image's venv, in tests)
-        _bind(bind.source, root + bind.target, read_only=bind.read_only, recursive=True)
+        bind_mount(bind.source, root + bind.target, read_only=bind.read_only, recursive=True)
 
 
 def pivot(rooting: Rooting) -> None:
@@ -50,7 +50,8 @@ def _mount_dir(source: str, target: str, fstype: str, flags: int, data: str | No
     libc.mount(source, target, fstype, flags, data)
 
 
-def _bind(source: str, target: str, *, read_only: bool, recursive: bool) -> None:
+def bind_mount(source: str, target: str, *, read_only: bool, recursive: bool) -> None:
+    """Bind `source` (a directory or a file) at `target`, made when missing; read-only after."""
     if os.path.isdir(source):
         os.makedirs(target, exist_ok=True)
     else:
