@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -36,15 +38,41 @@ UV_CACHE_DIR = Path(tempfile.gettempdir()) / "stoker-test-uv-cache"
 # runtime directories hold the checkout's dependencies): the Debian base is built once.
 _CHECKOUT = Path(__file__).resolve().parent.parent
 IMAGE_DIR = UV_CACHE_DIR.with_name(f"stoker-test-images-{hashlib.sha256(bytes(_CHECKOUT)).hexdigest()[:12]}")
+# A host directory every sandbox of the session's workers gets read-write (`--sandbox-bind`), at
+# the same path: the files a test and its apps' containers both see (`shared_tmp`).
+SHARED_DIR = UV_CACHE_DIR.with_name("stoker-test-shared")
+
+
+@functools.cache
+def default_root() -> Path:
+    """The root filesystem of containers with no image, which each worker builds at start into
+    its image dir: built into IMAGE_DIR once (about 20 s on a fresh machine), before the first
+    daemon starts, so no cluster's start waits for it."""
+    from worker.images import ImageBuilder
+
+    return asyncio.run(ImageBuilder(IMAGE_DIR, "tests", str(UV_CACHE_DIR)).default_root(lambda _: None))
 
 
 def base_env(home: Path) -> dict[str, str]:
+    default_root()
+    SHARED_DIR.mkdir(exist_ok=True)
+    SHARED_DIR.chmod(0o1777)  # the sandboxes' root is a host uid of their own
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOKER_")}
     env["HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
     env["STOKER_UV_CACHE_DIR"] = str(UV_CACHE_DIR)
     env["STOKER_IMAGE_DIR"] = str(IMAGE_DIR)
+    env["STOKER_SANDBOX_BIND"] = str(SHARED_DIR)
     return env
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A fresh directory that the test and its apps' containers (in their sandboxes) both see."""
+    path = Path(tempfile.mkdtemp(dir=SHARED_DIR))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def stoker_command(*args: str) -> list[str]:
@@ -259,6 +287,27 @@ def live_worker_pid(cluster: Cluster, worker_id: str = "") -> int:
     return pid
 
 
+def host_pid(record: object, missing_ok: bool = False) -> int:
+    """The host's pid of the live process a test app named with `identity.pid()`
+    ("NAMESPACE:PID:CONTAINER", tests/apps/identity.py); 0 when it is gone and `missing_ok`."""
+    namespace, inner = str(record).split(":")[:2]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "ns" / "pid") != f"pid:[{namespace}]":
+                continue
+            status = (entry / "status").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        nspid = next(line for line in status.splitlines() if line.startswith("NSpid:")).split()
+        if nspid[-1] == inner:
+            return int(entry.name)
+    if missing_ok:
+        return 0
+    raise AssertionError(f"no live process is {record!r}")
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -383,27 +432,11 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
         yield c
 
 
-ROOTFS_CACHE = Path(tempfile.gettempdir()) / "stoker-test-rootfs-bookworm"
-
-
 @pytest.fixture(scope="session")
 def debian_rootfs() -> Path:
-    """A minimal Debian bookworm root filesystem with python3, for sandboxes and registry images:
-    STOKER_TEST_ROOTFS names a ready one (read only); else built on a clean machine once (about
-    30 s), then reused."""
+    """A minimal Debian bookworm root filesystem with python3, for sandboxes and registry images,
+    read only: STOKER_TEST_ROOTFS names one; else the default root the session's workers use."""
     given = os.environ.get("STOKER_TEST_ROOTFS")
     if given:
         return Path(given)
-    if not (ROOTFS_CACHE / "usr" / "bin").is_dir():
-        building = ROOTFS_CACHE.with_name(ROOTFS_CACHE.name + f".{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        subprocess.run(
-            ["mmdebstrap", "--variant=minbase", "--include=python3", "bookworm", str(building)],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            building.rename(ROOTFS_CACHE)
-        except OSError:  # another test session built it meanwhile
-            shutil.rmtree(building, ignore_errors=True)
-    return ROOTFS_CACHE
+    return default_root()

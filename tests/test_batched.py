@@ -25,8 +25,8 @@ def batch_sizes(log: Path) -> list[int]:
     return [int(line.split()[0]) for line in log.read_text().splitlines()]
 
 
-def test_concurrent_callers_are_served_in_batches(batch_cluster: Cluster, tmp_path: Path) -> None:
-    log = tmp_path / "batches"
+def test_concurrent_callers_are_served_in_batches(batch_cluster: Cluster, shared_tmp: Path) -> None:
+    log = shared_tmp / "batches"
     got = program_result(
         batch_cluster,
         """
@@ -48,8 +48,8 @@ def test_concurrent_callers_are_served_in_batches(batch_cluster: Cluster, tmp_pa
     assert all(line.split()[1].startswith("in-") for line in log.read_text().splitlines())
 
 
-def test_map_over_a_batched_function_keeps_input_order(batch_cluster: Cluster, tmp_path: Path) -> None:
-    log = tmp_path / "batches"
+def test_map_over_a_batched_function_keeps_input_order(batch_cluster: Cluster, shared_tmp: Path) -> None:
+    log = shared_tmp / "batches"
     got = program_result(
         batch_cluster,
         """
@@ -112,8 +112,8 @@ def test_a_result_of_the_wrong_length_is_an_error(batch_cluster: Cluster) -> Non
     )
 
 
-def test_a_batched_class_method(batch_cluster: Cluster, tmp_path: Path) -> None:
-    log = tmp_path / "batches"
+def test_a_batched_class_method(batch_cluster: Cluster, shared_tmp: Path) -> None:
+    log = shared_tmp / "batches"
     got = program_result(
         batch_cluster,
         """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, alive, last_json, run_program, running_cluster, wait_until
+from tests.conftest import Cluster, alive, host_pid, last_json, run_program, running_cluster, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +149,8 @@ print(json.dumps({"outcome": outcome, "status": graph[0].status.name, "unknown":
 """
 
 
-def test_cancel_stops_a_running_spawned_call(graph_cluster: Cluster, tmp_path: Path) -> None:
-    result = run_program(graph_cluster, CANCEL, str(tmp_path), "waits_for_cancel", "keep")
+def test_cancel_stops_a_running_spawned_call(graph_cluster: Cluster, shared_tmp: Path) -> None:
+    result = run_program(graph_cluster, CANCEL, str(shared_tmp), "waits_for_cancel", "keep")
     got = last_json(result)
     call_id = json.loads(result.stdout.splitlines()[0])["id"]
     assert isinstance(got, dict)
@@ -158,25 +158,26 @@ def test_cancel_stops_a_running_spawned_call(graph_cluster: Cluster, tmp_path: P
     assert got["status"] == "TERMINATED"
     assert "no spawned call 'fc-nobody'" in got["unknown"]
     # The async function heard the cancel, in the input it ran.
-    assert wait_until(lambda: (tmp_path / "cancelled").exists(), 30)
-    assert (tmp_path / "cancelled").read_text() == call_id
+    assert wait_until(lambda: (shared_tmp / "cancelled").exists(), 30)
+    assert (shared_tmp / "cancelled").read_text() == call_id
     # Without terminate_containers its container serves on.
-    pid = int((tmp_path / "started").read_text())
+    pid = host_pid((shared_tmp / "started").read_text())
     assert alive(pid) and graph_cluster.warm_containers("waits_for_cancel")
 
 
-def test_cancel_with_terminate_containers_stops_its_container(graph_cluster: Cluster, tmp_path: Path) -> None:
-    result = run_program(graph_cluster, CANCEL, str(tmp_path), "stuck", "terminate")
+def test_cancel_with_terminate_containers_stops_its_container(graph_cluster: Cluster, shared_tmp: Path) -> None:
+    result = run_program(graph_cluster, CANCEL, str(shared_tmp), "stuck", "terminate")
     got = last_json(result)
     assert isinstance(got, dict)
     assert got["outcome"].startswith("InputCancellation: ") and got["status"] == "TERMINATED"
     # A sync function cannot be interrupted: its container was stopped instead.
-    pid = int((tmp_path / "started").read_text())
-    assert wait_until(lambda: not alive(pid), 30), "the container running the cancelled call is still alive"
+    started = (shared_tmp / "started").read_text()
+    gone = lambda: host_pid(started, missing_ok=True) == 0  # noqa: E731
+    assert wait_until(gone, 30), "the container running the cancelled call is still alive"
     assert wait_until(lambda: not any(c.function == "stuck" for c in graph_cluster.status().containers), 30)
 
 
-def test_a_cancelled_call_is_cancelled_from_aio_code_too(graph_cluster: Cluster, tmp_path: Path) -> None:
+def test_a_cancelled_call_is_cancelled_from_aio_code_too(graph_cluster: Cluster, shared_tmp: Path) -> None:
     got = last_json(
         run_program(
             graph_cluster,
@@ -199,8 +200,8 @@ async def main(directory):
 
 print(json.dumps(asyncio.run(main(sys.argv[1]))))
 """,
-            str(tmp_path),
+            str(shared_tmp),
         )
     )
     assert got == "TERMINATED"
-    assert wait_until(lambda: (tmp_path / "cancelled").exists(), 30)
+    assert wait_until(lambda: (shared_tmp / "cancelled").exists(), 30)

@@ -25,6 +25,7 @@ from tests.conftest import (
     LineReader,
     alive,
     base_env,
+    host_pid,
     live_worker_pid,
     run_program,
     running_cluster,
@@ -129,7 +130,7 @@ def test_a_container_runs_in_its_own_cgroup_with_its_limits(limited: Cluster, la
     for controller, parent in parents(layout, worker_id).items():
         directory = directories[controller]
         assert directory.parent == parent, f"{controller}: {directory} is not under its worker's {parent}"
-        assert seen["pid"] in (directory / "cgroup.procs").read_text().split()
+        assert str(host_pid(seen["pid"])) in (directory / "cgroup.procs").read_text().split()
 
     def read(controller: str, name: str) -> str:
         return (directories[controller] / name).read_text().strip()
@@ -236,7 +237,7 @@ def test_a_fresh_interpreter_starts_inside_its_cgroup_too(tmp_path: Path, layout
         assert isinstance(seen, dict)
         directory = cgroup_dir(layout, seen, "memory")
         assert directory.parent == parents(layout, worker_id)["memory"]
-        assert seen["pid"] in (directory / "cgroup.procs").read_text().split()
+        assert str(host_pid(seen["pid"])) in (directory / "cgroup.procs").read_text().split()
         over = outcome(cluster, "hog", "400")
         assert "ran out of memory at 256 MiB" in str(over.get("error")), over
 

@@ -6,6 +6,7 @@ redeploy, its worker's SIGTERM), within a bound that a hanging hook cannot stret
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.conftest import (
     Cluster,
     LineReader,
     alive,
+    host_pid,
     live_worker_pid,
     program_result,
     stoker_command,
@@ -28,6 +30,7 @@ def deploy_as(cluster: Cluster, tmp_path: Path, name: str) -> dict[str, str]:
     others' alone."""
     app_file = tmp_path / f"{name}.py"
     app_file.write_text((APPS / "class_exit.py").read_text().replace('App("class-exit")', f'App("{name}")'))
+    shutil.copy(APPS / "identity.py", tmp_path)  # the module it imports, beside it
     return cluster.deploy(app_file)
 
 
@@ -71,7 +74,7 @@ def test_wsgi_and_web_server_methods_serve_the_entered_instance(shared_cluster: 
 
 def test_exit_runs_at_scale_down(shared_cluster: Cluster, tmp_path: Path) -> None:
     deploy_as(shared_cluster, tmp_path, "exit-scaledown")
-    pid = call(shared_cluster, "exit-scaledown", "Brief", "pid", tag="idle")
+    pid = host_pid(call(shared_cluster, "exit-scaledown", "Brief", "pid", tag="idle"))
     assert isinstance(pid, int)
 
     def ran() -> bool:
@@ -85,7 +88,7 @@ def test_exit_runs_at_scale_down(shared_cluster: Cluster, tmp_path: Path) -> Non
 
 def test_exit_runs_at_app_stop_and_its_output_reaches_a_follower(shared_cluster: Cluster, tmp_path: Path) -> None:
     urls = deploy_as(shared_cluster, tmp_path, "exit-stop")
-    pid = call(shared_cluster, "exit-stop", "Hooked", "pid", tag="stopped")
+    pid = host_pid(call(shared_cluster, "exit-stop", "Hooked", "pid", tag="stopped"))
     assert isinstance(pid, int)
     follow = subprocess.Popen(
         stoker_command("app", "logs", "exit-stop", "-f"),
@@ -114,7 +117,7 @@ def test_exit_runs_at_app_stop_and_its_output_reaches_a_follower(shared_cluster:
 
 def test_exit_runs_at_redeploy(shared_cluster: Cluster, tmp_path: Path) -> None:
     deploy_as(shared_cluster, tmp_path, "exit-redeploy")
-    pid = call(shared_cluster, "exit-redeploy", "Hooked", "pid", tag="replaced")
+    pid = host_pid(call(shared_cluster, "exit-redeploy", "Hooked", "pid", tag="replaced"))
     assert isinstance(pid, int)
     deploy_as(shared_cluster, tmp_path, "exit-redeploy")
 
@@ -129,7 +132,7 @@ def test_exit_runs_at_redeploy(shared_cluster: Cluster, tmp_path: Path) -> None:
 
 def test_a_hanging_exit_hook_is_cut_off_and_the_container_still_stops(shared_cluster: Cluster, tmp_path: Path) -> None:
     deploy_as(shared_cluster, tmp_path, "exit-stuck")
-    pid = call(shared_cluster, "exit-stuck", "Stuck", "pid")
+    pid = host_pid(call(shared_cluster, "exit-stuck", "Stuck", "pid"))
     assert isinstance(pid, int)
     deploy_as(shared_cluster, tmp_path, "exit-stuck")  # stops the old container
 
@@ -145,9 +148,10 @@ def test_a_hanging_exit_hook_is_cut_off_and_the_container_still_stops(shared_clu
 
 def test_exit_runs_when_the_worker_is_stopped(cluster: Cluster) -> None:
     urls = cluster.deploy("class_exit.py")
-    pid = call(cluster, "class-exit", "Hooked", "pid")
-    assert isinstance(pid, int)
-    assert cluster.get(urls["Hooked.web"]).json() == {"pid": pid}  # an ingress stream is open too
+    record = call(cluster, "class-exit", "Hooked", "pid")
+    assert cluster.get(urls["Hooked.web"]).json() == {"pid": record}  # an ingress stream is open too
+    pid = host_pid(record)
+    assert pid
     worker = live_worker_pid(cluster)
     os.kill(worker, signal.SIGTERM)
     assert wait_until(lambda: not alive(worker), 60)

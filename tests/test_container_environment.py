@@ -3,8 +3,9 @@ workspace token is in its own environment block, its os.environ, its fork templa
 any other environment block it can read, except the cluster's own daemons' (below); its own
 secrets and its call credential are there.
 
-Known gap, without a sandbox (these clusters run none; tests/test_sandbox.py covers sandboxed
-ones, whose PID namespace shows no daemon): a container runs as the worker's user, so it can read
+Known gap, without a sandbox (these clusters run with `--insecure-no-sandbox`, whose containers
+must still be given nothing of the cluster; tests/test_sandbox.py covers sandboxed ones, the
+default, whose PID namespace shows no daemon): a container runs as the worker's user, so it can read
 /proc/<pid>/environ of the worker and ingress, which hold the cluster secret
 (STOKER_CLUSTER_SECRET is how `stoker up` hands it to them). The test checks that only those
 daemons show it, and does not pretend they do not.
@@ -40,7 +41,8 @@ def _probe(cluster: Cluster) -> dict[str, Any]:
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "fresh-interpreter"])
 def test_a_container_finds_nothing_of_the_cluster_in_environments(tmp_path: Path, fork: bool) -> None:
-    with running_cluster(tmp_path, **({} if fork else {"STOKER_WORKER_FORK": "0"})) as cluster:
+    env = {"STOKER_INSECURE_NO_SANDBOX": "1", **({} if fork else {"STOKER_WORKER_FORK": "0"})}
+    with running_cluster(tmp_path, **env) as cluster:
         cluster_secret = (cluster.state_dir / "cluster-secret").read_text().strip()
         workspace_token = (cluster.state_dir / "workspace-token").read_text().strip()
         found = _probe(cluster)

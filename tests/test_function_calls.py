@@ -250,9 +250,9 @@ def test_from_name_web_url_and_unknown_names(gpu_cluster: Cluster, calls_app: di
 
 
 def test_caller_leaving_cancels_the_call_in_the_container(
-    gpu_cluster: Cluster, calls_app: dict[str, str], tmp_path: Path
+    gpu_cluster: Cluster, calls_app: dict[str, str], shared_tmp: Path
 ) -> None:
-    marks = tmp_path / "ticks"
+    marks = shared_tmp / "ticks"
     got = program_result(
         gpu_cluster,
         f"""

@@ -159,9 +159,9 @@ def attempts(path: Path) -> list[float]:
 
 
 def test_a_call_that_fails_twice_succeeds_with_two_retries_after_growing_delays(
-    shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path
+    shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path
 ) -> None:
-    path = tmp_path / "flaky"
+    path = shared_tmp / "flaky"
     got = program_result(
         shared_cluster,
         f"""
@@ -178,9 +178,9 @@ def test_a_call_that_fails_twice_succeeds_with_two_retries_after_growing_delays(
 
 
 def test_a_call_that_fails_more_often_than_its_retries_raises_the_last_failure(
-    shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path
+    shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path
 ) -> None:
-    path = tmp_path / "flaky_once"
+    path = shared_tmp / "flaky_once"
     got = program_result(
         shared_cluster,
         f"""
@@ -198,9 +198,9 @@ def test_a_call_that_fails_more_often_than_its_retries_raises_the_last_failure(
 
 
 def test_with_options_retries_replaces_the_deployed_policy(
-    shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path
+    shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path
 ) -> None:
-    more, none = tmp_path / "more", tmp_path / "none"
+    more, none = shared_tmp / "more", shared_tmp / "none"
     got = program_result(
         shared_cluster,
         f"""
@@ -221,7 +221,7 @@ def test_with_options_retries_replaces_the_deployed_policy(
 
 
 def test_spawned_and_mapped_calls_are_retried_too(
-    shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path
+    shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path
 ) -> None:
     got = program_result(
         shared_cluster,
@@ -229,16 +229,18 @@ def test_spawned_and_mapped_calls_are_retried_too(
         import json
         import client as modal
         f = modal.Function.from_name("inputs", "flaky_once")
-        spawned = f.spawn({str(tmp_path / "spawned")!r}, 1).get(timeout=60)
-        mapped = list(f.map([{str(tmp_path / "m1")!r}, {str(tmp_path / "m2")!r}], [1, 0]))
+        spawned = f.spawn({str(shared_tmp / "spawned")!r}, 1).get(timeout=60)
+        mapped = list(f.map([{str(shared_tmp / "m1")!r}, {str(shared_tmp / "m2")!r}], [1, 0]))
         print(json.dumps({{"spawned": spawned, "mapped": mapped}}))
         """,
     )
     assert got == {"spawned": 2, "mapped": [2, 1]}
 
 
-def test_a_call_whose_container_died_is_retried(shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path) -> None:
-    path = tmp_path / "dies"
+def test_a_call_whose_container_died_is_retried(
+    shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path
+) -> None:
+    path = shared_tmp / "dies"
     got = program_result(
         shared_cluster,
         f"""
@@ -252,9 +254,9 @@ def test_a_call_whose_container_died_is_retried(shared_cluster: Cluster, urls: d
 
 
 def test_a_retried_generator_skips_the_items_its_caller_has(
-    shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path
+    shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path
 ) -> None:
-    path = tmp_path / "gen"
+    path = shared_tmp / "gen"
     got = program_result(
         shared_cluster,
         f"""
@@ -268,9 +270,9 @@ def test_a_retried_generator_skips_the_items_its_caller_has(
 
 
 def test_a_class_method_is_retried_with_its_class_policy(
-    shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path
+    shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path
 ) -> None:
-    path = tmp_path / "method"
+    path = shared_tmp / "method"
     got = program_result(
         shared_cluster,
         f"""
@@ -282,8 +284,8 @@ def test_a_class_method_is_retried_with_its_class_policy(
     assert got == 2
 
 
-def test_web_requests_are_never_retried(shared_cluster: Cluster, urls: dict[str, str], tmp_path: Path) -> None:
-    path = tmp_path / "web"
+def test_web_requests_are_never_retried(shared_cluster: Cluster, urls: dict[str, str], shared_tmp: Path) -> None:
+    path = shared_tmp / "web"
     response = shared_cluster.get(urls["flaky_web"], params={"path": str(path)})
     assert response.status_code == 500
     assert len(attempts(path)) == 1

@@ -6,7 +6,7 @@ import json
 import signal
 from pathlib import Path
 
-from tests.conftest import Cluster, alive, descendants, make_cluster, wait_until
+from tests.conftest import Cluster, alive, descendants, host_pid, make_cluster, wait_until
 
 
 def _containers(cluster: Cluster, app: str) -> int:
@@ -28,11 +28,12 @@ def test_warm_container_serves_the_next_request(cluster: Cluster) -> None:
 
 def test_idle_container_stops_after_scaledown_window(cluster: Cluster) -> None:
     url = cluster.deploy("behaviour.py")["pid"]
-    pid = cluster.get(url).json()["pid"]
+    record = cluster.get(url).json()["pid"]
+    pid = host_pid(record)
     assert alive(pid)
     # scaledown_window=2 in the app: the container goes, and the next request starts a new one.
     assert wait_until(lambda: not alive(pid), timeout=15)
-    assert cluster.get(url).json()["pid"] != pid
+    assert cluster.get(url).json()["pid"] != record
 
 
 def test_exception_is_500_and_the_container_keeps_serving(cluster: Cluster) -> None:

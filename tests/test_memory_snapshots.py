@@ -1,17 +1,36 @@
 """Memory snapshots on a real cluster (`enable_memory_snapshot=True`): the app's import and its
 `@modal.enter(snap=True)` hooks run once per worker, in a template process each container forks
 from; the snap=False hooks run in each container. tests/apps/snapshots.py records every import
-and hook, with the process's pid and parent pid, in $HOME/snapshot-events.log."""
+and hook, with the process's pid and parent pid, in $HOME/snapshot-events.log.
+
+Which process ran what is told by pids and parent pids as the host sees them, so these clusters
+run containers on the host (`--insecure-no-sandbox`): a sandbox gives each container a PID
+namespace of its own. tests/test_sandbox.py forks sandboxed containers from a snapshot."""
 
 from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPS, Cluster, alive, program_result, run_program, wait_until
+from tests.conftest import APPS, Cluster, alive, program_result, run_program, running_cluster, wait_until
+
+ON_THE_HOST = {"STOKER_INSECURE_NO_SANDBOX": "1"}
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("snapshots"), **ON_THE_HOST) as c:
+        yield c
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with running_cluster(tmp_path, **ON_THE_HOST) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
-"""Each container in its own sandbox (worker/sandbox/): clusters started with `--sandbox-rootfs`
-serve apps from forked and fresh containers, and a container finds nothing of the cluster, is
-root only inside (an unprivileged uid range outside), has its own hostname and PID 1, cannot
+"""Each container in its own sandbox (worker/sandbox/): clusters as `stoker up` starts them (a
+container with no image rooted in the default Debian root the worker builds at start, or in
+`--sandbox-rootfs`) serve apps from forked and fresh containers, and a container finds nothing
+of the cluster, is root only inside (an unprivileged uid range outside), has its own hostname and PID 1, cannot
 mount or make user namespaces, and sees only its own GPUs' device nodes. A worker that cannot
 build sandboxes refuses to start with one line, unless told `--insecure-no-sandbox`.
 
-Real namespaces and mounts: these tests run as root, as CI does. The root filesystem is a
-minimal Debian (mmdebstrap), built once into a cache dir, or STOKER_TEST_ROOTFS.
+Real namespaces and mounts: these tests run as root, as CI does. `--sandbox-rootfs` gets a
+minimal Debian (the session's default root, or STOKER_TEST_ROOTFS).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, LineReader, base_env, running_cluster, stoker_command, wait_until
+from tests.conftest import SHARED_DIR, Cluster, LineReader, base_env, running_cluster, stoker_command, wait_until
 
 OWN_VALUE = "own-s3cret-5a7c"
 UID_BASE = 100_000
@@ -60,10 +61,8 @@ def _probe(cluster: Cluster, paths: list[str]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["forked", "fresh"])
-def sandboxed_cluster(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sandbox_rootfs: Path
-) -> Iterator[Cluster]:
-    env = _sandboxed(sandbox_rootfs, **({} if request.param else {"STOKER_WORKER_FORK": "0"}))
+def sandboxed_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    env = {} if request.param else {"STOKER_WORKER_FORK": "0"}  # the default root, as `stoker up` has it
     with running_cluster(tmp_path_factory.mktemp("sandboxed"), **env) as cluster:
         made = cluster.stoker("secret", "create", "probe-secret", f"PROBE_VALUE={OWN_VALUE}")
         assert made.returncode == 0, made.stderr
@@ -224,8 +223,9 @@ def test_a_memory_snapshot_forks_sandboxed_containers(sandboxed_cluster: Cluster
     assert found["hostname"] in containers and found["snapped_on"] not in containers  # the template's own
     assert found["pid"] == 1 and found["snapped_pid"] == 1  # each its own PID namespace's init
     # Its own /tmp, not the template's: empty, but for the mount points of the host paths bound at
-    # their own paths (the interpreter, the venv and the stoker source), when those are under /tmp.
-    bound = [Path(p).resolve() for p in (sys.base_prefix, sys.prefix, Path(__file__).parent.parent)]
+    # their own paths (the interpreter, the venv, the stoker source and the test session's shared
+    # directory), when those are under /tmp.
+    bound = [Path(p).resolve() for p in (sys.base_prefix, sys.prefix, Path(__file__).parent.parent, SHARED_DIR)]
     under_tmp = sorted({p.relative_to("/tmp").parts[0] for p in bound if p.is_relative_to("/tmp")})
     assert found["cwd"] == "/app" and found["tmp"] == under_tmp
     assert ".stoker-sandbox" not in found["root"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Cluster, alive, live_worker_pid, running_cluster, wait_until
+from tests.conftest import Cluster, alive, host_pid, live_worker_pid, running_cluster, wait_until
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
 
@@ -91,16 +91,16 @@ def test_a_crashing_container_gives_502_and_is_replaced(shared_cluster: Cluster)
     assert shared_cluster.get(urls["crash"], "/?now=false").status_code == 200
     # A min_containers function whose container dies gets a new one by itself.
     assert wait_until(lambda: len(shared_cluster.warm_containers("survivor")) == 1, timeout=20)
-    pid = shared_cluster.get(urls["survivor"]).json()["pid"]
+    record = shared_cluster.get(urls["survivor"]).json()["pid"]
     (before,) = shared_cluster.warm_containers("survivor")
-    os.kill(pid, signal.SIGKILL)  # the container process, killed from outside
+    os.kill(host_pid(record), signal.SIGKILL)  # the container process, killed from outside
 
     def replaced() -> bool:
         now = [c.container_id for c in shared_cluster.warm_containers("survivor")]  # type: ignore[attr-defined]
         return len(now) == 1 and before.container_id not in now  # type: ignore[attr-defined]
 
     assert wait_until(replaced, timeout=20)
-    assert shared_cluster.get(urls["survivor"]).json()["pid"] != pid
+    assert shared_cluster.get(urls["survivor"]).json()["pid"] != record
 
 
 @pytest.mark.cluster_options(env={"STOKER_QUEUE_TIMEOUT": "1"})
@@ -146,12 +146,13 @@ def test_a_second_gpu_function_waits_for_the_only_gpu(started: Cluster) -> None:
     urls = started.deploy("gpus.py")
     first = started.get(urls["first"]).json()
     assert first["cuda"] == "0"
+    first_pid = host_pid(first["pid"])
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(started.get, urls["second"])
         assert wait_until(lambda: _function(started, "second").queued == 1, timeout=10)  # type: ignore[attr-defined]
         second = waiting.result().json()
     assert second["cuda"] == "0"
-    assert not alive(first["pid"])  # the GPU came free when first's container stopped
+    assert not alive(first_pid)  # the GPU came free when first's container stopped
 
 
 @pytest.mark.cluster_options(env={"STOKER_WORKER_GPUS": "A10G:24"})

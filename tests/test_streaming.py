@@ -87,9 +87,9 @@ def test_sse_events_arrive_as_they_are_produced(shared_cluster: Cluster) -> None
     assert arrivals == [f"data: event {i}\n\n".encode() for i in range(10)]
 
 
-def test_a_client_that_disconnects_mid_stream_stops_the_work(shared_cluster: Cluster, tmp_path: Path) -> None:
+def test_a_client_that_disconnects_mid_stream_stops_the_work(shared_cluster: Cluster, shared_tmp: Path) -> None:
     url = shared_cluster.deploy("seed_sse.py")["ticker"]
-    progress = tmp_path / "ticks"
+    progress = shared_tmp / "ticks"
     base, host = split_url(url)
     with shared_cluster.client.stream("GET", base, params={"path": str(progress)}, headers={"host": host}) as response:
         lines = response.iter_lines()
@@ -104,12 +104,12 @@ def test_a_client_that_disconnects_mid_stream_stops_the_work(shared_cluster: Clu
 
 
 def test_a_websocket_client_that_stops_reading_then_leaves_stops_a_blocked_send(
-    shared_cluster: Cluster, tmp_path: Path
+    shared_cluster: Cluster, shared_tmp: Path
 ) -> None:
     """The app outruns its client until flow control holds its send(); when the client then
     leaves, that waiting send raises (ASGI 2.4) rather than waiting for a credit that never comes."""
     url = shared_cluster.deploy("streams.py")["raw"]
-    record = tmp_path / "firehose"
+    record = shared_tmp / "firehose"
 
     async def read_one_then_leave() -> None:
         ws_url = url.replace("http://", "ws://") + f"/firehose?record={record}"
@@ -123,9 +123,9 @@ def test_a_websocket_client_that_stops_reading_then_leaves_stops_a_blocked_send(
     assert record.read_text().startswith("stopped after "), record.read_text()
 
 
-def test_an_http_client_that_stops_reading_then_leaves_stops_the_app(shared_cluster: Cluster, tmp_path: Path) -> None:
+def test_an_http_client_that_stops_reading_then_leaves_stops_the_app(shared_cluster: Cluster, shared_tmp: Path) -> None:
     url = shared_cluster.deploy("streams.py")["raw"]
-    record = tmp_path / "firehose"
+    record = shared_tmp / "firehose"
     base, host = split_url(url)
     with shared_cluster.client.stream(
         "GET", base + "/firehose", params={"record": str(record)}, headers={"host": host}

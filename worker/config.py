@@ -28,10 +28,12 @@ class WorkerConfig:
     container_network: bool = False
     container_subnet: str = "10.88.0.0/16"  # the bridge's; two workers of one machine need two
     container_bridge: str = ""  # the bridge's name; empty: derived from the worker id and work dir
-    # Sandboxes (worker/sandbox/): every container of an image runs in one, rooted in its layers;
-    # a container with no image (the worker's own environment) only given a base root filesystem
-    # to root it in (`--sandbox-rootfs`), else on the host.
+    # Sandboxes (worker/sandbox/): every container runs in one, rooted in its image's layers; one
+    # with no image (the worker's own environment) in the default image's Debian base, which the
+    # worker builds at start, or in `--sandbox-rootfs` when given.
     sandbox_rootfs: Path | None = None
+    # Host directories every sandbox gets, read-write: "HOST" or "HOST:INSIDE" (`--sandbox-bind`).
+    sandbox_binds: tuple[str, ...] = ()
     insecure_no_sandbox: bool = False  # containers run on the host, as the worker's user
     sandbox_uid_base: int = 100_000  # uid 0 in a sandbox is this host uid (65536 of them mapped)
     sandbox_device_dir: Path = Path("/dev")  # where the device nodes a sandbox may get are

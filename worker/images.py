@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+import platform
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 MODULES_PATH = "/root"  # add_local_python_source puts modules here; containers import from it, as on Modal
 
 FetchBlob = Callable[[str], Awaitable[bytes]]
+# What _layers_in_use files the default root's layer under: no prune removes it while the worker runs.
+_DEFAULT_ROOT = "default-root"
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,25 @@ class ImageBuilder:
         finally:
             with contextlib.suppress(ValueError):
                 build.listeners.remove(output)
+
+    async def default_root(self, emit: Output) -> Path:
+        """The root filesystem of containers with no image (Modal's default image, debian_slim()
+        for this worker's Python): the base layer of that image, built once per image dir and
+        kept by every prune while this worker runs."""
+        suite = base.suite_for(platform.python_version())
+        layer = layer_id("", base.base_step(suite))
+        self._layers_in_use[_DEFAULT_ROOT] = {layer}
+        build = functools.partial(base.build_base, suite, emit=emit, mirror=self.debian_mirror)
+        try:
+            async with asyncio.timeout(self.timeout):
+                _, built_now = await self.store.ensure(layer, build)
+        except TimeoutError:
+            raise ImageBuildError(
+                f"Debian {suite} was not built within {self.timeout:g} s (the worker's --image-build-timeout)"
+            ) from None
+        if not built_now:
+            emit(f"reusing layer {layer} (Debian {suite}), built before on this worker")
+        return self.store.path(layer)
 
     def _emit(self, image_id: str, line: str) -> None:
         build = self._builds.get(image_id)

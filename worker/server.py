@@ -27,7 +27,7 @@ from worker.log_shipper import LogShipper
 from worker.network import ContainerNetwork, NetworkConfig, NetworkError, read_container_resolv_conf
 from worker.registry import RegistryConfig
 from worker.rootfs.python import DEFAULT_PYTHON_DIRS
-from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir
+from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir, shared_binds
 from worker.sandbox.spec import NETWORKS, Network, SandboxSpec
 from worker.snapshots import Snapshots
 from worker.template_client import OWN_ENVIRONMENT, ForkTemplate, TemplateError, TemplatePool
@@ -82,6 +82,7 @@ def sandbox_layout(config: WorkerConfig) -> SandboxLayout | None:
         device_dir=config.sandbox_device_dir,
         network=network,
         seccomp=config.sandbox_seccomp,
+        shared=shared_binds(config.sandbox_binds),
     )
 
 
@@ -127,8 +128,8 @@ class WorkerServer:
 
     @property
     def _own_networks(self) -> bool:
-        """Whether every container of this worker is (containers of images always are sandboxed
-        when any is; those of its own environment only with --sandbox-rootfs)."""
+        """Whether every container of this worker is (with sandboxes on, every container is in
+        one: those of its own environment in the default root)."""
         return self._own_network(None)
 
     async def _open_cgroups(self) -> cgroups.WorkerCgroups | None:
@@ -168,8 +169,15 @@ class WorkerServer:
         self.snapshots.clear()
         self.cgroups = await self._open_cgroups()
         if self.sandboxes is not None:
+            if self.sandboxes.rootfs is None:
+                self.sandboxes.rootfs = await self._default_root()
             self.sandboxes.clear()
-            self.sandboxes.gpu_indices = [gpu.index for gpu in self._gpus]
+            if absent := self.sandboxes.note_gpus([gpu.index for gpu in self._gpus]):
+                log.warning(
+                    "GPUs %s have no device node in %s: their containers get CUDA_VISIBLE_DEVICES, no device",
+                    ", ".join(map(str, absent)),
+                    self.sandboxes.device_dir,
+                )
             if self.sandboxes.network == "private":
                 self.sandboxes.resolv_conf = read_container_resolv_conf()
         elif self.config.insecure_no_sandbox:
@@ -192,6 +200,18 @@ class WorkerServer:
         log.info(
             "worker %s starting (scheduler %s, %d GPUs)", self.config.worker_id, self.config.scheduler, len(self._gpus)
         )
+
+    async def _default_root(self) -> Path:
+        """The root of containers with no image: the default image's Debian base, built on the
+        first start of a worker with this image dir (about 20 s), then found at once."""
+        log.info("the root filesystem of containers with no image: Debian, built once per image dir")
+        try:
+            return await self.images.default_root(lambda line: log.info("%s", line))
+        except ImageBuildError as exc:
+            raise SystemExit(
+                f"stoker worker: cannot build the root filesystem of containers with no image: {exc} "
+                "(give one with --sandbox-rootfs)"
+            ) from None
 
     async def _start_network(self) -> None:
         try:

@@ -120,8 +120,18 @@ def worker(
     ] = WorkerConfig.container_bridge,
     sandbox_rootfs: Annotated[
         Path | None,
-        typer.Option(envvar="STOKER_SANDBOX_ROOTFS", help="Root filesystem of every container's sandbox (interim)."),
+        typer.Option(
+            envvar="STOKER_SANDBOX_ROOTFS", help="Root of containers with no image. Default: Debian, built at start."
+        ),
     ] = WorkerConfig.sandbox_rootfs,
+    sandbox_bind: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="STOKER_SANDBOX_BIND",
+            help="A host directory every container gets read-write, HOST or HOST:INSIDE; repeatable. "
+            "Files there belong to the sandboxes' host uids (--sandbox-uid-base).",
+        ),
+    ] = None,
     insecure_no_sandbox: Annotated[
         bool,
         typer.Option(envvar="STOKER_INSECURE_NO_SANDBOX", help="Run containers on the host, with no sandbox."),
@@ -174,6 +184,7 @@ def worker(
 ) -> None:
     """Run a worker: containers and GPUs of this machine."""
     from client.cli.daemon import configure_logging, run
+    from worker.sandbox.layout import shared_binds
     from worker.sandbox.preflight import SandboxUnavailable, check
     from worker.server import WorkerServer, registry_config, sandbox_network_mode
 
@@ -193,6 +204,7 @@ def worker(
         container_subnet=container_subnet,
         container_bridge=container_bridge,
         sandbox_rootfs=sandbox_rootfs,
+        sandbox_binds=tuple(sandbox_bind or ()),
         insecure_no_sandbox=insecure_no_sandbox,
         sandbox_uid_base=sandbox_uid_base,
         sandbox_device_dir=sandbox_device_dir,
@@ -215,6 +227,10 @@ def worker(
         sandbox_network_mode(config)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--sandbox-network") from None
+    try:
+        shared_binds(config.sandbox_binds)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sandbox-bind") from None
     if config.sandboxed:
         try:
             check(config.work_dir / "sandbox-preflight", config.sandbox_rootfs)

@@ -22,7 +22,9 @@ from ingress.config import IngressConfig
 from protos import stoker_pb2 as pb
 from scheduler.config import SchedulerConfig
 
-READY_TIMEOUT = 60.0
+# A worker's first start on a machine builds the Debian root of containers with no image (about
+# 20 s on a good link): the cluster's start may take that long, once.
+READY_TIMEOUT = 300.0
 RESTART_LIMIT = 5  # restarts of one daemon within RESTART_WINDOW before `up` gives up
 RESTART_WINDOW = 60.0
 

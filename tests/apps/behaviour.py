@@ -1,7 +1,8 @@
 # Endpoints that show how containers behave: which process served, failures, slowness.
-import os
 
 import modal
+
+import identity
 
 app = modal.App("behaviour")
 
@@ -9,7 +10,7 @@ app = modal.App("behaviour")
 @app.function(scaledown_window=2)
 @modal.fastapi_endpoint()
 def pid():
-    return {"pid": os.getpid()}
+    return {"pid": identity.pid()}
 
 
 @app.function()
@@ -17,4 +18,4 @@ def pid():
 def boom(fail: bool = True):
     if fail:
         raise RuntimeError("boom on purpose")
-    return {"pid": os.getpid()}
+    return {"pid": identity.pid()}

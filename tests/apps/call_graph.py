@@ -5,6 +5,8 @@ import time
 
 import modal
 
+import identity
+
 app = modal.App("call-graph")
 
 
@@ -52,7 +54,7 @@ def ids():
 async def waits_for_cancel(directory):
     # Records that it started, then that the cancel reached it.
     with open(os.path.join(directory, "started"), "w") as f:
-        f.write(str(os.getpid()))
+        f.write(identity.pid())
     try:
         await asyncio.sleep(300)
     except asyncio.CancelledError:
@@ -66,6 +68,6 @@ async def waits_for_cancel(directory):
 def stuck(directory):
     # A sync function that never ends: only stopping its container stops it.
     with open(os.path.join(directory, "started"), "w") as f:
-        f.write(str(os.getpid()))
+        f.write(identity.pid())
     while True:
         time.sleep(0.1)

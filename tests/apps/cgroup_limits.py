@@ -2,11 +2,12 @@
 past the pids limit (tests/test_cgroups.py)."""
 
 import json
-import os
 import subprocess
 import sys
 
 import modal
+
+import identity
 
 app = modal.App("cgroup-limits")
 
@@ -22,10 +23,10 @@ def hog(mib: int) -> int:
 
 @app.function(cpu=(0.5, 1.5), memory=(64, 300))
 def own_cgroup() -> dict[str, str]:
-    """/proc/self/cgroup, as {controllers: path}, and this process's pid."""
+    """/proc/self/cgroup, as {controllers: path}, and this process (identity.pid())."""
     lines = open("/proc/self/cgroup").read().split("\n")
     found = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in lines if line}
-    return {**found, "pid": str(os.getpid())}
+    return {**found, "pid": identity.pid()}
 
 
 # Runs in a plain interpreter of its own: forking from the container's process, where gRPC's

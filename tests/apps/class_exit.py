@@ -5,6 +5,8 @@ import time
 
 import modal
 
+import identity
+
 app = modal.App("class-exit")
 
 
@@ -14,15 +16,15 @@ class Hooked:
 
     @modal.enter()
     def start(self):
-        print(f"entered {self.tag} in {os.getpid()}", flush=True)
+        print(f"entered {self.tag} in {identity.pid()}", flush=True)
 
     @modal.method()
     def pid(self):
-        return os.getpid()
+        return identity.pid()
 
     @modal.fastapi_endpoint()
     def web(self):
-        return {"pid": os.getpid()}
+        return {"pid": identity.pid()}
 
     @modal.exit()
     def stop(self):
@@ -37,7 +39,7 @@ class Brief:
 
     @modal.method()
     def pid(self):
-        return os.getpid()
+        return identity.pid()
 
     @modal.exit()
     def stop(self):
@@ -48,7 +50,7 @@ class Brief:
 class Stuck:
     @modal.method()
     def pid(self):
-        return os.getpid()
+        return identity.pid()
 
     @modal.exit()
     def first(self):

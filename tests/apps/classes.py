@@ -1,9 +1,10 @@
 # Classes written the way Modal's examples write them: a model loaded in @modal.enter, methods
 # called remotely, a method endpoint and a web UI on the same instance, @modal.concurrent on the
 # class, parameters that make pools of their own, an @modal.exit hook; and a class whose enter fails.
-import os
 
 import modal
+
+import identity
 
 app = modal.App("classes")
 
@@ -27,7 +28,7 @@ class Model:
 
     @modal.method()
     def predict(self, x, offset=0):
-        return {"y": x * self.weights + offset, "pid": os.getpid(), "size": self.size, "hooks": self.hooks}
+        return {"y": x * self.weights + offset, "pid": identity.pid(), "size": self.size, "hooks": self.hooks}
 
     @modal.method()
     def stream(self, n):
@@ -40,7 +41,7 @@ class Model:
 
     @modal.fastapi_endpoint()
     def web(self, x: int = 1):
-        return {"y": x * self.weights, "pid": os.getpid()}
+        return {"y": x * self.weights, "pid": identity.pid()}
 
     @modal.asgi_app()
     def ui(self):
@@ -50,7 +51,7 @@ class Model:
 
         @ui.get("/")
         def page():
-            return {"page": f"model of size {self.size}", "pid": os.getpid()}
+            return {"page": f"model of size {self.size}", "pid": identity.pid()}
 
         return ui
 

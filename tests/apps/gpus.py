@@ -3,11 +3,13 @@ import os
 
 import modal
 
+import identity
+
 app = modal.App("gpus")
 
 
 def _devices() -> dict:
-    return {"cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
+    return {"cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": identity.pid()}
 
 
 @app.function(gpu="A10G", scaledown_window=2)

@@ -4,13 +4,15 @@ import time
 
 import modal
 
+import identity
+
 app = modal.App("scaling")
 
 
 def _visit(seconds: float) -> dict:
     start = time.time()
     time.sleep(seconds)
-    return {"pid": os.getpid(), "start": start, "end": time.time()}
+    return {"pid": identity.pid(), "start": start, "end": time.time()}
 
 
 @app.function(max_containers=1)
@@ -28,7 +30,7 @@ def wide(seconds: float = 1.0):
 @app.function(min_containers=2)
 @modal.fastapi_endpoint()
 def kept():
-    return {"pid": os.getpid()}
+    return {"pid": identity.pid()}
 
 
 @app.function(buffer_containers=1)
@@ -42,13 +44,13 @@ def buffered(seconds: float = 2.0):
 def crash(now: bool = True):
     if now:
         os._exit(3)
-    return {"pid": os.getpid()}
+    return {"pid": identity.pid()}
 
 
 @app.function(min_containers=1)
 @modal.fastapi_endpoint()
 def survivor():
-    return {"pid": os.getpid()}
+    return {"pid": identity.pid()}
 
 
 @app.function(max_containers=1)

@@ -4,11 +4,12 @@
 # (an HTML form) through @modal.asgi_app that calls the model class.
 import asyncio
 import html
-import os
 import time
 import urllib.parse
 
 import modal
+
+import identity
 
 app = modal.App("example-sentiment")
 
@@ -29,7 +30,7 @@ class Model:
     def load_model(self):
         print(f"loading {MODEL_NAME}", flush=True)
         self.weights = load_weights()
-        self.loaded_in = os.getpid()
+        self.loaded_in = identity.pid()
 
     def _classify(self, text: str) -> dict:
         words = [w.strip(".,!?").lower() for w in text.split()]
@@ -86,6 +87,6 @@ class WebUI:
             if self.waiting >= n:
                 self.all_in.set()
             await asyncio.wait_for(self.all_in.wait(), 30)
-            return {"together": self.waiting, "pid": os.getpid()}
+            return {"together": self.waiting, "pid": identity.pid()}
 
         return web_app

@@ -1,7 +1,8 @@
 # One endpoint that says which process served it.
-import os
 
 import modal
+
+import identity
 
 app = modal.App("warm")
 
@@ -9,4 +10,4 @@ app = modal.App("warm")
 @app.function()
 @modal.fastapi_endpoint()
 def pid():
-    return {"pid": os.getpid()}
+    return {"pid": identity.pid()}

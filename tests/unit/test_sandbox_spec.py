@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from worker.sandbox import seccomp
-from worker.sandbox.layout import CODE_DIR, SandboxLayout
+from worker.sandbox.layout import CODE_DIR, SandboxLayout, shared_binds
 from worker.sandbox.spec import PRIVATE_PATH, STAGE_PATH, Bind, SandboxSpec, forked_rooting, mounted_rooting
 
 
@@ -155,3 +155,32 @@ def test_a_private_sandbox_launched_without_the_workers_handshake_is_refused(tmp
         [sys.executable, "-m", "worker.sandbox", spec_to_json(spec), "--", "true"], capture_output=True, text=True
     )
     assert done.returncode == 1 and "a private network needs --network-fd" in done.stderr
+
+
+def test_a_declared_gpu_without_a_device_node_gives_its_containers_none(tmp_path: Path, devices: Path) -> None:
+    layout = _layout(tmp_path, devices)
+    assert layout.note_gpus([0, 1, 2]) == [2]  # the device dir has nvidia0 and nvidia1 only
+    assert layout.container("ct-1", None, [2], None).devices == []
+    assert layout.container("ct-2", None, [1, 2], None).devices[0] == "nvidia1"
+    assert "nvidia2" not in layout.template("im-1", image=None).devices
+
+
+def test_shared_directories_are_bound_read_write_and_bad_ones_refused(tmp_path: Path, devices: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    binds = shared_binds([str(models), f"{models}:/data/models/"])
+    assert binds == [
+        Bind(str(models), str(models), read_only=False),
+        Bind(str(models), "/data/models", read_only=False),
+    ]
+    layout = _layout(tmp_path, devices)
+    layout.shared = binds
+    assert set(binds) <= set(layout.container("ct-1", None, [], None).binds)
+    for flag, words in (
+        ("models", "give absolute paths"),
+        (str(tmp_path / "missing"), "is not a directory"),
+        (f"{models}:/app/x", "is the sandbox's own"),
+        (f"{models}:/proc", "is the sandbox's own"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            shared_binds([flag])

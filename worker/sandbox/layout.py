@@ -3,9 +3,11 @@ template and each container.
 
 A container of an image is rooted in the image's layers, with the stoker runtime bound
 read-only where the image expects it (worker/rootfs/runtime.py). A container with no image (the
-worker's own environment) is rooted, for now, in one base root filesystem (`--sandbox-rootfs`),
-with the host's interpreter, the worker's venv and the stoker source bound read-only at their own
-paths inside: `roots()` is the one place that knows both.
+worker's own environment) is rooted in one base root filesystem: the default image's Debian base,
+which the worker builds at start (worker/images.py: default_root), or `--sandbox-rootfs`; with the
+host's interpreter, the worker's venv and the stoker source bound read-only at their own paths
+inside. Either also gets the host directories the operator shares with every container
+(`--sandbox-bind`). `roots()` is the one place that knows all of it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import itertools
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,8 +39,10 @@ class SandboxLayout:
     network: Network = "host"
     seccomp: bool = True
     gpu_indices: list[int] = field(default_factory=list)  # the worker's GPUs
+    nodeless_gpus: set[int] = field(default_factory=set)  # those of them with no device node here
     # With network "private": the /etc/resolv.conf its containers get (worker/network/dns.py).
     resolv_conf: str = ""
+    shared: list[Bind] = field(default_factory=list)  # the operator's host directories, read-write
     _count: itertools.count[int] = field(default_factory=itertools.count)
 
     def clear(self) -> None:
@@ -94,10 +99,10 @@ class SandboxLayout:
     def roots(self, image: BuiltImage | None) -> tuple[list[Path], list[Bind]]:
         """What a sandbox of `image` is an overlay of, lowest first, and what is bound into it."""
         if image is not None:
-            return list(image.layers), list(image.binds())
+            return list(image.layers), [*image.binds(), *self.shared]
         if self.rootfs is None:
-            raise ValueError("a container of the worker's own environment has no sandbox without --sandbox-rootfs")
-        return [self.rootfs], binds_for()
+            raise ValueError("a container of the worker's own environment has no sandbox before its root is built")
+        return [self.rootfs], [*binds_for(), *self.shared]
 
     def _network_files(self, state_dir: Path, hostname: str) -> list[Bind]:
         """On the host's network, the host's files; on a private one, its own (written here, in
@@ -118,9 +123,17 @@ class SandboxLayout:
         return [Bind(str(directory / name), f"/etc/{name}") for name in files]
 
     def _devices(self, gpu_indices: list[int]) -> list[str]:
-        if not gpu_indices:
-            return []
-        return [f"nvidia{i}" for i in gpu_indices] + list(NVIDIA_CONTROL_DEVICES)
+        """The device nodes of a container given `gpu_indices`: its GPUs' (but those declared
+        with --gpus that have none on this machine: note_gpus), with the control nodes."""
+        nodes = [f"nvidia{i}" for i in gpu_indices if i not in self.nodeless_gpus]
+        return nodes + list(NVIDIA_CONTROL_DEVICES) if nodes else []
+
+    def note_gpus(self, gpu_indices: list[int]) -> list[int]:
+        """The worker's GPUs; returns those with no device node in the device dir (declared,
+        not there: their containers get none), for the worker to warn about."""
+        self.gpu_indices = list(gpu_indices)
+        self.nodeless_gpus = {i for i in gpu_indices if not (self.device_dir / f"nvidia{i}").exists()}
+        return sorted(self.nodeless_gpus)
 
 
 def inside_environment(env: dict[str, str]) -> dict[str, str]:
@@ -158,3 +171,24 @@ def prepare_container_dir(spec: SandboxSpec) -> None:
 
     bundle_dir(spec.state_dir).mkdir(parents=True, exist_ok=True)  # a directory: its mount point is one
     prepare(spec)
+
+
+def shared_binds(flags: Sequence[str]) -> list[Bind]:
+    """--sandbox-bind HOST[:INSIDE] flags as read-write binds; ValueError says which is wrong."""
+    binds = []
+    for flag in flags:
+        host, _, inside = flag.partition(":")
+        inside = inside or host
+        if not (os.path.isabs(host) and os.path.isabs(inside)):
+            raise ValueError(f"--sandbox-bind {flag!r}: give absolute paths, HOST or HOST:INSIDE")
+        if not os.path.isdir(host):
+            raise ValueError(f"--sandbox-bind {flag!r}: {host} is not a directory on this host")
+        target = os.path.normpath(inside)
+        if any(target == top or target.startswith(top + "/") for top in _RESERVED):
+            raise ValueError(f"--sandbox-bind {flag!r}: {target} is the sandbox's own ({', '.join(_RESERVED)})")
+        binds.append(Bind(os.path.normpath(host), target, read_only=False))
+    return binds
+
+
+# What every sandbox has of its own, which no shared directory may cover.
+_RESERVED = ("/", CODE_DIR, "/proc", "/dev", "/sys", "/opt/stoker")
