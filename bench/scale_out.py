@@ -8,9 +8,9 @@ start), waits until the previous version's containers are gone, then opens every
 once and sends `GET /?seconds=1` on each. It reports:
   all served    seconds from the burst to the last response
   peak          the most live (starting or warm) containers `stoker status` showed, polled every
-                50 ms during the burst, and the distinct container pids the responses named
+                50 ms during the burst, and the distinct containers the responses named
   to 50 warm    seconds from the burst until status first showed the peak number of warm containers
-  started/s     containers serving per second: distinct pids over the time from the burst to the
+  started/s     containers serving per second: distinct containers over the time from the burst to the
                 last container's first request starting (the endpoint reports its start time)
 Baseline: the ideal, every slot busy from t=0: ceil(200 / 50) x 1 s = 4 s.
 """
@@ -41,7 +41,7 @@ POLL_EVERY = 0.05
 class Served:
     status: int
     done: float  # seconds from the burst
-    pid: int = 0
+    container: str = ""  # the id of the container that served it
     start: float = 0.0  # wall clock, when the endpoint began the request
 
 
@@ -67,7 +67,7 @@ async def one_request(port: int, host: str, began: float) -> Served:
     if status != 200:
         return Served(status, done)
     answer = json.loads(body)
-    return Served(status, done, answer["pid"], answer["start"])
+    return Served(status, done, answer["container"], answer["start"])
 
 
 async def burst(port: int, host: str, count: int) -> tuple[list[Served], float]:
@@ -126,7 +126,7 @@ class Row:
     first_served: float
     peak_live: int
     peak_warm: int
-    pids: int
+    containers: int  # distinct containers that served
     to_peak_warm: float
     started_per_s: float
     failed: int
@@ -136,7 +136,7 @@ def summarize(b: Burst) -> Row:
     ok = [s for s in b.served if s.status == 200]
     first_start: dict[int, float] = {}
     for s in ok:
-        first_start[s.pid] = min(first_start.get(s.pid, s.start), s.start)
+        first_start[s.container] = min(first_start.get(s.container, s.start), s.start)
     ramp = max(first_start.values(), default=b.began_wall) - b.began_wall
     peak_live = max((live for _, live, _, _ in b.polls), default=0)
     peak_warm = max((warm for _, _, warm, _ in b.polls), default=0)
@@ -146,7 +146,7 @@ def summarize(b: Burst) -> Row:
         first_served=min(s.done for s in b.served),
         peak_live=peak_live,
         peak_warm=peak_warm,
-        pids=len(first_start),
+        containers=len(first_start),
         to_peak_warm=to_peak,
         started_per_s=len(first_start) / ramp if ramp > 0 else math.nan,
         failed=len(b.served) - len(ok),
@@ -175,20 +175,20 @@ def main() -> None:
     )
     print(
         f"{'run':<8} {'all served s':>12} {'vs ideal':>9} {'first s':>8} {'peak live':>10} {'peak warm':>10} "
-        f"{'pids':>5} {'to peak warm s':>15} {'started/s':>10} {'failed':>7}"
+        f"{'ctrs':>5} {'to peak warm s':>15} {'started/s':>10} {'failed':>7}"
     )
     print(f"{'ideal':<8} {ideal:>12.2f} {1:>8.2f}x {HOLD_SECONDS:>8.2f} {MAX_CONTAINERS:>10} {MAX_CONTAINERS:>10}")
     for i, r in enumerate(rows, 1):
         print(
             f"{f'rep {i}':<8} {r.all_served:>12.2f} {r.all_served / ideal:>8.2f}x {r.first_served:>8.2f} "
-            f"{r.peak_live:>10} {r.peak_warm:>10} {r.pids:>5} {r.to_peak_warm:>15.2f} {r.started_per_s:>10.1f} "
+            f"{r.peak_live:>10} {r.peak_warm:>10} {r.containers:>5} {r.to_peak_warm:>15.2f} {r.started_per_s:>10.1f} "
             f"{r.failed:>7}"
         )
     m = median([r.all_served for r in rows])
     print(
         f"{'median':<8} {m:>12.2f} {m / ideal:>8.2f}x {median([r.first_served for r in rows]):>8.2f} "
         f"{median([r.peak_live for r in rows]):>10.0f} {median([r.peak_warm for r in rows]):>10.0f} "
-        f"{median([r.pids for r in rows]):>5.0f} {median([r.to_peak_warm for r in rows]):>15.2f} "
+        f"{median([r.containers for r in rows]):>5.0f} {median([r.to_peak_warm for r in rows]):>15.2f} "
         f"{median([r.started_per_s for r in rows]):>10.1f} {median([r.failed for r in rows]):>7.0f}"
     )
 

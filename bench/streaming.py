@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 from harness import ROOT, Cluster, free_port, median, stop
 
+from worker.sandbox import host_view
+
 APP = ROOT / "bench" / "apps" / "stream_app.py"
 MIB = 1024 * 1024
 READ = MIB  # bytes asked of each recv(); writes go out MiB at a time too
@@ -202,11 +204,16 @@ def events(port: int, host: str) -> tuple[float, list[float]]:
 
 
 def pid_of(port: int, host: str) -> int:
+    """The host's pid of the container process serving the endpoint."""
     response = Response(port, host, "GET", "/pid")
     try:
-        return int(json.loads(b"".join(bytes(piece) for piece in response.body()))["pid"])
+        answer = json.loads(b"".join(bytes(piece) for piece in response.body()))
     finally:
         response.close()
+    pid = host_view.host_pid(answer["pid_namespace"], answer["pid"])
+    if not pid:
+        raise RuntimeError(f"no host process is pid {answer['pid']} of PID namespace {answer['pid_namespace']}")
+    return pid
 
 
 # ---------------------------------------------------------------- memory

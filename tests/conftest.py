@@ -28,6 +28,7 @@ import pytest
 
 from protos import stoker_pb2 as pb
 from protos import stoker_pb2_grpc as pb_grpc
+from worker.sandbox import host_view as sandbox_host_view
 
 APPS = Path(__file__).parent / "apps"
 STARTUP_TIMEOUT = 60.0
@@ -291,20 +292,9 @@ def host_pid(record: object, missing_ok: bool = False) -> int:
     """The host's pid of the live process a test app named with `identity.pid()`
     ("NAMESPACE:PID:CONTAINER", tests/apps/identity.py); 0 when it is gone and `missing_ok`."""
     namespace, inner = str(record).split(":")[:2]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.readlink(entry / "ns" / "pid") != f"pid:[{namespace}]":
-                continue
-            status = (entry / "status").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        nspid = next(line for line in status.splitlines() if line.startswith("NSpid:")).split()
-        if nspid[-1] == inner:
-            return int(entry.name)
-    if missing_ok:
-        return 0
+    found = sandbox_host_view.host_pid(namespace, int(inner))
+    if found or missing_ok:
+        return found
     raise AssertionError(f"no live process is {record!r}")
 
 

@@ -13,4 +13,5 @@ app = modal.App("bench-scale")
 def hold(seconds: float = 1.0):
     start = time.time()
     time.sleep(seconds)
-    return {"pid": os.getpid(), "start": start, "end": time.time()}
+    # Its container's id: in its sandbox its pid is 1, as every container's is.
+    return {"container": os.environ["STOKER_CONTAINER_ID"], "start": start, "end": time.time()}

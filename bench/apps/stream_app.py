@@ -38,7 +38,9 @@ async def bodies(scope, receive, send):
     if scope["type"] != "http":
         return
     if scope["path"] == "/pid":
-        await _json(send, f'{{"pid": {os.getpid()}}}'.encode())
+        # Its PID namespace too: in its sandbox it is PID 1 of a namespace of its own.
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+        await _json(send, f'{{"pid": {os.getpid()}, "pid_namespace": "{namespace}"}}'.encode())
     elif scope["path"] == "/count":
         total = 0
         while True:
