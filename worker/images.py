@@ -168,20 +168,15 @@ class ImageBuilder:
     async def default_root(self, emit: Output) -> Path:
         """The root filesystem of containers with no image (Modal's default image, debian_slim()
         for this worker's Python): the base layer of that image, built once per image dir and
-        kept by every prune while this worker runs."""
+        kept by every prune while this worker runs (it stays in use under _DEFAULT_ROOT)."""
         suite = base.suite_for(platform.python_version())
-        layer = layer_id("", base.base_step(suite))
-        self._layers_in_use[_DEFAULT_ROOT] = {layer}
-        build = functools.partial(base.build_base, suite, emit=emit, mirror=self.debian_mirror)
         try:
             async with asyncio.timeout(self.timeout):
-                _, built_now = await self.store.ensure(layer, build)
+                layer, _ = await self._suite_base(_DEFAULT_ROOT, suite, emit)
         except TimeoutError:
             raise ImageBuildError(
                 f"Debian {suite} was not built within {self.timeout:g} s (the worker's --image-build-timeout)"
             ) from None
-        if not built_now:
-            emit(f"reusing layer {layer} (Debian {suite}), built before on this worker")
         return self.store.path(layer)
 
     def _emit(self, image_id: str, line: str) -> None:
@@ -263,9 +258,7 @@ class ImageBuilder:
         """The suite's root filesystem, and a layer with another Python when it lacks the version."""
         suite = base.suite_for(spec.python_version)
         progress.next(f"debian_slim: Debian {suite} with Python, pip and CA certificates")
-        top = layer_id("", base.base_step(suite))
-        build_base = functools.partial(base.build_base, suite, emit=emit, mirror=self.debian_mirror)
-        meta = await self._layer(image_id, top, build_base, emit)
+        top, meta = await self._suite_base(image_id, suite, emit)
         chain = _Chain([top], top, Inside(lower=[self.store.path(top)], python=meta["python"]), meta["python_version"])
         if not spec.python_version:
             return chain
@@ -277,6 +270,12 @@ class ImageBuilder:
         others = ", ".join(f"{s} {v}" for v, s in base.SUITES.items() if s != suite)
         await self._add_python(image_id, chain, spec.python_version, emit, f"Debian {suite} has {own}, {others}")
         return chain
+
+    async def _suite_base(self, image_id: str, suite: str, emit: Output) -> tuple[str, dict[str, Any]]:
+        """The base layer of `suite` (built, or found built), used by `image_id`: (its id, its marker)."""
+        top = layer_id("", base.base_step(suite))
+        build_base = functools.partial(base.build_base, suite, emit=emit, mirror=self.debian_mirror)
+        return top, await self._layer(image_id, top, build_base, emit)
 
     async def _add_python(self, image_id: str, chain: _Chain, version: str, emit: Output, available: str) -> None:
         """A layer on `chain` with a worker's Python `version` (`available`: what the image has,

@@ -120,17 +120,12 @@ class WorkerServer:
         self.cgroups: cgroups.WorkerCgroups | None = None  # None: containers run without limits
         self.network: ContainerNetwork | None = None  # with --container-network: each container's address
 
-    def _own_network(self, image: BuiltImage | None) -> bool:
-        """Whether a container of `image` (None: the worker's own environment) is in a network
-        namespace of its own, on the worker's bridge: in a sandbox on network "private"."""
-        layout = self.sandboxes
-        return layout is not None and layout.network == "private" and self.network is not None and layout.covers(image)
-
     @property
     def _own_networks(self) -> bool:
-        """Whether every container of this worker is (with sandboxes on, every container is in
-        one: those of its own environment in the default root)."""
-        return self._own_network(None)
+        """Whether each container of this worker is in a network namespace of its own, on the
+        worker's bridge (with sandboxes on, every container is in one: a sandbox on "private")."""
+        layout = self.sandboxes
+        return layout is not None and layout.network == "private" and self.network is not None
 
     async def _open_cgroups(self) -> cgroups.WorkerCgroups | None:
         """The worker's cgroups, with what a previous run left removed; None (and a warning) when
@@ -345,7 +340,7 @@ class WorkerServer:
         """The template a container of `image` (None: the worker's own environment) forks from."""
         key, python = (OWN_ENVIRONMENT, sys.executable) if image is None else (image.id, image.python)
         layout = self.sandboxes
-        if layout is not None and layout.covers(image):
+        if layout is not None:
 
             def sandboxed(path: Path) -> ForkTemplate:
                 # An image's template imports its containers' runtime from the image's runtime paths.
@@ -392,7 +387,7 @@ class WorkerServer:
                 image = self.images.built(command.image_id) or await self._image(
                     command.image_id, command.function.image
                 )
-            if command.function.block_network and not self._own_network(image):
+            if command.function.block_network and not self._own_networks:
                 raise ContainerFailed(BLOCK_NETWORK_UNSUPPORTED)
             if command.snapshot_key:
                 template = await self._snapshot(command, image)
@@ -400,7 +395,7 @@ class WorkerServer:
                 template = await self._template(image)
             cgroup = self._cgroup(command)
             sandbox: SandboxSpec | None = None
-            if self.sandboxes is not None and self.sandboxes.covers(image):
+            if self.sandboxes is not None:
                 forks_from = template.sandbox if template is not None and template.alive else None
                 sandbox = self.sandboxes.container(command.container_id, image, list(command.gpu_indices), forks_from)
                 prepare_container_dir(sandbox)
@@ -414,7 +409,7 @@ class WorkerServer:
                 on_output=self._logs.add,
                 cgroup=cgroup,
                 sandbox=sandbox,
-                network=self.network if self._own_network(image) else None,
+                network=self.network,  # used when its sandbox is on network "private"
             )
             self.containers[container.id] = container
             extract_bundle(await self._bundle(command.bundle_hash), directory)

@@ -83,7 +83,7 @@ class Snapshots:
         def make(socket_path: Path) -> ForkTemplate:
             sandbox = None
             prefix: list[str] = []
-            if self.sandboxes is not None and self.sandboxes.covers(image):  # its bundle at CODE_DIR
+            if self.sandboxes is not None:  # its bundle at CODE_DIR
                 sandbox = self.sandboxes.template(identity, image, bundle=directory)
             elif image is not None:  # it imports the app inside the image, its bundle where it is here
                 prefix, socket_path = image_launch.template_launch(

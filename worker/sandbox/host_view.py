@@ -9,11 +9,6 @@ import os
 from pathlib import Path
 
 
-def own_pid_namespace() -> str:
-    """This process's PID namespace, as host_pid() takes it: "4026532281"."""
-    return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
-
-
 def host_pid(namespace: str, pid: int) -> int:
     """The host's pid of the process that is `pid` in PID namespace `namespace`; 0 when none is."""
     for entry in Path("/proc").iterdir():

@@ -92,10 +92,6 @@ class SandboxLayout:
             seccomp="container" if self.seccomp else "off",
         )
 
-    def covers(self, image: BuiltImage | None) -> bool:
-        """Whether a container of `image` (None: the worker's own environment) runs in a sandbox."""
-        return image is not None or self.rootfs is not None
-
     def roots(self, image: BuiltImage | None) -> tuple[list[Path], list[Bind]]:
         """What a sandbox of `image` is an overlay of, lowest first, and what is bound into it."""
         if image is not None:
