@@ -16,13 +16,15 @@ stoker's (a program's own `uvloop.run`) gets it when uvloop was imported before 
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Callable
 from typing import Any
 
-# The one place that says where `*.localhost` goes. Containers in network namespaces of their own
-# (where loopback is the container's) will want the ingress's address here instead.
+from protos import container_env as cenv
+
+# The one place that says where `*.localhost` goes.
 IPV4_ADDRESS = "127.0.0.1"
 IPV6_ADDRESS = "::1"
 
@@ -40,6 +42,13 @@ def _address_for(host: Any, family: int, flags: int) -> str | None:
     """The numeric address to resolve instead of `host`; None: leave `host` to the system."""
     if not is_localhost_name(host) or flags & socket.AI_NUMERICHOST:
         return None
+    # A container in a network namespace of its own (whose loopback is its own) is told its
+    # gateway instead, which leads to its machine's ingresses. Read at each lookup: a forked
+    # container imported the SDK in its template, before it had its environment. The gateway
+    # is IPv4 only: IPv6 lookups get it IPv4-mapped.
+    redirected = os.environ.get(cenv.LOCALHOST_ADDRESS)
+    if redirected:
+        return f"::ffff:{redirected}" if family == socket.AF_INET6 else redirected
     return IPV6_ADDRESS if family == socket.AF_INET6 else IPV4_ADDRESS
 
 

@@ -22,6 +22,9 @@ FUNCTION = "STOKER_FUNCTION"  # which of the app's functions this container serv
 BIND_HOST = "STOKER_BIND_HOST"  # where the container's gRPC server listens
 ADVERTISE_HOST = "STOKER_ADVERTISE_HOST"  # how ingresses and the scheduler reach it
 SCHEDULER = "STOKER_SCHEDULER"  # where the container's code sends function calls
+# Where `*.localhost` names lead (client/localhost.py) in a container whose loopback is its own:
+# its gateway, through which it reaches the ingresses of its worker's machine. Absent: 127.0.0.1.
+LOCALHOST_ADDRESS = "STOKER_LOCALHOST_ADDRESS"
 WORKDIR = "STOKER_WORKDIR"  # the image's workdir: the container runs there once its app is imported
 READY_FD = "STOKER_READY_FD"  # a pipe on which the container writes its address once it serves
 # Where the container runtime imports its own gRPC, protobuf and stoker modules from, apart from

@@ -435,3 +435,57 @@ def test_a_worker_whose_subnet_is_taken_refuses_to_start_saying_so(tmp_path: Pat
     assert worker.returncode != 0
     assert "cannot start the container network: --container-subnet 198.18." in output
     assert "give this worker another subnet" in output and "Traceback" not in output
+
+
+def test_workers_naming_no_subnet_each_claim_a_free_one_of_their_own(tmp_path: Path) -> None:
+    from worker.network import subnets
+
+    runner = asyncio.Runner()
+    networks = [
+        ContainerNetwork(NetworkConfig(worker_id=f"test-{RUN}-{i}", work_dir=str(tmp_path), bridge=f"stkt{RUN}a{i}"))
+        for i in range(3)
+    ]
+
+    async def start_all() -> None:
+        await asyncio.gather(*(network.start() for network in networks))  # at once: the lock decides
+
+    try:
+        runner.run(start_all())
+        claimed = [network.subnet.network for network in networks]
+        assert all(network.subnet_of(subnets.AUTO_POOL) and network.prefixlen == 20 for network in claimed)
+        assert not any(a.overlaps(b) for i, a in enumerate(claimed) for b in claimed[i + 1 :]), claimed
+        for network, subnet in zip(networks, claimed, strict=True):
+            assert f"{subnet.network_address + 1}/20" in sh("ip", "-o", "-4", "addr", "show", network.names.bridge)
+    finally:
+        for network in networks:
+            runner.run(network.stop())
+        runner.close()
+
+
+def test_a_bridge_whose_worker_is_gone_is_removed_by_the_next_claim(tmp_path: Path) -> None:
+    from worker.network import bridge, firewall, subnets
+    from worker.network.names import NetworkNames
+
+    dead_pid = int(sh("sh", "-c", "echo $$").strip())  # a shell's, which has exited
+    runner = asyncio.Runner()
+    left = NetworkNames(tag=f"{RUN[:4]}ee", bridge=f"stkt{RUN}l", worker="")
+    alive = NetworkNames(tag=f"{RUN[:4]}ff", bridge=f"stkt{RUN}k", worker="")
+    address = ipaddress.IPv4Network(free_subnet())
+    kept_address = ipaddress.IPv4Network(free_subnet())
+    network = ContainerNetwork(NetworkConfig(worker_id=f"test-{RUN}", work_dir=str(tmp_path), bridge=f"stkt{RUN}n"))
+    try:
+        dead = subnets.Owner(dead_pid, subnets.own_pid_namespace(), left.tag)
+        runner.run(bridge.create(left, address, address.network_address + 1, owner=dead.alias()))
+        runner.run(firewall.install(left, address, []))
+        living = subnets.Owner(os.getpid(), subnets.own_pid_namespace(), alive.tag)
+        runner.run(bridge.create(alive, kept_address, kept_address.network_address + 1, owner=living.alias()))
+        runner.run(network.start())
+        links = sh("ip", "-o", "link")
+        assert left.bridge not in links and alive.bridge in links
+        assert not [rule for rule in _our_rules("STOKER-") if left.tag in rule]
+    finally:
+        runner.run(network.stop())
+        for names in (left, alive):
+            runner.run(firewall.remove(names))
+            runner.run(bridge.remove(names))
+        runner.close()

@@ -1,5 +1,5 @@
-"""Sandboxed containers on networks of their own (--sandbox-network private, on the worker's
---container-network bridge): each container's network namespace has an address of its own, so
+"""Sandboxed containers on networks of their own (the default: --sandbox-network private, on the
+worker's container network bridge): each container's network namespace has an address of its own, so
 two replicas of one @web_server serve port 8000 side by side; the ingress reaches each directly;
 a container reaches the scheduler (.remote()) and the outside world, not the host's services;
 block_network=True keeps one from reaching anything while it still serves.
@@ -46,8 +46,7 @@ def private_cluster(
 ) -> Iterator[Cluster]:
     env = {
         "STOKER_SANDBOX_ROOTFS": str(debian_rootfs),
-        "STOKER_CONTAINER_NETWORK": "1",
-        "STOKER_CONTAINER_SUBNET": str(subnet),
+        "STOKER_CONTAINER_SUBNET": str(subnet),  # the network is on by default; its subnet is checked below
         "STOKER_CONTAINER_BRIDGE": f"stkn{RUN}{int(request.param)}",
         **({} if request.param else {"STOKER_WORKER_FORK": "0"}),
     }
@@ -177,7 +176,7 @@ def test_containers_of_images_and_of_no_image_alike_get_their_own_network(tmp_pa
 
 def test_private_without_a_container_network_is_refused_saying_why(tmp_path: Path) -> None:
     done = subprocess.run(
-        stoker_command("worker", "--work-dir", str(tmp_path), "--sandbox-network", "private"),
+        stoker_command("worker", "--work-dir", str(tmp_path), "--no-container-network", "--sandbox-network", "private"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -185,5 +184,5 @@ def test_private_without_a_container_network_is_refused_saying_why(tmp_path: Pat
     )
     assert done.returncode != 0
     said = " ".join(word for word in done.stderr.split() if word not in ("│", "╭", "╰"))  # rich's box, unwrapped
-    assert "--sandbox-network private needs --container-network" in said, done.stderr
+    assert "--sandbox-network private needs a container network" in said, done.stderr
     assert "Traceback" not in done.stderr

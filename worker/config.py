@@ -24,9 +24,10 @@ class WorkerConfig:
     image_build_timeout: float = 600.0  # seconds one image build may take before it fails
     # Processes and threads one container may have at once (its cgroup's pids.max); 0: no limit.
     container_pids_limit: int = 4096
-    # Each container's network namespace on a bridge of this worker's (worker/network/).
-    container_network: bool = False
-    container_subnet: str = "10.88.0.0/16"  # the bridge's; two workers of one machine need two
+    # Each container's network namespace on a bridge of this worker's (worker/network/); None: on
+    # when containers are sandboxed (the sandbox makes the namespace), off with --insecure-no-sandbox.
+    container_network: bool | None = None
+    container_subnet: str = ""  # the bridge's; empty: a free /20 claimed at start (network/subnets.py)
     container_bridge: str = ""  # the bridge's name; empty: derived from the worker id and work dir
     # Sandboxes (worker/sandbox/): every container runs in one, rooted in its image's layers; one
     # with no image (the worker's own environment) in the default image's Debian base, which the
@@ -37,18 +38,27 @@ class WorkerConfig:
     insecure_no_sandbox: bool = False  # containers run on the host, as the worker's user
     sandbox_uid_base: int = 100_000  # uid 0 in a sandbox is this host uid (65536 of them mapped)
     sandbox_device_dir: Path = Path("/dev")  # where the device nodes a sandbox may get are
-    # host | none (loopback only) | private (its own namespace and address, on --container-network's
-    # bridge); empty: private when the container network is on, else host (sandbox_network_mode).
+    # host | none (loopback only) | private (its own namespace and address, on the container
+    # network's bridge); empty: private when the container network is on, else host.
     sandbox_network: str = ""
     sandbox_seccomp: bool = True
+    # "host:port" of ingresses on this machine that containers may reach (an app fetching its own
+    # `*.localhost` URLs); `stoker up` names its own. One on another machine needs no mention.
+    ingress_addresses: tuple[str, ...] = ()
+
+    @property
+    def has_container_network(self) -> bool:
+        if self.container_network is None:
+            return self.sandboxed and self.sandbox_network in ("", "private")
+        return self.container_network
 
     @property
     def sandbox_network_mode(self) -> str:
         """The network a sandboxed container is on: its own when the worker has a container
-        network (which needs root), unless --sandbox-network said otherwise."""
+        network, unless --sandbox-network said otherwise."""
         if self.sandbox_network:
             return self.sandbox_network
-        return "private" if self.container_network else "host"
+        return "private" if self.has_container_network else "host"
 
     @property
     def sandboxed(self) -> bool:

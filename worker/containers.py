@@ -100,6 +100,7 @@ class ContainerProcess:
             # Its namespace has nothing else to listen on; the scheduler as the bridge reaches it.
             env[cenv.BIND_HOST] = env[cenv.ADVERTISE_HOST] = "0.0.0.0"  # the worker tells its address
             env[cenv.SCHEDULER] = self.network.container_address(self.config.scheduler)
+            env[cenv.LOCALHOST_ADDRESS] = str(self.network.gateway)  # to the ingresses of this machine
         return inside_environment(env) if self.sandbox is not None else env
 
     async def _before_start(self, pid: int) -> None:

@@ -46,7 +46,7 @@ LAST_WORDS_SECONDS = 3.0
 # network, and the worker will not pretend to keep one off it.
 BLOCK_NETWORK_UNSUPPORTED = (
     "block_network=True is not supported yet on this worker: its containers share the host's network "
-    "(a worker with --container-network and sandboxes gives each container its own)"
+    "(a sandboxed worker with its container network on gives each container its own)"
 )
 
 
@@ -66,8 +66,8 @@ def sandbox_network_mode(config: WorkerConfig) -> Network:
     network = config.sandbox_network_mode
     if network not in NETWORKS:
         raise ValueError(f"--sandbox-network {network!r}: use {', '.join(NETWORKS)}")
-    if network == "private" and not config.container_network:
-        raise ValueError("--sandbox-network private needs --container-network (the bridge its addresses are on)")
+    if network == "private" and not config.has_container_network:
+        raise ValueError("--sandbox-network private needs a container network (not --no-container-network)")
     return cast(Network, network)
 
 
@@ -158,7 +158,7 @@ class WorkerServer:
         return self.cgroups.container(command.container_id, limits)
 
     async def startup(self) -> None:
-        if self.config.container_network:
+        if self.config.has_container_network:
             await self._start_network()
         self._gpus = gpus.inventory(self.config.gpus)
         self.snapshots.clear()
@@ -502,5 +502,5 @@ def network_config(config: WorkerConfig) -> NetworkConfig:
         subnet=config.container_subnet,
         bridge=config.container_bridge,
         advertise_host=config.advertise_host,
-        host_services=(config.scheduler,),
+        host_services=(config.scheduler, *config.ingress_addresses),
     )

@@ -106,15 +106,30 @@ def worker(
         ),
     ] = WorkerConfig.container_pids_limit,
     container_network: Annotated[
-        bool,
+        bool | None,
         typer.Option(
+            "--container-network/--no-container-network",
             envvar="STOKER_CONTAINER_NETWORK",
-            help="Give each container's network namespace an address on a bridge of this worker's (root).",
+            help="Give each container's network namespace an address on a bridge of this worker's. "
+            "Default: on when containers are sandboxed.",
+            show_default=False,
         ),
     ] = WorkerConfig.container_network,
     container_subnet: Annotated[
-        str, typer.Option(envvar="STOKER_CONTAINER_SUBNET", help="The containers' subnet (one per worker).")
+        str,
+        typer.Option(
+            envvar="STOKER_CONTAINER_SUBNET",
+            help="The containers' subnet (one per worker). Default: a free /20 of 10.88.0.0/13.",
+        ),
     ] = WorkerConfig.container_subnet,
+    ingress_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="STOKER_INGRESS_ADDRESS",
+            help="host:port of an ingress on this machine that containers may reach (apps fetching "
+            "their own URLs); repeatable. `stoker up` names its own.",
+        ),
+    ] = None,
     container_bridge: Annotated[
         str, typer.Option(envvar="STOKER_CONTAINER_BRIDGE", help="The bridge's name. Default: from the worker.")
     ] = WorkerConfig.container_bridge,
@@ -146,8 +161,8 @@ def worker(
         str,
         typer.Option(
             envvar="STOKER_SANDBOX_NETWORK",
-            help="private (each container its own address; needs --container-network), host, or none "
-            "(loopback only). Default: private with --container-network, else host.",
+            help="private (each container its own address, on the container network), host, or none "
+            "(loopback only). Default: private with the container network, else host.",
         ),
     ] = WorkerConfig.sandbox_network,
     sandbox_seccomp: Annotated[
@@ -202,6 +217,7 @@ def worker(
         container_pids_limit=container_pids_limit,
         container_network=container_network,
         container_subnet=container_subnet,
+        ingress_addresses=tuple(ingress_address or ()),
         container_bridge=container_bridge,
         sandbox_rootfs=sandbox_rootfs,
         sandbox_binds=tuple(sandbox_bind or ()),

@@ -123,16 +123,7 @@ class LocalCluster:
             # Secrets travel in the environment, never on command lines that `ps` shows.
             self.env["STOKER_CLUSTER_SECRET"] = self._secret("cluster-secret", "STOKER_CLUSTER_SECRET")
             self.workspace_token = self._secret("workspace-token", "")
-            for i in range(self.workers):
-                name, work_dir = ("worker", "worker") if i == 0 else (f"worker-{i}", f"worker-{i}")
-                self._spawn(
-                    name,
-                    "--scheduler",
-                    self.scheduler_address,
-                    "--work-dir",
-                    str(self.state_dir / work_dir),
-                    *(["--worker-id", f"{socket.gethostname()}-{i}"] if self.workers > 1 else []),
-                )
+            # The ingress first: its port is what the workers' containers may reach.
             self._spawn(
                 "ingress",
                 "--host",
@@ -147,6 +138,19 @@ class LocalCluster:
             http_port = self._wait_port("ingress", ports["ingress"], "http", deadline)
             self.http_url = f"http://localhost:{http_port}"
             self._pin_port("ingress", http_port)
+            for i in range(self.workers):
+                name, work_dir = ("worker", "worker") if i == 0 else (f"worker-{i}", f"worker-{i}")
+                self._spawn(
+                    name,
+                    "--scheduler",
+                    self.scheduler_address,
+                    "--work-dir",
+                    str(self.state_dir / work_dir),
+                    *(["--worker-id", f"{socket.gethostname()}-{i}"] if self.workers > 1 else []),
+                    # Its containers may fetch the app's own URLs (their loopback is their own).
+                    "--ingress-address",
+                    f"{loopback_of(self.host)}:{http_port}",
+                )
             self._wait_healthy(deadline)
         except BaseException:
             self.stop()
@@ -207,6 +211,11 @@ class LocalCluster:
                     process.kill()
                     process.wait()
         self.processes.clear()
+
+
+def loopback_of(host: str) -> str:
+    """Where on this machine a daemon listening on `host` is reached: a wildcard's loopback."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 def _port_free(host: str, port: int) -> bool:

@@ -134,15 +134,20 @@ def test_a_container_on_a_private_network_gets_its_own_resolv_conf_and_hosts(tmp
     assert "ct-2" in (written / "hosts").read_text()
 
 
-def test_the_sandbox_network_is_private_with_a_container_network_and_refused_without_one() -> None:
+def test_the_sandbox_network_is_private_by_default_and_refused_without_a_container_network() -> None:
     from worker.config import WorkerConfig
     from worker.server import sandbox_network_mode
 
-    assert sandbox_network_mode(WorkerConfig(container_network=True)) == "private"
-    assert sandbox_network_mode(WorkerConfig()) == "host"
-    assert sandbox_network_mode(WorkerConfig(container_network=True, sandbox_network="host")) == "host"
-    with pytest.raises(ValueError, match="needs --container-network"):
-        sandbox_network_mode(WorkerConfig(sandbox_network="private"))
+    assert WorkerConfig().has_container_network
+    assert sandbox_network_mode(WorkerConfig()) == "private"
+    assert sandbox_network_mode(WorkerConfig(container_network=False)) == "host"
+    assert sandbox_network_mode(WorkerConfig(sandbox_network="host")) == "host"
+    assert not WorkerConfig(sandbox_network="host").has_container_network
+    assert not WorkerConfig(sandbox_network="none").has_container_network
+    assert not WorkerConfig(insecure_no_sandbox=True).has_container_network
+    assert WorkerConfig(insecure_no_sandbox=True, container_network=True).has_container_network
+    with pytest.raises(ValueError, match="needs a container network"):
+        sandbox_network_mode(WorkerConfig(sandbox_network="private", container_network=False))
     with pytest.raises(ValueError, match="use host, none, private"):
         sandbox_network_mode(WorkerConfig(sandbox_network="bridge"))
 

@@ -91,10 +91,14 @@ async def remove(names: NetworkNames) -> None:
     await run(["nft", "delete", "table", "bridge", names.nft_table], check=False)
 
 
-async def create(names: NetworkNames, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address) -> None:
+async def create(
+    names: NetworkNames, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address, *, owner: str
+) -> None:
+    """The bridge, with `owner` (who made it, subnets.Owner) as its interface alias."""
     await run(
         ["ip", "-batch", "-"],
         f"link add {names.bridge} type bridge\n"
+        f'link set {names.bridge} alias "{owner}"\n'
         # No IPv6 on the bridge before it is up: not even a link-local address for containers to reach.
         f"link set {names.bridge} addrgenmode none\n"
         f"addr add {gateway}/{subnet.prefixlen} dev {names.bridge}\n",

@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.network import bridge, firewall
+from worker.network import bridge, firewall, subnets
 from worker.network.addresses import AddressPool, Subnet
 from worker.network.commands import NetworkError, read_sysctl, run, write_sysctl
 from worker.network.firewall import HostService
@@ -38,7 +38,7 @@ FORWARDING_MARKER = Path("/run/stoker/ipv4-forwarding-enabled")
 class NetworkConfig:
     worker_id: str
     work_dir: str  # with worker_id, names this worker's bridge, chains and tables (names.py)
-    subnet: str = "10.88.0.0/16"
+    subnet: str = ""  # empty: a free one, claimed at start (subnets.py)
     bridge: str = ""  # empty: derived from the worker
     advertise_host: str = "127.0.0.1"  # not loopback: containers are published on it (publish())
     host_services: tuple[str, ...] = ()  # "host:port" TCP services containers may reach (the scheduler)
@@ -71,15 +71,22 @@ class _State:
 class ContainerNetwork:
     def __init__(self, config: NetworkConfig) -> None:
         self.config = config
-        self.subnet = Subnet.parse(config.subnet)
+        # Given: checked now; else claimed at start().
+        self._subnet = Subnet.parse(config.subnet) if config.subnet else None
         self.names = NetworkNames.for_worker(config.worker_id, config.work_dir, config.bridge)
         if len(self.names.bridge) > 15:
             raise NetworkError(f"--container-bridge {self.names.bridge!r} is longer than 15 characters")
-        self.pool = AddressPool(self.subnet)
+        self.pool = AddressPool(self._subnet) if self._subnet is not None else None
         self.advertise_host = _ipv4(config.advertise_host, "--advertise-host")
         self.services = [_host_service(text) for text in config.host_services]
         self._state = _State()
         self.started = False
+
+    @property
+    def subnet(self) -> Subnet:
+        if self._subnet is None:
+            raise NetworkError("the container network is not started")
+        return self._subnet
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
@@ -95,9 +102,16 @@ class ContainerNetwork:
         """Create the bridge and the firewall rules (idempotent: first removes a previous run's)."""
         if os.geteuid() != 0:
             raise NetworkError("container networking needs root (it creates a bridge and firewall rules)")
-        await self._remove_all()
-        await bridge.check_subnet_free(self.names, self.subnet.network)
-        await bridge.create(self.names, self.subnet.network, self.gateway)
+        async with subnets.machine_lock():
+            await subnets.remove_abandoned(keep=self.names)
+            await self._remove_all()
+            if self.config.subnet:
+                await bridge.check_subnet_free(self.names, self.subnet.network)
+            else:  # claimed afresh each start: what was free when it last ran may not be now
+                self._subnet = Subnet(subnets.first_free(await subnets.taken_networks(ignore=self.names.bridge)))
+            self.pool = AddressPool(self.subnet)
+            owner = subnets.owner_of_this_process(self.names)
+            await bridge.create(self.names, self.subnet.network, self.gateway, owner=owner.alias())
         await firewall.install(self.names, self.subnet.network, [s for s in self.services if s is not None])
         self._enable_forwarding()
         self.started = True
@@ -109,7 +123,8 @@ class ContainerNetwork:
             for entry in published:
                 entry.reservation.close()
         self._state = _State()
-        self.pool = AddressPool(self.subnet)
+        if self._subnet is not None:
+            self.pool = AddressPool(self._subnet)
         await self._remove_all()
         await self._restore_forwarding()
         self.started = False
@@ -130,9 +145,10 @@ class ContainerNetwork:
         """Give the network namespace of process `pid` an address on the bridge, loopback up and
         a default route through the gateway. With `block_network`, it opens no connection of its
         own (the host's firewall drops all but its replies), while the ingress still reaches it."""
-        if not self.started:
+        if not self.started or self.pool is None:
             raise NetworkError("the container network is not started")
-        address = self.pool.take()
+        pool = self.pool
+        address = pool.take()
         index = self.subnet.index(address)
         attachment = Attachment(pid, address, self.names.veth(index), mac_for(index, self.names.tag), block_network)
         try:
@@ -140,7 +156,7 @@ class ContainerNetwork:
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._undo(attachment)
-            self.pool.release(address)
+            pool.release(address)
             raise
         self._state.attachments[address] = attachment
         return attachment
@@ -213,7 +229,8 @@ class ContainerNetwork:
             await self.unpublish(attachment)
             await self._undo(attachment)
         finally:
-            self.pool.release(attachment.address)
+            if self.pool is not None:
+                self.pool.release(attachment.address)
 
     async def _undo(self, a: Attachment) -> None:
         host_side = f"link del dev {a.veth}\nneigh del {a.address} dev {self.names.bridge}\n"
