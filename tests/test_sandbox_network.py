@@ -14,6 +14,7 @@ import ipaddress
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cluster, running_cluster, stoker_command
+from tests.netns.dns_server import NameServer
 from tests.test_container_network import Outside, free_subnet
 
 RUN = secrets.token_hex(3)  # in the bridge's name: parallel runs never share one
@@ -121,10 +123,39 @@ def test_block_network_serves_but_reaches_nothing_while_a_normal_container_does(
 def test_a_container_reaches_none_of_the_hosts_own_services(
     private_cluster: Cluster, urls: dict[str, str], subnet: ipaddress.IPv4Network
 ) -> None:
-    port = private_cluster.http_port  # the ingress, on the host
-    assert _probe(private_cluster, urls["online"], "127.0.0.1", port)["connect"].startswith("failed")
-    gateway = str(subnet.network_address + 1)  # the host's end of the bridge
-    assert _probe(private_cluster, urls["online"], gateway, port)["connect"].startswith("failed")
+    # A service of the host's on every address, neither the scheduler nor the ingress.
+    with socket.create_server(("0.0.0.0", 0)) as service:
+        port = service.getsockname()[1]
+        assert _probe(private_cluster, urls["online"], "127.0.0.1", port)["connect"].startswith("failed")
+        gateway = str(subnet.network_address + 1)  # the host's end of the bridge
+        assert _probe(private_cluster, urls["online"], gateway, port)["connect"].startswith("failed")
+        host_address = next(a for a in _host_addresses() if a not in subnet and not a.is_loopback)
+        assert _probe(private_cluster, urls["online"], str(host_address), port)["connect"].startswith("failed")
+
+
+def _host_addresses() -> list[ipaddress.IPv4Address]:
+    listing = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    return [ipaddress.IPv4Interface(word).ip for word in listing.split() if "/" in word]
+
+
+def test_a_host_whose_name_server_is_on_loopback_resolves_names_for_its_containers(
+    tmp_path: Path, debian_rootfs: Path
+) -> None:
+    # The host's resolver on loopback only, as systemd-resolved's or Docker's: containers ask their
+    # gateway, which forwards to it.
+    server = NameServer("127.0.0.2", "192.0.2.77")
+    resolv_conf = tmp_path / "resolv.conf"
+    resolv_conf.write_text("nameserver 127.0.0.2\noptions timeout:2 attempts:2\n")
+    env = {"STOKER_SANDBOX_ROOTFS": str(debian_rootfs), "STOKER_CONTAINER_RESOLV_CONF": str(resolv_conf)}
+    try:
+        (tmp_path / "cluster").mkdir()
+        with running_cluster(tmp_path / "cluster", **env) as cluster:
+            url = cluster.deploy("sandbox_network.py")["resolve"]
+            found = cluster.get(url, params={"name": "model-store.stoker.test"}).json()
+            assert found == {"address": "192.0.2.77"}, found
+            assert "model-store.stoker.test" in server.queries
+    finally:
+        server.close()
 
 
 def test_a_container_of_a_memory_snapshot_has_its_own_address_too(

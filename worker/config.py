@@ -45,6 +45,8 @@ class WorkerConfig:
     # "host:port" of ingresses on this machine that containers may reach (an app fetching its own
     # `*.localhost` URLs); `stoker up` names its own. One on another machine needs no mention.
     ingress_addresses: tuple[str, ...] = ()
+    # The resolv.conf containers' name servers come from; None: the host's (network/dns.py).
+    container_resolv_conf: Path | None = None
 
     @property
     def has_container_network(self) -> bool:

@@ -24,7 +24,7 @@ from worker.containers import ContainerFailed, ContainerProcess
 from worker.images import BuiltImage, ImageBuilder, ImageBuildError, blob_matches
 from worker.inherited_env import inherited_environment
 from worker.log_shipper import LogShipper
-from worker.network import ContainerNetwork, NetworkConfig, NetworkError, read_container_resolv_conf
+from worker.network import ContainerNetwork, DnsPlan, NetworkConfig, NetworkError, read_plan
 from worker.registry import RegistryConfig
 from worker.rootfs.python import DEFAULT_PYTHON_DIRS
 from worker.sandbox.layout import SandboxLayout, bundle_dir, prepare_container_dir, shared_binds
@@ -119,6 +119,7 @@ class WorkerServer:
         )
         self.cgroups: cgroups.WorkerCgroups | None = None  # None: containers run without limits
         self.network: ContainerNetwork | None = None  # with --container-network: each container's address
+        self._dns = DnsPlan((), None)  # how its containers resolve names (read at start)
 
     @property
     def _own_networks(self) -> bool:
@@ -173,8 +174,8 @@ class WorkerServer:
                     ", ".join(map(str, absent)),
                     self.sandboxes.device_dir,
                 )
-            if self.sandboxes.network == "private":
-                self.sandboxes.resolv_conf = read_container_resolv_conf()
+            if self.sandboxes.network == "private" and self.network is not None:
+                self.sandboxes.resolv_conf = self._dns.resolv_conf(self.network.gateway)
         elif self.config.insecure_no_sandbox:
             log.warning(
                 "--insecure-no-sandbox: containers run on this host as the worker's user, and can read "
@@ -209,8 +210,9 @@ class WorkerServer:
             ) from None
 
     async def _start_network(self) -> None:
+        self._dns = read_plan(self.config.container_resolv_conf)
         try:
-            self.network = ContainerNetwork(network_config(self.config))
+            self.network = ContainerNetwork(network_config(self.config, self._dns))
             await self.network.start()
         except NetworkError as exc:
             raise SystemExit(f"stoker worker: cannot start the container network: {exc}") from None
@@ -493,9 +495,9 @@ class WorkerServer:
         log.info("worker stopped")
 
 
-def network_config(config: WorkerConfig) -> NetworkConfig:
-    """The worker's container network: its containers may reach the scheduler, and nothing else
-    of this host's (worker/network/firewall.py)."""
+def network_config(config: WorkerConfig, dns: DnsPlan) -> NetworkConfig:
+    """The worker's container network: its containers may reach the scheduler, the ingresses it
+    was told of and a loopback name server, nothing else of this host's (worker/network/firewall.py)."""
     return NetworkConfig(
         worker_id=config.worker_id,
         work_dir=str(config.work_dir),
@@ -503,4 +505,5 @@ def network_config(config: WorkerConfig) -> NetworkConfig:
         bridge=config.container_bridge,
         advertise_host=config.advertise_host,
         host_services=(config.scheduler, *config.ingress_addresses),
+        dns_forward=str(dns.forward_to or ""),
     )

@@ -133,6 +133,13 @@ def worker(
     container_bridge: Annotated[
         str, typer.Option(envvar="STOKER_CONTAINER_BRIDGE", help="The bridge's name. Default: from the worker.")
     ] = WorkerConfig.container_bridge,
+    container_resolv_conf: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="STOKER_CONTAINER_RESOLV_CONF",
+            help="The resolv.conf containers' name servers come from. Default: the host's.",
+        ),
+    ] = WorkerConfig.container_resolv_conf,
     sandbox_rootfs: Annotated[
         Path | None,
         typer.Option(
@@ -218,6 +225,7 @@ def worker(
         container_network=container_network,
         container_subnet=container_subnet,
         ingress_addresses=tuple(ingress_address or ()),
+        container_resolv_conf=container_resolv_conf,
         container_bridge=container_bridge,
         sandbox_rootfs=sandbox_rootfs,
         sandbox_binds=tuple(sandbox_bind or ()),

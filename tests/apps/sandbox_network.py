@@ -95,3 +95,12 @@ class Snapped:
     @modal.fastapi_endpoint()
     def info(self):
         return {**probe("", 0), "snapped_address": self.snapped_address}
+
+
+@app.function()
+@modal.fastapi_endpoint()
+def resolve(name: str):
+    try:
+        return {"address": socket.gethostbyname(name)}
+    except OSError as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}

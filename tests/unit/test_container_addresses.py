@@ -10,7 +10,7 @@ import pytest
 
 from worker.network.addresses import AddressPool, Subnet
 from worker.network.commands import NetworkError
-from worker.network.dns import container_resolv_conf
+from worker.network.dns import plan
 from worker.network.names import NetworkNames, mac_for
 
 
@@ -86,5 +86,14 @@ def test_names_differ_per_worker_and_fit_linux_limits() -> None:
 
 def test_a_containers_resolv_conf_drops_the_hosts_loopback_resolvers() -> None:
     host = "# written by resolved\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.2\nsearch corp.example\n"
-    assert container_resolv_conf(host) == "# written by resolved\nnameserver 10.0.0.2\nsearch corp.example\n"
-    assert container_resolv_conf("nameserver 127.0.0.53\noptions edns0\n") == "options edns0\n"
+    kept = plan(host)
+    assert kept.forward_to is None
+    gateway = ipaddress.IPv4Address("10.88.0.1")
+    assert kept.resolv_conf(gateway) == "# written by resolved\nnameserver 10.0.0.2\nsearch corp.example\n"
+
+
+def test_a_host_with_only_loopback_resolvers_has_its_containers_ask_the_gateway() -> None:
+    forwarded = plan("nameserver ::1\nnameserver 127.0.0.53\nnameserver 127.0.0.1\noptions edns0\n")
+    assert forwarded.forward_to == ipaddress.IPv4Address("127.0.0.53")  # the first IPv4 one
+    assert forwarded.resolv_conf(ipaddress.IPv4Address("10.88.0.1")) == "nameserver 10.88.0.1\noptions edns0\n"
+    assert plan("").resolv_conf(ipaddress.IPv4Address("10.88.0.1")) == ""

@@ -3,18 +3,20 @@
 One bridge per worker (bridge.py), named after the worker so that two workers of one machine
 never share one; each container's veth joins it as an isolated port, with its MAC and address
 pinned (no spoofing). NAT outward, and a firewall between containers and the host (firewall.py):
-a container reaches the outside world and the scheduler, no other container, none of the host's
-services. Addresses go round the subnet (addresses.py).
+a container reaches the outside world, the scheduler and this machine's ingresses, no other
+container, none of the host's other services. Addresses go round the subnet (addresses.py).
 
 How the worker uses it (container_network.py):
 
-    network = ContainerNetwork(NetworkConfig(worker_id, work_dir, subnet, bridge,
-                                             advertise_host, host_services=(scheduler,)))
+    dns_plan = read_plan()                    # its name servers: the host's (dns.py)
+    network = ContainerNetwork(NetworkConfig(worker_id, work_dir, subnet, bridge, advertise_host,
+                                             host_services=(scheduler, *ingresses),
+                                             dns_forward=str(dns_plan.forward_to or "")))
     await network.start()                     # at worker start; removes a killed run's leftovers
     env[SCHEDULER] = network.container_address(scheduler)   # the scheduler as containers see it
     attachment = await network.attach(pid, block_network=spec.block_network)
     address = await network.advertise(attachment, port)     # what the scheduler is told
-    resolv_conf = read_container_resolv_conf()   # the container's /etc/resolv.conf (dns.py)
+    resolv_conf = dns_plan.resolv_conf(network.gateway)  # the container's /etc/resolv.conf (dns.py)
     await network.detach(attachment)          # when the container is gone
     await network.stop()                      # at worker stop: bridge, veths, rules removed
 
@@ -29,6 +31,6 @@ scheduler reach its server, and it reaches nothing, the scheduler included.
 
 from worker.network.commands import NetworkError
 from worker.network.container_network import Attachment, ContainerNetwork, NetworkConfig
-from worker.network.dns import read_container_resolv_conf
+from worker.network.dns import DnsPlan, read_plan
 
-__all__ = ["Attachment", "ContainerNetwork", "NetworkConfig", "NetworkError", "read_container_resolv_conf"]
+__all__ = ["Attachment", "ContainerNetwork", "DnsPlan", "NetworkConfig", "NetworkError", "read_plan"]

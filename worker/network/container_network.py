@@ -42,6 +42,7 @@ class NetworkConfig:
     bridge: str = ""  # empty: derived from the worker
     advertise_host: str = "127.0.0.1"  # not loopback: containers are published on it (publish())
     host_services: tuple[str, ...] = ()  # "host:port" TCP services containers may reach (the scheduler)
+    dns_forward: str = ""  # a loopback name server of the host that containers reach at their gateway (dns.py)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ class ContainerNetwork:
             self.pool = AddressPool(self.subnet)
             owner = subnets.owner_of_this_process(self.names)
             await bridge.create(self.names, self.subnet.network, self.gateway, owner=owner.alias())
-        await firewall.install(self.names, self.subnet.network, [s for s in self.services if s is not None])
+        dns = ipaddress.IPv4Address(self.config.dns_forward) if self.config.dns_forward else None
+        await firewall.install(self.names, self.subnet.network, [s for s in self.services if s is not None], dns)
         self._enable_forwarding()
         self.started = True
         log.info("container network: bridge %s, subnet %s", self.names.bridge, self.subnet.network)

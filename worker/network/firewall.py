@@ -7,8 +7,9 @@ A container is a hostile program until shown otherwise. So, by default:
   routed through the host (FORWARD drops bridge to bridge), not through a published port;
 - it reaches none of the host's own services (the ingress, the scheduler's other ports, sshd,
   anything on 127.0.0.1 or the host's addresses), except the host services named for it: the
-  scheduler, for function calls. A scheduler listening on loopback only is mapped to the
-  gateway's address (DNAT, with route_localnet on the bridge alone);
+  scheduler, for function calls, and the ingresses of this machine. A service listening on
+  loopback only is mapped to the gateway's address (DNAT, with route_localnet on the bridge
+  alone); so is a loopback-only name server of the host, at port 53 (dns.py);
 - with block_network it opens no connection at all (only replies to connections the ingress
   or the scheduler opened to it leave it), so it has loopback only for anything of its own.
 
@@ -26,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from worker.network.commands import run
+from worker.network.dns import DNS_PORT
 from worker.network.names import NetworkNames
 
 METADATA_RANGE = "169.254.0.0/16"
@@ -44,8 +46,14 @@ class HostService:
         return self.address.is_loopback
 
 
-def base_rules(names: NetworkNames, subnet: ipaddress.IPv4Network, services: Iterable[HostService]) -> str:
-    """iptables-restore input creating the worker's chains, their rules and the jumps to them."""
+def base_rules(
+    names: NetworkNames,
+    subnet: ipaddress.IPv4Network,
+    services: Iterable[HostService],
+    dns: ipaddress.IPv4Address | None = None,
+) -> str:
+    """iptables-restore input creating the worker's chains, their rules and the jumps to them;
+    `dns`: a loopback resolver of the host that containers reach at their gateway's port 53."""
     br, tag = names.bridge, f'-m comment --comment "{names.comment}"'
     fwd, inp, block = names.chain("FWD"), names.chain("IN"), names.chain("BLOCK")
     pre, out, post = names.chain("PRE"), names.chain("OUT"), names.chain("POST")
@@ -76,6 +84,11 @@ def base_rules(names: NetworkNames, subnet: ipaddress.IPv4Network, services: Ite
                 f"-A {pre} -i {br} -d {gateway} -p tcp --dport {service.port}"
                 f" -j DNAT --to-destination {service.address}:{service.port}"
             )
+    for protocol in ("udp", "tcp") if dns is not None else ():
+        lines.append(f"-A {inp} -p {protocol} -d {dns} --dport {DNS_PORT} -j ACCEPT")
+        nat.append(
+            f"-A {pre} -i {br} -d {gateway} -p {protocol} --dport {DNS_PORT} -j DNAT --to-destination {dns}:{DNS_PORT}"
+        )
     lines += [f"-A {inp} -j DROP", "COMMIT", "*nat", f":{pre} - [0:0]", f":{out} - [0:0]", f":{post} - [0:0]"]
     lines += [f"-I PREROUTING 1 {tag} -j {pre}", f"-I OUTPUT 1 {tag} -j {out}", f"-I POSTROUTING 1 {tag} -j {post}"]
     lines += nat
@@ -83,8 +96,13 @@ def base_rules(names: NetworkNames, subnet: ipaddress.IPv4Network, services: Ite
     return "\n".join(lines)
 
 
-async def install(names: NetworkNames, subnet: ipaddress.IPv4Network, services: Iterable[HostService]) -> None:
-    await run(["iptables-restore", "--noflush", "--wait"], base_rules(names, subnet, services))
+async def install(
+    names: NetworkNames,
+    subnet: ipaddress.IPv4Network,
+    services: Iterable[HostService],
+    dns: ipaddress.IPv4Address | None = None,
+) -> None:
+    await run(["iptables-restore", "--noflush", "--wait"], base_rules(names, subnet, services, dns))
 
 
 async def remove(names: NetworkNames) -> None:
