@@ -170,9 +170,11 @@ def test_a_websocket_to_a_wsgi_app_is_closed_cleanly(shared_cluster: Cluster) ->
 
 
 def test_workers_on_one_machine_run_one_container_per_port(tmp_path: Path) -> None:
-    # Two workers on one machine share its network: one container of a port, the rest queue.
-    # (Spreading over machines is tested on the scheduler's model: tests/unit/test_port_placement.py.)
-    with running_cluster(tmp_path, workers=2) as cluster:
+    # Two workers on one machine whose containers share its network (no container networks):
+    # one container of a port, the rest queue. (Spreading over machines is tested on the
+    # scheduler's model: tests/unit/test_port_placement.py; containers on networks of their own,
+    # the default, side by side on one port: tests/test_sandbox_network.py.)
+    with running_cluster(tmp_path, workers=2, STOKER_CONTAINER_NETWORK="0") as cluster:
         url = cluster.deploy("web_servers.py")["one_slot"]
         with ThreadPoolExecutor(3) as pool:
             # Three callers, one slot per container: they take turns on the one container.

@@ -16,10 +16,11 @@ from typing import IO
 
 import grpc
 
-from client.config import ClientConfig
-from client.connection import scheduler_stub
+from client.connection import Metadata, token_metadata
 from ingress.config import IngressConfig
 from protos import stoker_pb2 as pb
+from protos import stoker_pb2_grpc as pb_grpc
+from protos.channels import scheduler_channel
 from scheduler.config import SchedulerConfig
 
 # A worker's first start on a machine builds the Debian root of containers with no image (about
@@ -157,7 +158,12 @@ class LocalCluster:
             raise
 
     def _wait_healthy(self, deadline: float) -> None:
-        stub, metadata = scheduler_stub(ClientConfig(scheduler=self.scheduler_address, token=self.workspace_token))
+        # A channel of its own, closed once healthy: a channel left open to the scheduler keeps
+        # its stop waiting out its whole grace period.
+        with scheduler_channel(self.scheduler_address) as channel:
+            self._poll_healthy(pb_grpc.SchedulerStub(channel), token_metadata(self.workspace_token), deadline)
+
+    def _poll_healthy(self, stub: pb_grpc.SchedulerStub, metadata: Metadata, deadline: float) -> None:
         while time.monotonic() < deadline:
             for name, process in self.processes.items():
                 if process.poll() is not None:
@@ -200,8 +206,10 @@ class LocalCluster:
         return None
 
     def stop(self, grace: float = 15.0) -> None:
-        """Stop in reverse order (ingress, worker and its containers, scheduler), then reap."""
-        for name in reversed(list(self.processes)):
+        """Stop the ingress first (no new requests), then the workers and their containers, the
+        scheduler last; then reap."""
+        order = sorted(self.processes, key=lambda name: {"ingress": 0, "scheduler": 2}.get(name, 1))
+        for name in order:
             process = self.processes[name]
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
