@@ -23,6 +23,7 @@ HTTP_STATUS: dict[pb.Refusal.ValueType, int] = {
     pb.REFUSAL_APP_STOPPED: 404,
     pb.REFUSAL_QUEUE_TIMEOUT: 503,
     pb.REFUSAL_NO_GPU: 503,
+    pb.REFUSAL_NO_CAPACITY: 503,
     pb.REFUSAL_START_FAILED: 503,
 }
 

@@ -44,6 +44,8 @@ class _RefusalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Refusal.Value
     """no worker has the GPUs the function needs"""
     REFUSAL_START_FAILED: _Refusal.ValueType  # 4
     """its container failed to start"""
+    REFUSAL_NO_CAPACITY: _Refusal.ValueType  # 5
+    """no worker has the CPUs or memory one container requests"""
 
 class Refusal(_Refusal, metaclass=_RefusalEnumTypeWrapper):
     """Why a slot could not be placed. Neutral: the ingress maps it to the HTTP status its client
@@ -59,6 +61,8 @@ REFUSAL_NO_GPU: Refusal.ValueType  # 3
 """no worker has the GPUs the function needs"""
 REFUSAL_START_FAILED: Refusal.ValueType  # 4
 """its container failed to start"""
+REFUSAL_NO_CAPACITY: Refusal.ValueType  # 5
+"""no worker has the CPUs or memory one container requests"""
 Global___Refusal: _TypeAlias = Refusal  # noqa: Y015
 
 class _InputStatus:
@@ -1270,11 +1274,23 @@ class WorkerInfo(_message.Message):
     CONTAINERS_FIELD_NUMBER: _builtins.int
     GPUS_IN_USE_FIELD_NUMBER: _builtins.int
     LAST_HEARTBEAT_AGE_FIELD_NUMBER: _builtins.int
+    CPU_COUNT_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_RESERVED_FIELD_NUMBER: _builtins.int
+    MEMORY_RESERVED_MIB_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     hostname: _builtins.str
     containers: _builtins.int
     last_heartbeat_age: _builtins.float
     """seconds"""
+    cpu_count: _builtins.int
+    """the cores containers are placed against"""
+    memory_bytes: _builtins.int
+    """and the memory (0: not known, not limited)"""
+    cpu_reserved: _builtins.float
+    """what its containers requested (cpu=, 0.125 each by default)"""
+    memory_reserved_mib: _builtins.int
+    """(memory=, 128 MiB each by default)"""
     @_builtins.property
     def gpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___Gpu]: ...
     @_builtins.property
@@ -1290,10 +1306,14 @@ class WorkerInfo(_message.Message):
         containers: _builtins.int = ...,
         gpus_in_use: _abc.Iterable[_builtins.int] | None = ...,
         last_heartbeat_age: _builtins.float = ...,
+        cpu_count: _builtins.int = ...,
+        memory_bytes: _builtins.int = ...,
+        cpu_reserved: _builtins.float = ...,
+        memory_reserved_mib: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "gpus", b"gpus", "gpus_in_use", b"gpus_in_use", "hostname", b"hostname", "last_heartbeat_age", b"last_heartbeat_age", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "cpu_count", b"cpu_count", "cpu_reserved", b"cpu_reserved", "gpus", b"gpus", "gpus_in_use", b"gpus_in_use", "hostname", b"hostname", "last_heartbeat_age", b"last_heartbeat_age", "memory_bytes", b"memory_bytes", "memory_reserved_mib", b"memory_reserved_mib", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1351,6 +1371,7 @@ class FunctionInfo(_message.Message):
     QUEUED_FIELD_NUMBER: _builtins.int
     CONTAINERS_FIELD_NUMBER: _builtins.int
     GPU_FIELD_NUMBER: _builtins.int
+    SCALING_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     function: _builtins.str
     version: _builtins.int
@@ -1358,6 +1379,10 @@ class FunctionInfo(_message.Message):
     """requests waiting for a slot"""
     containers: _builtins.int
     gpu: _builtins.str
+    scaling: _builtins.str
+    """Why the autoscaler starts no more of its containers while requests wait ("": it is not held
+    back): "no worker has 0.125 CPU and 128 MiB free (2.0 of 2 CPUs reserved)", max_containers...
+    """
     def __init__(
         self,
         *,
@@ -1367,10 +1392,11 @@ class FunctionInfo(_message.Message):
         queued: _builtins.int = ...,
         containers: _builtins.int = ...,
         gpu: _builtins.str = ...,
+        scaling: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "containers", b"containers", "function", b"function", "gpu", b"gpu", "queued", b"queued", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "containers", b"containers", "function", b"function", "gpu", b"gpu", "queued", b"queued", "scaling", b"scaling", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2070,7 +2096,7 @@ class Assignment(_message.Message):
     may_hold: _builtins.bool
     """The ingress may hold the slot once this request is over and give it to its next request for
     the same function, without asking again, until a Recall or until it releases the slot. Set
-    only while nothing waits for the function and the container has a slot to spare besides.
+    only while nothing waits for the function (a request that comes to wait recalls them).
     """
     def __init__(
         self,

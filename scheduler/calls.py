@@ -42,6 +42,7 @@ GRPC_STATUS: dict[pb.Refusal.ValueType, grpc.StatusCode] = {
     pb.REFUSAL_APP_STOPPED: grpc.StatusCode.NOT_FOUND,
     pb.REFUSAL_QUEUE_TIMEOUT: grpc.StatusCode.RESOURCE_EXHAUSTED,
     pb.REFUSAL_NO_GPU: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    pb.REFUSAL_NO_CAPACITY: grpc.StatusCode.RESOURCE_EXHAUSTED,
     pb.REFUSAL_START_FAILED: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 

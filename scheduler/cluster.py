@@ -7,6 +7,7 @@ from worker and ingress streams, and their decisions go out as messages on those
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import logging
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from protos import overrides as wire_overrides
 from protos import stoker_pb2 as pb
-from scheduler import autoscaler, gpus, placement
+from scheduler import autoscaler, gpus, placement, resources
 from scheduler.container_start import start_command
 from scheduler.model import Container, FunctionState, IngressSession, SlotRefused, Waiter, WorkerSession
 from scheduler.snapshots import live_snapshots
@@ -29,6 +30,14 @@ START_BUDGET = 200  # container starts per upkeep tick (0.25 s): 800/s, never a 
 # Replaced function ids remembered, so a request an ingress routed by its previous table still
 # finds the new version; every reload of `stoker serve` adds one per function.
 REMEMBERED_SUCCESSIONS = 1024
+
+
+class Start(enum.Enum):
+    """What one try to start a container came to."""
+
+    STARTED = "started"
+    NO_ROOM = "no room"  # no worker has the CPU or memory free now (idle containers may make it)
+    LATER = "later"  # no worker has what it needs now, or this tick's start budget is spent
 
 
 class Cluster:
@@ -223,18 +232,17 @@ class Cluster:
             raise
 
     def _enqueue(self, fn: FunctionState, waiter: Waiter) -> None:
-        if not fn.queue:
+        if not fn.queue and any(c.in_flight for c in fn.containers.values()):
             # Slots that ingresses hold idle between requests are not free to the scheduler:
-            # once something has to wait, it wants them back.
+            # once something has to wait, it wants them back (if any is out, any may be held).
             self._recall(fn)
         fn.queue.append(waiter)
         self._scale(fn)
 
     def _recall(self, fn: FunctionState) -> None:
-        if fn.max_inputs > 1:  # a slot is held only if its container had another one free
-            event = pb.IngressEvent(recall=pb.Recall(function_id=fn.id))
-            for ingress in self.ingresses.values():
-                ingress.outbox.put_nowait(event)
+        event = pb.IngressEvent(recall=pb.Recall(function_id=fn.id))
+        for ingress in self.ingresses.values():
+            ingress.outbox.put_nowait(event)
 
     def release(self, ingress: IngressSession, slot_id: int, unreachable: bool = False, retire: str = "") -> None:
         container = ingress.assigned.pop(slot_id, None)
@@ -286,9 +294,11 @@ class Cluster:
                     slot_id=slot_id,
                     container_id=container.id,
                     address=container.address,
-                    # Holding it idle costs nobody a wait only while nothing is queued and the
-                    # container has a slot to spare besides (never with max_inputs=1).
-                    may_hold=not fn.queue and container.in_flight < fn.max_inputs,
+                    # Held while nothing waits for the function: a request that comes to wait
+                    # has the held slots recalled at once (_enqueue), idle ones back within a
+                    # round trip. So a max_inputs=1 container serves one ingress's requests one
+                    # after another without a placement each.
+                    may_hold=not fn.queue,
                 )
             ),
         )
@@ -333,19 +343,36 @@ class Cluster:
         if fn.retired:
             return
         live = sum(1 for c in fn.containers.values() if c.state != "draining")
-        for _ in range(autoscaler.containers_to_start(desired=self._desired(fn), live=live)):
-            if not self._start(fn):
-                break
+        wanted = autoscaler.containers_to_start(desired=self._desired(fn), live=live)
+        for started in range(wanted):
+            outcome = self._start(fn)
+            if outcome is not Start.STARTED:  # why is in fn.scaling, unless the tick's budget ran out
+                if outcome is Start.NO_ROOM:
+                    self._reclaim_idle(fn, wanted - started)
+                return
+        limit = fn.spec.max_containers
+        if fn.queue and limit and live + wanted >= limit:
+            fn.scaling = f"at max_containers={limit}"
+        else:
+            fn.scaling = ""
 
-    def _start(self, fn: FunctionState) -> bool:
+    def _scale_held_back(self) -> None:
+        """Capacity came free: start what functions held back for it want."""
+        for fn in list(self.functions.values()):
+            if fn.scaling and fn.queue:
+                self._scale(fn)
+
+    def _start(self, fn: FunctionState) -> Start:
         """Start one container on the least busy worker that has the GPUs it needs free now.
 
         Each start scans the workers, so starts are rationed per upkeep tick (START_BUDGET): a
         deploy of thousands of containers is spread over ticks instead of stalling the event
         loop (and with it every heartbeat) for seconds."""
         if self.start_budget <= 0:
-            return False  # the next tick goes on
-        candidates = placement.port_free(self.workers.values(), fn.port)
+            return Start.LATER  # the next tick goes on
+        request = fn.request
+        reachable = placement.port_free(self.workers.values(), fn.port)
+        candidates = resources.with_room(reachable, request)
         if fn.gpu:
             fits: dict[str, tuple[int, ...]] = {}
             for w in candidates:
@@ -360,10 +387,19 @@ class Cluster:
             if gpus.unmet(fn.gpu, inventories):
                 message = gpus.unmet_message(fn.spec.name, fn.spec.gpu, fn.gpu, inventories)
                 self._reject_all(fn, pb.REFUSAL_NO_GPU, message)
-            return False  # wait: a worker may join or free its GPUs
+            elif (never := resources.never_fits(fn.spec.name, request, self.workers.values())) is not None:
+                fn.scaling = never
+                self._reject_all(fn, pb.REFUSAL_NO_CAPACITY, never)
+            elif reachable and len(candidates) < len(reachable):
+                fn.scaling = resources.held_back(request, reachable)
+                return Start.NO_ROOM
+            return Start.LATER  # wait: a worker may join or free its GPUs
         self.start_budget -= 1
         devices = fits[worker.info.worker_id] if fn.gpu else ()
-        container = Container(id=f"ct-{uuid.uuid4().hex[:12]}", function=fn, worker=worker, gpu_indices=devices)
+        container = Container(
+            id=f"ct-{uuid.uuid4().hex[:12]}", function=fn, worker=worker, gpu_indices=devices, request=request
+        )
+        worker.reserve(request)
         self.containers[container.id] = container
         fn.containers[container.id] = container
         worker.containers.add(container.id)
@@ -379,7 +415,36 @@ class Cluster:
             worker.id,
             f" with GPUs {list(devices)}" if devices else "",
         )
-        return True
+        return Start.STARTED
+
+    def _reclaim_idle(self, fn: FunctionState, count: int) -> None:
+        """`count` containers of `fn` wait for CPU or memory that idle containers of other
+        functions hold: stop the longest idle of those (never below what their functions want kept,
+        min_containers included) until the workers will have room for them; their exits start
+        `fn`'s containers. Containers already on their way out count as room."""
+        one = fn.request
+        for worker in placement.port_free(self.workers.values(), fn.port):
+            if count <= 0:
+                return
+            on_worker = [self.containers[i] for i in worker.containers if i in self.containers]
+            free = resources.Free.of(worker, [c.request for c in on_worker if c.state == "draining"])
+            idle = sorted(
+                (c for c in on_worker if c.state == "warm" and c.in_flight == 0 and c.function is not fn),
+                key=lambda c: c.idle_since,
+            )
+            chosen: list[Container] = []
+            for c in idle:
+                if free.how_many(one) >= count:
+                    break
+                kept = c.function
+                live = sum(1 for o in kept.containers.values() if o.state != "draining" and o not in chosen)
+                if live > self._desired(kept):
+                    chosen.append(c)
+                    free = free.plus(c.request)
+            for c in chosen:
+                log.info("stopping %s, idle, to make room for %s", c.id, fn.id)
+                self._stop(c)
+            count -= free.how_many(one)
 
     def gpu_inventories(self) -> dict[str, Sequence[pb.Gpu]]:
         """Each connected worker's GPUs, by worker id."""
@@ -509,6 +574,7 @@ class Cluster:
         container.worker.containers.discard(container_id)
         container.worker.gpus_in_use.difference_update(container.gpu_indices)
         container.worker.ports_in_use.discard(fn.port)
+        container.worker.give_back(container.request)
         was_starting = container.state == "starting"
         self._draining(container)
         log.info("%s exited: %s", container_id, reason or "stopped")
@@ -519,8 +585,9 @@ class Cluster:
             self._reject_all(
                 fn, pb.REFUSAL_START_FAILED, f"the container for {fn.spec.name!r} failed to start: {reason}"
             )
-            return
-        self._scale(fn)
+        else:
+            self._scale(fn)
+        self._scale_held_back()  # its CPU and memory are free again
 
     # ------------------------------------------------------------ ingresses
 

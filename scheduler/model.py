@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from protos.overrides import describe as describe_overrides
 from protos.overrides import parse as parse_overrides
 from scheduler.gpus import GpuOption
 from scheduler.image_spec import image_id
+from scheduler.resources import MIB, NO_REQUEST, Request
 from scheduler.store import AppRecord
 
 
@@ -28,6 +30,8 @@ class WorkerSession:
     last_heartbeat: float = field(default_factory=time.monotonic)
     gpus_in_use: set[int] = field(default_factory=set)  # indices into info.gpus
     ports_in_use: set[int] = field(default_factory=set)  # held by its @web_server containers
+    cpu_reserved: float = 0.0  # what its containers requested (scheduler/resources.py)
+    memory_reserved_mib: int = 0
     reader: asyncio.Future[None] | None = None  # consumes its stream; cancelled to hang up on it
 
     def hang_up(self) -> None:
@@ -42,6 +46,22 @@ class WorkerSession:
     @property
     def container_count(self) -> int:
         return len(self.containers)
+
+    @property
+    def cpu_capacity(self) -> float:
+        return float(self.info.cpu_count) if self.info.cpu_count > 0 else math.inf  # 0: it did not say
+
+    @property
+    def memory_capacity_mib(self) -> int:
+        return self.info.memory_bytes // MIB  # 0: it did not say, and is not limited
+
+    def reserve(self, request: Request) -> None:
+        self.cpu_reserved += request.cpu
+        self.memory_reserved_mib += request.memory_mib
+
+    def give_back(self, request: Request) -> None:
+        self.cpu_reserved = max(0.0, self.cpu_reserved - request.cpu)
+        self.memory_reserved_mib = max(0, self.memory_reserved_mib - request.memory_mib)
 
     @property
     def own_networks(self) -> bool:
@@ -98,6 +118,7 @@ class Container:
     in_flight: int = 0
     idle_since: float = field(default_factory=time.monotonic)
     gpu_indices: tuple[int, ...] = ()
+    request: Request = NO_REQUEST  # the CPU and memory it reserves on its worker
     # Set when its worker said it exited, and why ("": it stopped as asked): a call it was
     # running fails with the why ("ran out of memory at 256 MiB"), which comes a moment after
     # the call's stream broke.
@@ -135,6 +156,7 @@ class FunctionState:
     parameters: bytes = b""  # canonical (protos/parameters.py); b"": the defaults
     overrides: bytes = b""  # canonical (protos/overrides.py); b"": the deployed options
     pools: dict[tuple[bytes, bytes], FunctionState] = field(default_factory=dict)  # by (parameters, overrides)
+    scaling: str = ""  # why the autoscaler starts none of the containers it wants now ("": it is not held back)
 
     @property
     def url(self) -> str:
@@ -153,6 +175,11 @@ class FunctionState:
         """Inputs each container takes at once: `@concurrent`'s max_inputs, or a batched
         function's max_batch_size (its batches fill from that many slots)."""
         return max(1, self.spec.max_inputs, call_rules.batch_size(self.spec))
+
+    @functools.cached_property
+    def request(self) -> Request:
+        """The CPU and memory each of its containers reserves (Modal's defaults when unnamed)."""
+        return Request.of(self.spec)
 
     @functools.cached_property
     def image_id(self) -> str:

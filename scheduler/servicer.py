@@ -266,6 +266,10 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                     containers=w.container_count,
                     gpus_in_use=sorted(w.gpus_in_use),
                     last_heartbeat_age=max(0.0, now - w.last_heartbeat),
+                    cpu_count=w.info.cpu_count,
+                    memory_bytes=w.info.memory_bytes,
+                    cpu_reserved=w.cpu_reserved,
+                    memory_reserved_mib=w.memory_reserved_mib,
                 )
                 for w in sorted(c.workers.values(), key=lambda w: w.id)
             ],
@@ -291,6 +295,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                     queued=len(fn.queue),
                     containers=len(fn.containers),
                     gpu=fn.spec.gpu,
+                    scaling=fn.scaling if fn.queue else "",
                 )
                 for fn in functions
             ],

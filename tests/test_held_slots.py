@@ -52,10 +52,30 @@ def test_a_request_that_ends_late_leaves_the_next_ones_slot_alone(holding: Clust
     third.join()
 
 
-def test_a_function_with_one_input_per_container_is_never_held(holding: Cluster) -> None:
+def test_a_function_with_one_input_per_container_is_held_too(holding: Cluster) -> None:
     url = holding.deploy("held_slots.py")["single"]
-    assert holding.get(url).text == '"one at a time"'
-    assert wait_until(lambda: in_flight(holding, "single") == [0], 10)
+    for _ in range(5):
+        assert holding.get(url).text == '"one at a time"'
+    # The seed's defaults: one input at a time, and the ingress holds its container's one slot
+    # between requests (the scheduler placed the first request only).
+    assert in_flight(holding, "single") == [1]
+
+
+def test_a_held_single_slot_is_recalled_when_another_ingress_asks(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, STOKER_INGRESS_SLOT_LINGER=LONG_LINGER) as cluster:
+        url = cluster.deploy("held_slots.py")["single"]
+        assert cluster.get(url).status_code == 200
+        assert in_flight(cluster, "single") == [1]  # held idle by the first ingress
+        process, port = start_extra_ingress(cluster, tmp_path)
+        try:
+            _, host = split_url(url)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"host": host}, timeout=60) as second:
+                # max_containers=1: the second ingress's request waits for the held slot, which
+                # only a recall frees within the wait (the linger would take 30 s).
+                assert wait_until(lambda: second.get("/").status_code == 200, 20)
+                assert len(cluster.warm_containers("single")) == 1
+        finally:
+            assert stop_process(process, signal.SIGTERM) == 0
 
 
 def test_a_held_slot_is_recalled_when_another_ingress_must_wait(tmp_path: Path) -> None:

@@ -47,7 +47,11 @@ def test_an_empty_cluster_has_one_worker_and_no_containers(shared_cluster: Clust
     assert status.ingresses == 1
     worker = status.workers[0]
     assert worker.containers == 0 and not worker.gpus and worker.last_heartbeat_age < 60
-    assert _row(text, worker.worker_id)[2:4] == ["0", "none"]
+    assert worker.cpu_count >= 1 and worker.cpu_reserved == 0 and worker.memory_bytes > 0
+    row = _row(text, worker.worker_id)
+    # containers, CPU reserved of the worker's cores, memory reserved of its GiB, GPUs
+    assert row[2:5] == ["0", f"0/{worker.cpu_count}", f"0.0/{worker.memory_bytes / 2**30:.1f}"]
+    assert row[6] == "none"
     assert "No containers are running." in text
 
 
@@ -109,10 +113,24 @@ def test_format_shows_gpus_in_use_queues_and_draining_containers() -> None:
                 containers=2,
                 gpus_in_use=[1],
                 last_heartbeat_age=1.25,
+                cpu_count=2,
+                memory_bytes=16 * 2**30,
+                cpu_reserved=1.25,
+                memory_reserved_mib=2048,
             )
         ],
         ingresses=1,
-        functions=[pb.FunctionInfo(app_name="llm", function="generate", version=3, queued=4, containers=2, gpu="H100")],
+        functions=[
+            pb.FunctionInfo(
+                app_name="llm",
+                function="generate",
+                version=3,
+                queued=4,
+                containers=2,
+                gpu="H100",
+                scaling="no worker has 1 CPU and 128 MiB free (1.25 of 2 CPUs, 2048 of 16384 MiB reserved)",
+            )
+        ],
         containers=[
             pb.ContainerInfo(
                 container_id="ct-a",
@@ -131,8 +149,22 @@ def test_format_shows_gpus_in_use_queues_and_draining_containers() -> None:
     )
     text = format_status(status)
 
-    assert _row(text, "w1") == ["w1", "box", "2", "1/2", "used:", "A10G,", "H100", "1.2s", "ago"]
+    assert _row(text, "w1") == [
+        "w1",
+        "box",
+        "2",
+        "1.25/2",
+        "2.0/16.0",
+        "GiB",
+        "1/2",
+        "used:",
+        "A10G,",
+        "H100",
+        "1.2s",
+        "ago",
+    ]
     assert _row(text, "llm") == ["llm", "generate", "3", "2", "4", "H100"]
+    assert "llm.generate: 4 queued, no container started: no worker has 1 CPU and 128 MiB free" in text
     assert _row(text, "ct-a") == ["ct-a", "llm.generate", "w1", "warm", "1/1", "1:H100"]
     assert _row(text, "ct-b") == ["ct-b", "llm.generate", "w1", "draining", "0/1", "-"]
 

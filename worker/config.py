@@ -16,6 +16,10 @@ class WorkerConfig:
     bind_host: str = "127.0.0.1"  # where containers listen
     advertise_host: str = "127.0.0.1"  # how ingresses reach them
     gpus: str = ""  # "A10G:24,H100:80" declares GPUs instead of reading NVML
+    # What containers' cpu= and memory= requests are placed against; 0: the cores this process may
+    # run on, and the machine's memory.
+    cpus: int = 0
+    memory_mib: int = 0
     heartbeat_interval: float = 2.0
     container_ready_timeout: float = 120.0
     fork_containers: bool = True  # fork containers from a pre-imported template (fast cold starts)

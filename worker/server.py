@@ -222,8 +222,8 @@ class WorkerServer:
         register = pb.WorkerRegister(
             worker_id=self.config.worker_id,
             hostname=os.uname().nodename,
-            cpu_count=os.cpu_count() or 1,
-            memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            cpu_count=self.config.cpus or len(os.sched_getaffinity(0)),  # the cores it may run on
+            memory_bytes=self.config.memory_mib * 2**20 or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             gpus=self._gpus,
             own_networks=self._own_networks,  # two @web_server(8000) containers fit side by side
         )

@@ -87,6 +87,18 @@ def worker(
     gpus: Annotated[str, typer.Option(envvar="STOKER_WORKER_GPUS", help="Declare GPUs: 'A10G:24,H100:80'.")] = (
         WorkerConfig.gpus
     ),
+    cpus: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar="STOKER_WORKER_CPUS", help="Cores containers' cpu= requests fit in. 0: those it may run on."
+        ),
+    ] = WorkerConfig.cpus,
+    memory: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar="STOKER_WORKER_MEMORY", help="MiB containers' memory= requests fit in. 0: the machine's."
+        ),
+    ] = WorkerConfig.memory_mib,
     fork: Annotated[bool, typer.Option(envvar="STOKER_WORKER_FORK", help="Fork containers from a template.")] = (
         WorkerConfig.fork_containers
     ),
@@ -217,6 +229,8 @@ def worker(
         bind_host=bind_host,
         advertise_host=advertise_host,
         gpus=gpus,
+        cpus=cpus,
+        memory_mib=memory,
         fork_containers=fork,
         image_dir=image_dir,
         uv_cache_dir=uv_cache_dir,

@@ -40,10 +40,28 @@ def format_status(status: pb.StatusResponse) -> str:
 def _workers(status: pb.StatusResponse) -> str:
     if not status.workers:
         return "No workers are registered."
-    rows: list[Row] = [("ID", "HOST", "CONTAINERS", "GPUS", "HEARTBEAT")]
+    rows: list[Row] = [("ID", "HOST", "CONTAINERS", "CPU", "MEMORY", "GPUS", "HEARTBEAT")]
     for w in status.workers:
-        rows.append((w.worker_id, w.hostname, str(w.containers), gpu_summary(w), f"{_age(w.last_heartbeat_age)} ago"))
+        rows.append(
+            (
+                w.worker_id,
+                w.hostname,
+                str(w.containers),
+                f"{w.cpu_reserved:g}/{w.cpu_count}",
+                memory_summary(w),
+                gpu_summary(w),
+                f"{_age(w.last_heartbeat_age)} ago",
+            )
+        )
     return _table(rows)
+
+
+def memory_summary(worker: pb.WorkerInfo) -> str:
+    """Reserved of total, in GiB: `"2.0/15.6 GiB"` (a worker that did not say: reserved only)."""
+    reserved = worker.memory_reserved_mib / 1024
+    if not worker.memory_bytes:
+        return f"{reserved:.1f} GiB"
+    return f"{reserved:.1f}/{worker.memory_bytes / 2**30:.1f} GiB"
 
 
 def _ingresses(count: int) -> str:
@@ -56,9 +74,12 @@ def _functions(functions: Sequence[pb.FunctionInfo]) -> str:
     if not functions:
         return "No apps are running."
     rows: list[Row] = [("APP", "FUNCTION", "VERSION", "CONTAINERS", "QUEUED", "GPU")]
+    held_back = []
     for f in functions:
         rows.append((f.app_name, f.function, str(f.version), str(f.containers), str(f.queued), f.gpu or "-"))
-    return _table(rows)
+        if f.scaling:
+            held_back.append(f"{f.app_name}.{f.function}: {f.queued} queued, no container started: {f.scaling}")
+    return "\n".join([_table(rows), *held_back])
 
 
 def _containers(status: pb.StatusResponse) -> str:

@@ -15,13 +15,14 @@ def _setup(tmp_path: Path, max_inputs: int) -> tuple[Cluster, IngressSession, Fu
     return h.cluster, h.ingress, h.fn
 
 
-def test_a_slot_may_be_held_while_its_container_has_another_free(tmp_path: Path) -> None:
+def test_a_slot_may_be_held_while_nothing_waits_for_the_function(tmp_path: Path) -> None:
     cluster, ingress, fn = _setup(tmp_path, max_inputs=2)
-    cluster.acquire(ingress, 1, fn.id)  # queued: no container yet
+    cluster.acquire(ingress, 1, fn.id)  # queued: no container yet, and no slot out to recall
+    assert kinds(events(ingress)) == []
     warm(cluster, fn)
-    cluster.acquire(ingress, 2, fn.id)
+    cluster.acquire(ingress, 2, fn.id)  # its last free slot: held too, as nothing waits
     assignments = [e.assignment for e in events(ingress) if e.HasField("assignment")]
-    assert [(a.slot_id, a.may_hold) for a in assignments] == [(1, True), (2, False)]
+    assert [(a.slot_id, a.may_hold) for a in assignments] == [(1, True), (2, True)]
 
 
 def test_a_request_that_must_wait_recalls_the_functions_held_slots(tmp_path: Path) -> None:
@@ -43,14 +44,19 @@ def test_a_request_that_must_wait_recalls_the_functions_held_slots(tmp_path: Pat
     assert (event.assignment.slot_id, event.assignment.may_hold) == (2, False)  # still one waiting
 
 
-def test_one_input_per_container_is_never_held_nor_recalled(tmp_path: Path) -> None:
+def test_one_input_per_container_is_held_while_nothing_waits_and_recalled_when_a_request_must(
+    tmp_path: Path,
+) -> None:
     cluster, ingress, fn = _setup(tmp_path, max_inputs=1)
     warm(cluster, fn)
     cluster.acquire(ingress, 1, fn.id)
-    cluster.acquire(ingress, 2, fn.id)  # waits, with no recall: nothing can be held
-    sent = events(ingress)
-    assert kinds(sent) == ["assignment"]
-    assert not sent[0].assignment.may_hold
+    (granted,) = events(ingress)
+    assert granted.assignment.may_hold  # the ingress's next request may go straight there
+    cluster.acquire(ingress, 2, fn.id)  # the one slot is out: this waits, and asks for it back
+    assert kinds(events(ingress)) == ["recall"]
+    cluster.release(ingress, 1)
+    (event,) = events(ingress)
+    assert (event.assignment.slot_id, event.assignment.may_hold) == (2, True)  # nothing else waits
 
 
 def test_a_draining_container_recalls_its_held_slots(tmp_path: Path) -> None:
