@@ -46,6 +46,9 @@ class Cluster:
         self.workspace = workspace
         self.route_version = 0
         self.start_budget = START_BUDGET
+        # Bumped whenever a worker's free CPU or memory may have grown or shrunk: a function held
+        # back for room is tried again only then, not on each of its queued requests.
+        self.capacity_epoch = 0
         self._call_key = call_key  # mints containers' call credentials (scheduler/call_credentials.py)
         self._proxy_tokens: list[pb.ProxyToken] = []  # what ingresses check proxy auth against
         self._secrets: Mapping[str, Mapping[str, str]] = {}  # name -> values, for container environments
@@ -344,11 +347,15 @@ class Cluster:
             return
         live = sum(1 for c in fn.containers.values() if c.state != "draining")
         wanted = autoscaler.containers_to_start(desired=self._desired(fn), live=live)
+        epoch, wanted_then = fn.held_back
+        if wanted and epoch == self.capacity_epoch and wanted <= wanted_then:
+            return  # no room came free since the last try, nor is more wanted: nothing would change
         for started in range(wanted):
             outcome = self._start(fn)
             if outcome is not Start.STARTED:  # why is in fn.scaling, unless the tick's budget ran out
                 if outcome is Start.NO_ROOM:
                     self._reclaim_idle(fn, wanted - started)
+                    fn.held_back = (self.capacity_epoch, wanted)
                 return
         limit = fn.spec.max_containers
         if fn.queue and limit and live + wanted >= limit:
@@ -400,6 +407,7 @@ class Cluster:
             id=f"ct-{uuid.uuid4().hex[:12]}", function=fn, worker=worker, gpu_indices=devices, request=request
         )
         worker.reserve(request)
+        self.capacity_epoch += 1
         self.containers[container.id] = container
         fn.containers[container.id] = container
         worker.containers.add(container.id)
@@ -533,6 +541,7 @@ class Cluster:
 
     def add_worker(self, worker: WorkerSession) -> None:
         self.workers[worker.id] = worker
+        self.capacity_epoch += 1
         # First, so that a worker back from a disconnection drops what retired meanwhile.
         worker.outbox.put_nowait(live_snapshots(self.functions.values()))
         self.scale_all()
@@ -575,6 +584,7 @@ class Cluster:
         container.worker.gpus_in_use.difference_update(container.gpu_indices)
         container.worker.ports_in_use.discard(fn.port)
         container.worker.give_back(container.request)
+        self.capacity_epoch += 1
         was_starting = container.state == "starting"
         self._draining(container)
         log.info("%s exited: %s", container_id, reason or "stopped")

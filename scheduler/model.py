@@ -157,6 +157,8 @@ class FunctionState:
     overrides: bytes = b""  # canonical (protos/overrides.py); b"": the deployed options
     pools: dict[tuple[bytes, bytes], FunctionState] = field(default_factory=dict)  # by (parameters, overrides)
     scaling: str = ""  # why the autoscaler starts none of the containers it wants now ("": it is not held back)
+    # (Cluster.capacity_epoch, containers wanted) when it last found no room for them.
+    held_back: tuple[int, int] = (-1, 0)
 
     @property
     def url(self) -> str:

@@ -13,8 +13,11 @@ from tests.conftest import Cluster, program_result, run_program, running_cluster
 
 @pytest.fixture(scope="module")
 def gpu_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A cluster whose worker declares one GPU, so that gpu= overrides can be placed."""
-    with running_cluster(tmp_path_factory.mktemp("options"), STOKER_WORKER_GPUS="A10G:24") as c:
+    """A cluster whose worker declares one GPU, so that gpu= overrides can be placed, and four
+    cores, so that a cpu=2 variant fits beside the deployed options' containers (on fewer, idle
+    ones of those would stop to make room: scheduler/resources.py)."""
+    env = {"STOKER_WORKER_GPUS": "A10G:24", "STOKER_WORKER_CPUS": "4"}
+    with running_cluster(tmp_path_factory.mktemp("options"), **env) as c:
         created = c.stoker("secret", "create", "option-secret", "OPTION_TOKEN=from-secret")
         assert created.returncode == 0, created.stdout + created.stderr
         yield c
